@@ -1,0 +1,59 @@
+"""gastown: a work-execution engine for teams of coding agents.
+
+The public API is re-exported here and loaded lazily (PEP 562), so that the
+hot ``bd`` commands import only the ledger and the standard library.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Ledger": "gastown.ledger.core",
+    "Filter": "gastown.ledger.core",
+    "Bead": "gastown.ledger.model",
+    "Store": "gastown.ledger.store",
+    "open_store": "gastown.ledger.store",
+    "export_jsonl": "gastown.ledger.jsonl",
+    "import_jsonl": "gastown.ledger.jsonl",
+    "ImportReport": "gastown.ledger.jsonl",
+    "GastownError": "gastown.errors",
+    "UsageError": "gastown.errors",
+    "NotFoundError": "gastown.errors",
+    "ConflictError": "gastown.errors",
+    "ValidationError": "gastown.errors",
+    "CycleError": "gastown.errors",
+    "ImportFormatError": "gastown.errors",
+    "StorageError": "gastown.errors",
+    "NotInitializedError": "gastown.errors",
+    "FormulaError": "gastown.errors",
+    "TownError": "gastown.errors",
+    "ProviderError": "gastown.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .errors import (ConflictError, CycleError, FormulaError, GastownError,
+                         ImportFormatError, NotFoundError, NotInitializedError, ProviderError,
+                         StorageError, TownError, UsageError, ValidationError)
+    from .ledger.core import Filter, Ledger
+    from .ledger.jsonl import ImportReport, export_jsonl, import_jsonl
+    from .ledger.model import Bead
+    from .ledger.store import Store, open_store
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gastown' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,583 @@
+"""The :class:`Ledger`: the one Python API over a beads store.
+
+Everything the ``bd`` command line does is a method here.  Writes go through
+:meth:`Ledger.transaction`, which hands out a :class:`~.ops.Txn` bound to one
+backend transaction: the change, its event and the ready-state refresh commit
+together or not at all (DESIGN §2.4).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import ConflictError, NotFoundError, StorageError, UsageError, ValidationError
+from . import discovery, ids as _ids, ready as _ready, timefmt
+from .model import Bead
+from .ops import Txn
+from .query import Filter, json_objects_sql, order_sql, ready_sql, where_sql
+from .rows import SELECT_COLUMNS, bead_from_row, load_json
+from .store import Store, open_store
+
+__all__ = ["Ledger", "Filter"]
+
+_PREFIX_CLEAN = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class Ledger:
+    """A beads ledger opened on one backend.
+
+    Open one with :meth:`open` (discovery like git, or an explicit URL/path) or
+    create one with :meth:`init`.  Every mutating method is one transaction.
+    """
+
+    def __init__(self, store: Store, actor: str | None = None,
+                 beads_dir: str | None = None) -> None:
+        self.store = store
+        self.actor = actor or discovery.default_actor()
+        self.beads_dir = beads_dir
+        self._prefix: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, db: str | None = None, *, cwd: str | None = None,
+             actor: str | None = None) -> Ledger:
+        """Open the ledger named by ``db`` (URL or path), or found upward from ``cwd``."""
+        url, beads_dir = discovery.resolve_url(db, cwd)
+        if not url.startswith(("postgres", "sqlite:")) and not os.path.exists(url):
+            raise StorageError(f"no ledger database at {url}")
+        return cls(open_store(url), actor=actor, beads_dir=beads_dir)
+
+    @classmethod
+    def init(cls, directory: str = ".", *, prefix: str | None = None, db: str | None = None,
+             actor: str | None = None, destroy_existing: bool = False) -> Ledger:
+        """Create ``DIRECTORY/.beads/`` with a fresh ledger.
+
+        Refuses when a ledger is already there unless ``destroy_existing`` is set.
+        ``db`` selects a server URL (written to ``.beads/config.toml``) instead of
+        the embedded SQLite file.
+        """
+        directory = os.path.abspath(directory)
+        if not os.path.isdir(directory):
+            raise NotFoundError(f"directory {directory} does not exist")
+        beads_dir = os.path.join(directory, discovery.BEADS_DIR)
+        db_path = os.path.join(beads_dir, discovery.DB_FILE)
+        prefix = prefix or _PREFIX_CLEAN.sub("-", os.path.basename(directory)).strip("-") or "bd"
+        if not _ids.is_valid_prefix(prefix):
+            raise ValidationError(f"invalid prefix {prefix!r}: letters, digits, '-' and '_'")
+        config_path = os.path.join(beads_dir, discovery.CONFIG_FILE)
+        existing = os.path.exists(db_path) or (db is None and os.path.exists(config_path))
+        if existing and not destroy_existing:
+            raise ConflictError(
+                f"a ledger already exists at {beads_dir}; refusing to touch it "
+                "(pass --destroy-existing to replace it; its data will be lost)")
+        os.makedirs(beads_dir, exist_ok=True)
+        if destroy_existing:
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(db_path + suffix):
+                    os.remove(db_path + suffix)
+        if db:
+            if not db.startswith(("postgres://", "postgresql://")):
+                raise UsageError(f"--db for init must be a postgresql:// URL, not {db!r}")
+            with open(config_path, "w", encoding="utf-8") as fh:
+                fh.write(f'# written by bd init\ndatabase = "{db}"\n')
+            store = open_store(db)
+            if destroy_existing:
+                _drop_all(store)
+                store.close()
+                store = open_store(db)
+        else:
+            store = open_store(db_path)
+        gitignore = os.path.join(beads_dir, ".gitignore")
+        if not os.path.exists(gitignore):
+            with open(gitignore, "w", encoding="utf-8") as fh:
+                fh.write("# the database is local; issues.jsonl is what git shares\n"
+                         "beads.db\nbeads.db-*\n*.lock\n")
+        ledger = cls(store, actor=actor, beads_dir=beads_dir)
+        ledger._prefix = prefix
+        with ledger.transaction() as t:
+            t.kv_set("issue_prefix", prefix, table="config")
+            t.emit("ledger.init", None, {"prefix": prefix})
+        return ledger
+
+    def close(self) -> None:
+        """Release the backend's connections."""
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def prefix(self) -> str:
+        """The id prefix new beads get (``issue_prefix`` in config)."""
+        if self._prefix is None:
+            with self.store.read() as tx:
+                value = tx.scalar("SELECT value FROM config WHERE key = 'issue_prefix'")
+            self._prefix = str(value) if value else "bd"
+        return self._prefix
+
+    @contextmanager
+    def transaction(self, actor: str | None = None) -> Iterator[Txn]:
+        """One atomic unit of changes: ``with ledger.transaction() as t: t.create(…)``."""
+        prefix = self.prefix
+        with self.store.write() as tx:
+            yield Txn(tx, actor or self.actor, prefix)
+
+    # -------------------------------------------------------------- writes
+    def create(self, title: str, **fields: Any) -> Bead:
+        """Create a bead; see :meth:`Txn.create` for the fields."""
+        with self.transaction() as t:
+            return t.create(title, **fields)
+
+    def update(self, bead_id: str, **changes: Any) -> Bead:
+        """Set fields on a bead (beads' field names)."""
+        with self.transaction() as t:
+            return t.update(bead_id, **changes)
+
+    def claim(self, bead_id: str, assignee: str | None = None) -> Bead:
+        """Atomically claim an open, unassigned bead (DESIGN §3.5)."""
+        prefix = self.prefix
+        with self.store.claim() as tx:
+            return Txn(tx, self.actor, prefix).claim(bead_id, assignee)
+
+    def claim_next(self, f: Filter | None = None, assignee: str | None = None) -> Bead | None:
+        """Claim the first ready bead (matching ``f``); None when nothing is ready."""
+        extra, params = where_sql(f or Filter())
+        prefix = self.prefix
+        with self.store.claim() as tx:
+            return Txn(tx, self.actor, prefix).claim_next(extra, params, assignee)
+
+    def close_beads(self, bead_ids: Sequence[str], reason: str | None = None,
+                    force: bool = False) -> list[Bead]:
+        """Close several beads in one transaction (all or none)."""
+        with self.transaction() as t:
+            return [t.close(b, reason=reason, force=force) for b in bead_ids]
+
+    def close_bead(self, bead_id: str, reason: str | None = None, force: bool = False) -> Bead:
+        """Close one bead; refused with open blockers or children unless ``force``."""
+        return self.close_beads([bead_id], reason, force)[0]
+
+    def reopen(self, bead_id: str, reason: str | None = None) -> Bead:
+        """Reopen a closed bead."""
+        with self.transaction() as t:
+            return t.reopen(bead_id, reason)
+
+    def delete(self, bead_id: str, cascade: bool = False) -> list[str]:
+        """Delete a bead (ids are retired, never reused); returns the ids deleted."""
+        with self.transaction() as t:
+            return t.delete(bead_id, cascade)
+
+    def add_dep(self, issue_id: str, depends_on_id: str, dep_type: str = "blocks") -> bool:
+        """``issue_id`` depends on ``depends_on_id``; cycles of blocking edges are refused."""
+        with self.transaction() as t:
+            return t.add_dep(issue_id, depends_on_id, dep_type)
+
+    def remove_dep(self, issue_id: str, depends_on_id: str, dep_type: str | None = None) -> int:
+        """Remove the edge(s) between two beads."""
+        with self.transaction() as t:
+            return t.remove_dep(issue_id, depends_on_id, dep_type)
+
+    def add_label(self, bead_id: str, label: str) -> bool:
+        """Add a label to a bead."""
+        with self.transaction() as t:
+            return t.add_label(bead_id, label)
+
+    def remove_label(self, bead_id: str, label: str) -> bool:
+        """Remove a label from a bead."""
+        with self.transaction() as t:
+            return t.remove_label(bead_id, label)
+
+    def add_comment(self, bead_id: str, text: str, author: str | None = None) -> dict[str, Any]:
+        """Append a comment."""
+        with self.transaction() as t:
+            return t.add_comment(bead_id, text, author)
+
+    def kv_set(self, key: str, value: str) -> None:
+        """Set a key in the ledger's key/value store."""
+        with self.transaction() as t:
+            t.kv_set(key, value)
+
+    def kv_clear(self, key: str) -> bool:
+        """Remove a key from the key/value store."""
+        with self.transaction() as t:
+            return t.kv_clear(key)
+
+    def set_config(self, key: str, value: str) -> None:
+        """Set a ledger configuration value (``issue_prefix``, …)."""
+        with self.transaction() as t:
+            t.kv_set(key, value, table="config")
+        if key == "issue_prefix":
+            self._prefix = value
+
+    # --------------------------------------------------------------- reads
+    def get(self, bead_id: str) -> Bead:
+        """One bead (labels included) or :class:`NotFoundError`."""
+        with self.store.read() as tx:
+            return Txn(tx, self.actor, "").get(bead_id)
+
+    def exists(self, bead_id: str) -> bool:
+        """True when the bead exists."""
+        with self.store.read() as tx:
+            return tx.one("SELECT 1 FROM issues WHERE id = ?", (bead_id,)) is not None
+
+    def resolve_id(self, partial: str) -> str:
+        """A full id from a full id, an id without prefix, or a unique id prefix."""
+        with self.store.read() as tx:
+            if tx.one("SELECT 1 FROM issues WHERE id = ?", (partial,)):
+                return partial
+            candidates = [f"{self.prefix}-{partial}"] if "-" not in partial else []
+            for c in candidates:
+                if tx.one("SELECT 1 FROM issues WHERE id = ?", (c,)):
+                    return c
+            like = partial.replace("%", "").replace("_", "") + "%"
+            rows = tx.query("SELECT id FROM issues WHERE id LIKE ? ORDER BY id LIMIT 6", (like,))
+            if len(rows) == 1:
+                return str(rows[0][0])
+            if len(rows) > 1:
+                shown = ", ".join(r[0] for r in rows[:5])
+                raise ConflictError(f"ambiguous id {partial!r}: matches {shown}")
+        raise NotFoundError(f"no issue found matching {partial!r}")
+
+    def show(self, bead_id: str) -> Bead:
+        """A bead with its ``dependencies``, ``dependents`` and ``comments``."""
+        with self.store.read() as tx:
+            bead = Txn(tx, self.actor, "").get(bead_id)
+            bead["dependencies"] = self._edges(tx, "issue_id", bead_id)
+            bead["dependents"] = self._edges(tx, "depends_on_id", bead_id)
+            bead["comments"] = self._comments(tx, bead_id)
+            return bead
+
+    def _edges(self, tx: Any, column: str, bead_id: str) -> list[dict[str, Any]]:
+        other = "depends_on_id" if column == "issue_id" else "issue_id"
+        rows = tx.query(
+            f"SELECT d.issue_id, d.depends_on_id, d.type, d.created_at, d.created_by, d.metadata, "
+            f"t.title, t.status, t.priority, t.issue_type FROM dependencies d "
+            f"LEFT JOIN issues t ON t.id = d.{other} WHERE d.{column} = ? "
+            f"ORDER BY d.{other}", (bead_id,))
+        out = []
+        for r in rows:
+            edge: dict[str, Any] = {"issue_id": r[0], "depends_on_id": r[1], "type": r[2],
+                                    "created_at": r[3]}
+            if r[4]:
+                edge["created_by"] = r[4]
+            if r[5]:
+                edge["metadata"] = load_json(r[5])
+            if r[6] is not None:
+                edge.update(id=r[0] if column == "depends_on_id" else r[1], title=r[6],
+                            status=r[7], priority=r[8], issue_type=r[9])
+            out.append(edge)
+        return out
+
+    def _comments(self, tx: Any, bead_id: str) -> list[dict[str, Any]]:
+        rows = tx.query("SELECT id, issue_id, author, text, created_at FROM comments "
+                        "WHERE issue_id = ? ORDER BY created_at, seq", (bead_id,))
+        return [{"id": int(r[0]) if str(r[0]).isdigit() else r[0], "issue_id": r[1],
+                 "author": r[2], "text": r[3], "created_at": r[4]} for r in rows]
+
+    def comments(self, bead_id: str) -> list[dict[str, Any]]:
+        """The comments on a bead, oldest first."""
+        with self.store.read() as tx:
+            Txn(tx, self.actor, "").status_of(bead_id)
+            return self._comments(tx, bead_id)
+
+    def list(self, f: Filter | None = None, *, sort: str | None = None, reverse: bool = False,
+             limit: int = 0) -> list[Bead]:
+        """Beads matching a filter (all when ``f`` is None), sorted; ``limit`` 0 = all."""
+        extra, params = where_sql(f or Filter())
+        sql = (f"SELECT {SELECT_COLUMNS} FROM issues WHERE 1 = 1{extra} "
+               f"ORDER BY {order_sql(sort, reverse)}")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self.store.read() as tx:
+            return self._beads(tx, tx.query(sql, params))
+
+    def _beads(self, tx: Any, rows: list[tuple[Any, ...]]) -> list[Bead]:
+        if not rows:
+            return []
+        labels: dict[str, list[str]] = {}
+        ids_ = [r[0] for r in rows]
+        for start in range(0, len(ids_), 500):
+            part = ids_[start:start + 500]
+            for issue_id, label in tx.query(
+                    f"SELECT issue_id, label FROM labels WHERE issue_id IN "
+                    f"({', '.join('?' * len(part))}) ORDER BY label", part):
+                labels.setdefault(issue_id, []).append(label)
+        return [bead_from_row(r, labels.get(r[0])) for r in rows]
+
+    def ready(self, f: Filter | None = None, limit: int = 0) -> list[Bead]:
+        """The ready beads (DESIGN §3.4) in ready order; ``limit`` 0 = all."""
+        f = f or Filter()
+        extra, params = where_sql(f)
+        sql = f"SELECT {SELECT_COLUMNS} {ready_sql(extra, bool(f.mol))}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self.store.read() as tx:
+            return self._beads(tx, tx.query(sql, [timefmt.now(), *params]))
+
+    def ready_json(self, f: Filter | None = None, limit: int = 0) -> str:
+        """The ready set as one JSON array text, built inside the database (hot path)."""
+        f = f or Filter()
+        extra, params = where_sql(f)
+        inner = f"SELECT metadata, {self.store.json_object_sql(json_objects_sql(self.store))} AS o "
+        inner += ready_sql(extra, bool(f.mol))
+        if limit:
+            inner += f" LIMIT {int(limit)}"
+        # metadata is spliced in as stored text so its own null values survive
+        obj = ("CASE WHEN metadata IS NULL THEN o ELSE substr(o, 1, length(o) - 1) || "
+               "',\"metadata\":' || metadata || '}' END")
+        sql = f"SELECT {self.store.json_array_agg_sql(obj)} FROM ({inner}) q"
+        with self.store.read() as tx:
+            return str(tx.scalar(sql, [timefmt.now(), *params]))
+
+    def blocked(self, f: Filter | None = None) -> list[Bead]:
+        """Open beads that are not ready only because they are held, each with ``blocked_by``.
+
+        ``blocked_by`` lists the ids of the blocking targets; a bead held by an
+        ancestor, its own status or a deferral says so in ``held_by``.
+        """
+        extra, params = where_sql(f or Filter())
+        with self.store.read() as tx:
+            rows = tx.query(f"SELECT {SELECT_COLUMNS} FROM issues WHERE {_ready.BLOCKED_WHERE}"
+                            f"{extra} ORDER BY {_ready.READY_ORDER}", [timefmt.now(), *params])
+            beads = self._beads(tx, rows)
+            t = Txn(tx, self.actor, "")
+            for bead in beads:
+                bead["blocked_by"] = t.open_blockers(bead["id"])
+                bead["blocked_by_count"] = len(bead["blocked_by"])
+                reasons = []
+                if bead["status"] in _ready.HOLDING_STATUSES:
+                    reasons.append(f"status {bead['status']}")
+                row = tx.one("SELECT self_held, held, hold_until FROM issues WHERE id = ?",
+                             (bead["id"],))
+                if row and int(row[1]) and not int(row[0]):
+                    reasons.append("held by an ancestor")
+                if row and row[2] and row[2] > timefmt.now():
+                    reasons.append(f"deferred until {row[2]}")
+                if reasons:
+                    bead["held_by"] = reasons
+            return beads
+
+    def count(self, f: Filter | None = None) -> int:
+        """How many beads match a filter."""
+        extra, params = where_sql(f or Filter())
+        with self.store.read() as tx:
+            return int(tx.scalar(f"SELECT COUNT(*) FROM issues WHERE 1 = 1{extra}", params) or 0)
+
+    def deps(self, bead_id: str) -> list[dict[str, Any]]:
+        """Edges out of a bead (what it depends on), with the target's title and status."""
+        with self.store.read() as tx:
+            Txn(tx, self.actor, "").status_of(bead_id)
+            return self._edges(tx, "issue_id", bead_id)
+
+    def dependents(self, bead_id: str) -> list[dict[str, Any]]:
+        """Edges into a bead (what depends on it)."""
+        with self.store.read() as tx:
+            Txn(tx, self.actor, "").status_of(bead_id)
+            return self._edges(tx, "depends_on_id", bead_id)
+
+    def dep_tree(self, bead_id: str, max_depth: int = 50, reverse: bool = False
+                 ) -> list[dict[str, Any]]:
+        """The dependency tree under a bead, depth first: ``{id, title, status, type, depth}``.
+
+        ``reverse`` walks dependents instead of dependencies.
+        """
+        out: list[dict[str, Any]] = []
+        with self.store.read() as tx:
+            root = Txn(tx, self.actor, "").get(bead_id)
+            out.append({"id": root["id"], "title": root["title"], "status": root["status"],
+                        "priority": root["priority"], "depth": 0, "type": None})
+            seen = {bead_id}
+            col, other = ("depends_on_id", "issue_id") if reverse else ("issue_id", "depends_on_id")
+
+            def walk(node: str, depth: int) -> None:
+                if depth > max_depth:
+                    return
+                rows = tx.query(f"SELECT d.{other}, d.type, t.title, t.status, t.priority "
+                                f"FROM dependencies d LEFT JOIN issues t ON t.id = d.{other} "
+                                f"WHERE d.{col} = ? ORDER BY d.{other}", (node,))
+                for target, typ, title, status, prio in rows:
+                    out.append({"id": target, "title": title, "status": status,
+                                "priority": prio, "depth": depth, "type": typ,
+                                "repeat": target in seen})
+                    if target not in seen:
+                        seen.add(target)
+                        walk(target, depth + 1)
+
+            walk(bead_id, 1)
+        return out
+
+    def find_cycles(self) -> list[list[str]]:
+        """Cycles among blocking and parent-child edges (each as a list of ids)."""
+        with self.store.read() as tx:
+            rows = tx.query("SELECT issue_id, depends_on_id, type FROM dependencies")
+        cycles: list[list[str]] = []
+        for family in (_ready.BLOCKING_DEP_TYPES, ("parent-child",)):
+            graph: dict[str, list[str]] = {}
+            for a, b, t in rows:
+                if t in family:
+                    graph.setdefault(a, []).append(b)
+            cycles += _cycles(graph)
+        return cycles
+
+    def search(self, text: str, f: Filter | None = None, limit: int = 50) -> list[Bead]:
+        """Beads whose id, title or text fields contain ``text`` (case-insensitive)."""
+        f = f or Filter()
+        f.text = text
+        return self.list(f, sort="updated", limit=limit)
+
+    def labels_all(self) -> list[tuple[str, int]]:
+        """Every label with the number of beads carrying it."""
+        with self.store.read() as tx:
+            return [(r[0], int(r[1])) for r in tx.query(
+                "SELECT label, COUNT(*) FROM labels GROUP BY label ORDER BY label")]
+
+    def kv_get(self, key: str) -> str | None:
+        """A value from the key/value store, or None."""
+        with self.store.read() as tx:
+            v = tx.scalar("SELECT value FROM kv WHERE key = ?", (key,))
+            return None if v is None else str(v)
+
+    def kv_list(self) -> list[tuple[str, str]]:
+        """All key/value pairs, sorted by key."""
+        with self.store.read() as tx:
+            return [(r[0], r[1]) for r in tx.query("SELECT key, value FROM kv ORDER BY key")]
+
+    def config(self) -> dict[str, str]:
+        """The ledger's configuration table."""
+        with self.store.read() as tx:
+            return {r[0]: r[1] for r in tx.query("SELECT key, value FROM config ORDER BY key")}
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status and type, ready and blocked counts, and lead time."""
+        now = timefmt.now()
+        with self.store.read() as tx:
+            by_status = dict(tx.query(
+                "SELECT status, COUNT(*) FROM issues WHERE ephemeral = 0 AND is_template = 0 "
+                "GROUP BY status"))
+            by_type = dict(tx.query(
+                "SELECT issue_type, COUNT(*) FROM issues WHERE ephemeral = 0 AND is_template = 0 "
+                "GROUP BY issue_type"))
+            ready = tx.scalar(f"SELECT COUNT(*) FROM issues WHERE {_ready.READY_WHERE}", (now,))
+            blocked = tx.scalar(f"SELECT COUNT(*) FROM issues WHERE {_ready.BLOCKED_WHERE}",
+                                (now,))
+            wisps = tx.scalar("SELECT COUNT(*) FROM issues WHERE ephemeral = 1")
+            templates = tx.scalar("SELECT COUNT(*) FROM issues WHERE is_template = 1")
+            events = tx.scalar("SELECT COUNT(*) FROM events")
+        total = sum(int(v) for v in by_status.values())
+        return {
+            "total_issues": total,
+            "open_issues": int(by_status.get("open", 0)),
+            "in_progress_issues": int(by_status.get("in_progress", 0)),
+            "closed_issues": int(by_status.get("closed", 0)),
+            "blocked_issues": int(blocked or 0),
+            "ready_issues": int(ready or 0),
+            "by_status": {k: int(v) for k, v in sorted(by_status.items())},
+            "by_type": {k: int(v) for k, v in sorted(by_type.items())},
+            "wisps": int(wisps or 0),
+            "templates": int(templates or 0),
+            "events": int(events or 0),
+        }
+
+    def events(self, since_seq: int = 0, limit: int = 0, bead_id: str | None = None,
+               types: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Events after ``since_seq`` in order (``limit`` 0 = all)."""
+        sql = "SELECT seq, ts, type, actor, bead_id, payload FROM events WHERE seq > ?"
+        params: list[Any] = [since_seq]
+        if bead_id:
+            sql += " AND bead_id = ?"
+            params.append(bead_id)
+        type_list = list(types)
+        if type_list:
+            sql += " AND (" + " OR ".join("type LIKE ?" for _ in type_list) + ")"
+            params += [t.replace("*", "%") for t in type_list]
+        sql += " ORDER BY seq"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self.store.read() as tx:
+            rows = tx.query(sql, params)
+        return [{"seq": int(r[0]), "ts": r[1], "type": r[2], "actor": r[3], "bead_id": r[4],
+                 "payload": load_json(r[5]) or {}} for r in rows]
+
+    def last_event_seq(self) -> int:
+        """The newest event's ``seq`` (0 when there is none)."""
+        with self.store.read() as tx:
+            return int(tx.scalar("SELECT MAX(seq) FROM events") or 0)
+
+    def emit(self, type_: str, bead_id: str | None = None,
+             payload: Mapping[str, Any] | None = None) -> int:
+        """Record an event that is not a bead change (town actions use this)."""
+        with self.transaction() as t:
+            return t.emit(type_, bead_id, payload)
+
+    # --------------------------------------------------------- maintenance
+    def recompute_ready_state(self) -> int:
+        """Rebuild the ready/blocked columns from scratch; returns rows that were wrong."""
+        with self.store.write() as tx:
+            return _ready.recompute_all(tx)
+
+    def integrity_problems(self) -> list[str]:
+        """Checks ``bd doctor`` runs: ready state, closed_at, dangling edges, cycles."""
+        problems: list[str] = []
+        with self.store.read() as tx:
+            rows = tx.query("SELECT id, status, defer_until, pinned, ephemeral, is_template, "
+                            "issue_type, priority, created_at, held, closed_at FROM issues")
+            edges = tx.query("SELECT issue_id, depends_on_id, type FROM dependencies")
+            if self.store.dialect == "sqlite":
+                check = tx.scalar("PRAGMA quick_check")
+                if check != "ok":
+                    problems.append(f"sqlite quick_check: {check}")
+        beads = {r[0]: {"status": r[1], "defer_until": None, "issue_type": r[6]} for r in rows}
+        held = _ready.reference_held(beads, edges, timefmt.now())
+        for r in rows:
+            if bool(int(r[9])) != held[r[0]]:
+                problems.append(f"{r[0]}: stored ready state is stale (run bd doctor --fix)")
+            if (r[1] == "closed") != (r[10] is not None):
+                problems.append(f"{r[0]}: closed_at does not match status {r[1]}")
+        known = set(beads)
+        dangling = sum(1 for e in edges if e[1] not in known and e[2] != "related")
+        if dangling:
+            problems.append(f"{dangling} dependencies point at unknown issues (they never block)")
+        for cycle in self.find_cycles():
+            problems.append("dependency cycle: " + " -> ".join(cycle))
+        return problems
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Elementary cycles found by an iterative DFS (one per back edge)."""
+    color: dict[str, int] = {}
+    found: list[list[str]] = []
+    for start in sorted(graph):
+        if color.get(start):
+            continue
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(graph.get(start, ())))]
+        path = [start]
+        color[start] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                color[node] = 2
+                stack.pop()
+                path.pop()
+                continue
+            state = color.get(nxt, 0)
+            if state == 1:
+                found.append(path[path.index(nxt):] + [nxt])
+            elif state == 0:
+                color[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, iter(graph.get(nxt, ()))))
+    return found
+
+
+def _drop_all(store: Store) -> None:
+    with store.write() as tx:
+        for table in ("issues", "dependencies", "labels", "comments", "events", "kv", "config",
+                      "child_counters", "retired_ids"):
+            tx.execute(f"DELETE FROM {table}")

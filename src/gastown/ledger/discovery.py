@@ -1,0 +1,79 @@
+"""Finding the ledger: ``--db``, the environment, or ``.beads/`` upward like git.
+
+Kept to ``os`` calls only: this runs on every hot command.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import NotInitializedError
+
+__all__ = ["BEADS_DIR", "DB_FILE", "find_beads_dir", "resolve_url", "default_actor"]
+
+BEADS_DIR = ".beads"
+DB_FILE = "beads.db"
+JSONL_FILE = "issues.jsonl"
+CONFIG_FILE = "config.toml"
+
+
+def find_beads_dir(start: str | None = None) -> str | None:
+    """The nearest ``.beads`` directory at or above ``start`` (default: cwd)."""
+    here = os.path.abspath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(here, BEADS_DIR)
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _config_url(beads_dir: str) -> str | None:
+    path = os.path.join(beads_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    import tomllib  # only when a config file exists: keeps the hot path lean
+
+    from ..errors import ValidationError
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValidationError(f"{path}: {exc}") from None
+    url = data.get("database")
+    return str(url) if url else None
+
+
+def resolve_url(db: str | None = None, cwd: str | None = None) -> tuple[str, str | None]:
+    """Return ``(url, beads_dir)`` for the ledger to open.
+
+    Order: an explicit ``db`` (URL or path), ``BD_DB``/``BEADS_DB``, the
+    ``database`` key of ``.beads/config.toml``, else ``.beads/beads.db``.
+    """
+    beads_dir = find_beads_dir(cwd)
+    explicit = db or os.environ.get("BD_DB") or os.environ.get("BEADS_DB")
+    if explicit:
+        return explicit, beads_dir
+    if beads_dir is None:
+        raise NotInitializedError(
+            f"no beads ledger found in {os.path.abspath(cwd or os.getcwd())} or any parent: "
+            "run 'bd init' (or pass --db URL)")
+    url = _config_url(beads_dir)
+    if url:
+        return url, beads_dir
+    path = os.path.join(beads_dir, DB_FILE)
+    if not os.path.exists(path):
+        raise NotInitializedError(
+            f"{beads_dir} has no {DB_FILE}: run 'bd init' (or 'bd import' an issues.jsonl)")
+    return path, beads_dir
+
+
+def default_actor() -> str:
+    """Who is acting: ``BD_ACTOR``, ``BEADS_ACTOR``, else the login name."""
+    for var in ("BD_ACTOR", "BEADS_ACTOR"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"

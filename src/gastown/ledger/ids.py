@@ -1,0 +1,68 @@
+"""Bead ids: ``<prefix>-<base36 hash>``, adaptive length, and ``<parent>.N`` children.
+
+The hash length is the shortest (3…8) for which the birthday-collision chance
+among the current number of top-level beads stays under 25 %; a clash is retried
+with a nonce, and after a few clashes the length grows by one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+
+__all__ = ["hash_id", "id_length_for", "is_valid_id", "child_id", "MAX_CHILD_DEPTH"]
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+MIN_LEN, MAX_LEN = 3, 8
+MAX_COLLISION_PROBABILITY = 0.25
+MAX_CHILD_DEPTH = 3
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*-[A-Za-z0-9]+(\.[0-9]+)*$")
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,30}$")
+
+
+def id_length_for(count: int) -> int:
+    """Shortest hash length whose collision chance for ``count`` ids is acceptable."""
+    for length in range(MIN_LEN, MAX_LEN + 1):
+        space = 36.0**length
+        # birthday bound: P(collision) = 1 - exp(-n^2 / 2N)
+        if 1.0 - math.exp(-(count * count) / (2.0 * space)) < MAX_COLLISION_PROBABILITY:
+            return length
+    return MAX_LEN
+
+
+def _base36(data: bytes, length: int) -> str:
+    n = int.from_bytes(data, "big")
+    out = []
+    for _ in range(length):
+        n, r = divmod(n, 36)
+        out.append(_ALPHABET[r])
+    return "".join(out)
+
+
+def hash_id(prefix: str, seed: str, length: int, nonce: int = 0) -> str:
+    """The id for ``seed`` (title, time, pid) and ``nonce`` at the given hash length."""
+    digest = hashlib.sha256(f"{seed}\0{nonce}\0{os.getpid()}".encode()).digest()
+    return f"{prefix}-{_base36(digest, length)}"
+
+
+def is_valid_prefix(prefix: str) -> bool:
+    """True for a usable id prefix (letters, digits, ``-`` and ``_``)."""
+    return bool(_PREFIX.match(prefix))
+
+
+def is_valid_id(value: str) -> bool:
+    """True for a syntactically valid bead id (any prefix)."""
+    return bool(_ID.match(value))
+
+
+def child_id(parent_id: str, n: int) -> str:
+    """The id of the ``n``-th child of ``parent_id``."""
+    return f"{parent_id}.{n}"
+
+
+def child_depth(bead_id: str) -> int:
+    """How many ``.N`` levels an id has."""
+    tail = bead_id.rsplit("-", 1)[-1]
+    return tail.count(".")

@@ -1,0 +1,380 @@
+"""Git-friendly export and import in beads' JSONL format (DESIGN §3.3).
+
+Export: one bead per line, sorted by id, keys in a fixed order, written to a
+temporary file and renamed into place (a reader never sees half a file).
+Wisps and templates stay out unless asked for.
+
+Import: every line is parsed and checked *before* anything is written, so a
+malformed line is reported with its number and the ledger is left as it was;
+then one transaction upserts everything and rebuilds the ready state.  Every
+era of beads' format found in the wild is accepted: tombstones are skipped and
+counted, ``parent_child``-style dependency names are normalised, timestamps
+with nanoseconds or offsets are read, comment ids may be integers or uuids, and
+fields we do not know are kept and written back on export.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ..errors import ImportFormatError, StorageError
+from . import ready as _ready
+from . import timefmt
+from .model import COLUMNS, EXPORT_ORDER, STATUSES, TEXT_FIELDS, normalize_dep_type
+from .rows import SELECT_COLUMNS, bead_from_row, dump_json, load_json
+
+__all__ = ["export_jsonl", "import_jsonl", "ImportReport", "bead_lines"]
+
+Progress = Callable[[int, int], None]
+
+_KNOWN = set(EXPORT_ORDER) | {"dependencies", "comments"}
+_DEP_KNOWN = {"issue_id", "depends_on_id", "type", "created_at", "created_by", "metadata"}
+_COMMENT_KNOWN = {"id", "issue_id", "author", "text", "created_at"}
+_TIME_KEYS = ("created_at", "updated_at", "started_at", "closed_at", "due_at", "defer_until")
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, with ``dry_run``, would do)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    tombstones: int = 0
+    dependencies: int = 0
+    comments: int = 0
+    labels: int = 0
+    lines: int = 0
+    dry_run: bool = False
+    prefix_adopted: str | None = None
+    ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as ``bd import --json`` prints it."""
+        d = dict(self.__dict__)
+        d.pop("ids")
+        return d
+
+
+# ------------------------------------------------------------------ export
+
+
+def bead_lines(ledger: Any, include_all: bool = False) -> Iterator[tuple[str, str]]:
+    """``(id, json_line)`` for every exported bead, sorted by id."""
+    where = "" if include_all else " WHERE ephemeral = 0 AND is_template = 0"
+    with ledger.store.read() as tx:
+        rows = tx.query(f"SELECT {SELECT_COLUMNS} FROM issues{where} ORDER BY id")
+        labels: dict[str, list[str]] = collections.defaultdict(list)
+        for issue_id, label in tx.query("SELECT issue_id, label FROM labels ORDER BY label"):
+            labels[issue_id].append(label)
+        deps: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for r in tx.query("SELECT issue_id, depends_on_id, type, created_at, created_by, "
+                          "metadata, extra FROM dependencies ORDER BY depends_on_id, type"):
+            dep: dict[str, Any] = {"issue_id": r[0], "depends_on_id": r[1], "type": r[2],
+                                   "created_at": r[3]}
+            if r[4] is not None:
+                dep["created_by"] = r[4]
+            if r[5] is not None:
+                dep["metadata"] = load_json(r[5])
+            if r[6]:
+                for k, v in json.loads(r[6]).items():
+                    dep.setdefault(k, v)
+            deps[r[0]].append(dep)
+        comments: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for r in tx.query("SELECT id, issue_id, author, text, created_at, extra FROM comments "
+                          "ORDER BY issue_id, created_at, seq"):
+            c: dict[str, Any] = {"id": int(r[0]) if str(r[0]).isdigit() else r[0],
+                                 "issue_id": r[1], "author": r[2], "text": r[3],
+                                 "created_at": r[4]}
+            if r[5]:
+                for k, v in json.loads(r[5]).items():
+                    c.setdefault(k, v)
+            comments[r[1]].append(c)
+    extra_index = COLUMNS.index("extra")
+    for row in rows:
+        bead_id = row[0]
+        plain = row[:extra_index] + (None,) + row[extra_index + 1:]
+        obj: dict[str, Any] = dict(bead_from_row(plain, labels.get(bead_id)))
+        if deps.get(bead_id):
+            obj["dependencies"] = deps[bead_id]
+        if comments.get(bead_id):
+            obj["comments"] = comments[bead_id]
+        if row[extra_index]:
+            for k, v in json.loads(row[extra_index]).items():
+                obj.setdefault(k, v)
+        yield bead_id, dump_json(obj)
+
+
+def export_jsonl(ledger: Any, path: str | None = None, include_all: bool = False,
+                 progress: Progress | None = None) -> int:
+    """Write the ledger as JSONL to ``path`` (``-`` = stdout); returns beads written.
+
+    The default path is ``.beads/issues.jsonl`` next to the database.
+    """
+    if path is None:
+        if not ledger.beads_dir:
+            raise StorageError("no .beads directory to export into: pass -o FILE")
+        path = os.path.join(ledger.beads_dir, "issues.jsonl")
+    lines = list(bead_lines(ledger, include_all))
+    total = len(lines)
+    if path == "-":
+        out = sys.stdout
+        for i, (_, line) in enumerate(lines, 1):
+            out.write(line + "\n")
+            if progress and i % 500 == 0:
+                progress(i, total)
+        out.flush()
+        return total
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".issues-", suffix=".jsonl.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            for i, (_, line) in enumerate(lines, 1):
+                fh.write(line + "\n")
+                if progress and i % 500 == 0:
+                    progress(i, total)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old file or the new one
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    if progress:
+        progress(total, total)
+    return total
+
+
+# ------------------------------------------------------------------ import
+
+
+def _fail(source: str, lineno: int, msg: str) -> ImportFormatError:
+    return ImportFormatError(f"{source}:{lineno}: {msg}")
+
+
+def _time(value: Any, key: str, source: str, lineno: int) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _fail(source, lineno, f"{key} must be a timestamp string, not {value!r}")
+    try:
+        return timefmt.normalize(value)
+    except ValueError:
+        raise _fail(source, lineno, f"{key}: not an RFC 3339 timestamp: {value!r}") from None
+
+
+def _parse(obj: Any, source: str, lineno: int, now: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise _fail(source, lineno, "expected a JSON object")
+    bead_id = obj.get("id")
+    if not isinstance(bead_id, str) or not bead_id.strip():
+        raise _fail(source, lineno, "missing or empty 'id'")
+    title = obj.get("title", "")
+    if not isinstance(title, str):
+        raise _fail(source, lineno, f"{bead_id}: 'title' must be a string")
+    status = obj.get("status") or "open"
+    if status not in STATUSES:
+        raise _fail(source, lineno, f"{bead_id}: unknown status {status!r}")
+    priority = obj.get("priority", 2)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 4:
+        raise _fail(source, lineno, f"{bead_id}: priority must be an integer 0-4, not {priority!r}")
+    issue_type = obj.get("issue_type") or "task"
+    if not isinstance(issue_type, str):
+        raise _fail(source, lineno, f"{bead_id}: 'issue_type' must be a string")
+    rec: dict[str, Any] = {"id": bead_id, "title": title, "status": status,
+                           "priority": priority, "issue_type": issue_type}
+    for key in TEXT_FIELDS:
+        value = obj.get(key) or ""
+        if not isinstance(value, str):
+            raise _fail(source, lineno, f"{bead_id}: {key!r} must be a string")
+        rec[key] = value
+    for key in ("assignee", "owner", "created_by", "close_reason", "external_ref",
+                "source_formula"):
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise _fail(source, lineno, f"{bead_id}: {key!r} must be a string")
+        rec[key] = value or None
+    for key in _TIME_KEYS:
+        rec[key] = _time(obj.get(key), key, source, lineno)
+    rec["created_at"] = rec["created_at"] or now
+    rec["updated_at"] = rec["updated_at"] or rec["created_at"]
+    if status == "closed" and not rec["closed_at"]:
+        rec["closed_at"] = rec["updated_at"]
+    if status != "closed" and rec["closed_at"]:
+        # beads' invariant: closed_at is set exactly when the status is closed; an
+        # open bead carrying one keeps it among the unknown fields, not lost
+        rec.setdefault("_stale_closed_at", rec["closed_at"])
+        rec["closed_at"] = None
+    est = obj.get("estimated_minutes")
+    if est is not None and (isinstance(est, bool) or not isinstance(est, int)):
+        raise _fail(source, lineno, f"{bead_id}: estimated_minutes must be an integer")
+    rec["estimated_minutes"] = est
+    for key in ("pinned", "ephemeral", "is_template"):
+        rec[key] = 1 if obj.get(key) else 0
+    meta = obj.get("metadata")
+    rec["metadata"] = dump_json(meta) if meta not in (None, {}, "") else None
+    labels = obj.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise _fail(source, lineno, f"{bead_id}: 'labels' must be a list of strings")
+    rec["labels"] = list(dict.fromkeys(x for x in labels if x.strip()))
+    deps = []
+    for dep in obj.get("dependencies") or []:
+        if not isinstance(dep, dict) or not isinstance(dep.get("depends_on_id"), str):
+            raise _fail(source, lineno, f"{bead_id}: each dependency needs a 'depends_on_id'")
+        dep_type = dep.get("type") or "blocks"
+        if not isinstance(dep_type, str):
+            raise _fail(source, lineno, f"{bead_id}: dependency type must be a string")
+        deps.append({
+            "issue_id": bead_id,
+            "depends_on_id": dep["depends_on_id"],
+            "type": normalize_dep_type(dep_type),
+            "created_at": _time(dep.get("created_at"), "dependency created_at", source,
+                                lineno) or rec["created_at"],
+            "created_by": dep.get("created_by"),
+            "metadata": dump_json(dep["metadata"]) if "metadata" in dep else None,
+            "extra": _extra(dep, _DEP_KNOWN),
+        })
+    rec["dependencies"] = deps
+    comments = []
+    for c in obj.get("comments") or []:
+        if not isinstance(c, dict) or not isinstance(c.get("text"), str):
+            raise _fail(source, lineno, f"{bead_id}: each comment needs a 'text'")
+        cid = c.get("id")
+        if cid is None or isinstance(cid, bool) or not isinstance(cid, (int, str)):
+            raise _fail(source, lineno, f"{bead_id}: comment id must be an integer or a string")
+        comments.append({
+            "id": str(cid), "issue_id": bead_id, "author": c.get("author"), "text": c["text"],
+            "created_at": _time(c.get("created_at"), "comment created_at", source, lineno)
+            or rec["created_at"],
+            "extra": _extra(c, _COMMENT_KNOWN),
+        })
+    rec["comments"] = comments
+    extra = {k: v for k, v in obj.items() if k not in _KNOWN}
+    if "_stale_closed_at" in rec:
+        extra["closed_at"] = rec.pop("_stale_closed_at")
+    rec["extra"] = dump_json(extra) if extra else None
+    return rec
+
+
+def _extra(obj: dict[str, Any], known: set[str]) -> str | None:
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return dump_json(extra) if extra else None
+
+
+def _read_lines(source: IO[str], name: str, now: str, progress: Progress | None
+                ) -> tuple[list[dict[str, Any]], int, int]:
+    records: list[dict[str, Any]] = []
+    tombstones = 0
+    lineno = 0
+    for lineno, line in enumerate(source, 1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _fail(name, lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        if isinstance(obj, dict) and obj.get("status") == "tombstone":
+            tombstones += 1
+            continue
+        records.append(_parse(obj, name, lineno, now))
+        if progress and lineno % 1000 == 0:
+            progress(lineno, 0)
+    return records, tombstones, lineno
+
+
+def import_jsonl(ledger: Any, path: str, dry_run: bool = False,
+                 progress: Progress | None = None) -> ImportReport:
+    """Upsert beads from a JSONL file (``-`` = stdin) in one transaction."""
+    now = timefmt.now()
+    name = "<stdin>" if path == "-" else path
+    if path == "-":
+        records, tombstones, lines = _read_lines(sys.stdin, name, now, progress)
+    else:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                records, tombstones, lines = _read_lines(fh, name, now, progress)
+        except FileNotFoundError:
+            from ..errors import NotFoundError
+
+            raise NotFoundError(f"{path}: no such file") from None
+        except UnicodeDecodeError as exc:
+            raise ImportFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    seen: dict[str, int] = {}
+    for i, rec in enumerate(records):
+        seen[rec["id"]] = i  # a later line for the same id wins, as in git merges
+    records = [records[i] for i in sorted(seen.values())]
+    report = ImportReport(tombstones=tombstones, lines=lines, dry_run=dry_run)
+    report.ids = [r["id"] for r in records]
+    with ledger.store.write() as tx:
+        existing = {r[0]: r[1:] for r in tx.query(
+            "SELECT id, updated_at, title, status FROM issues")}
+        for rec in records:
+            old = existing.get(rec["id"])
+            if old is None:
+                report.created += 1
+            elif old == (rec["updated_at"], rec["title"], rec["status"]):
+                report.unchanged += 1
+            else:
+                report.updated += 1
+            report.dependencies += len(rec["dependencies"])
+            report.comments += len(rec["comments"])
+            report.labels += len(rec["labels"])
+        if dry_run:
+            return report
+        if not existing and records:
+            prefix = collections.Counter(
+                r["id"].rsplit("-", 1)[0] for r in records if "-" in r["id"]).most_common(1)
+            if prefix:
+                report.prefix_adopted = prefix[0][0]
+                tx.execute("INSERT INTO config (key, value) VALUES ('issue_prefix', ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                           (prefix[0][0],))
+                ledger._prefix = None
+        _write_records(tx, records, progress)
+        _ready.recompute_all(tx)
+        tx.insert_event_returning_seq(
+            "INSERT INTO events (ts, type, actor, bead_id, payload) VALUES (?, ?, ?, ?, ?)",
+            (now, "ledger.imported", ledger.actor, None,
+             dump_json({"source": name, **report.to_json()})))
+    return report
+
+
+_ISSUE_COLS = list(COLUMNS)
+
+
+def _write_records(tx: Any, records: list[dict[str, Any]], progress: Progress | None) -> None:
+    cols = ", ".join(_ISSUE_COLS)
+    marks = ", ".join("?" * len(_ISSUE_COLS))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _ISSUE_COLS if c != "id")
+    sql = (f"INSERT INTO issues ({cols}) VALUES ({marks}) "
+           f"ON CONFLICT (id) DO UPDATE SET {updates}")
+    total = len(records)
+    for start in range(0, total, 1000):
+        batch = records[start:start + 1000]
+        tx.executemany(sql, [tuple(r[c] for c in _ISSUE_COLS) for r in batch])
+        ids = [r["id"] for r in batch]
+        for table in ("labels", "dependencies", "comments"):
+            tx.execute(f"DELETE FROM {table} WHERE issue_id IN ({', '.join('?' * len(ids))})",
+                       ids)
+        tx.executemany("INSERT INTO labels (issue_id, label) VALUES (?, ?)",
+                       [(r["id"], label) for r in batch for label in r["labels"]])
+        tx.executemany(
+            "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, created_by, "
+            "metadata, extra) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(d["issue_id"], d["depends_on_id"], d["type"], d["created_at"], d["created_by"],
+              d["metadata"], d["extra"]) for r in batch for d in r["dependencies"]])
+        tx.executemany(
+            "INSERT INTO comments (id, issue_id, author, text, created_at, extra) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(c["id"], c["issue_id"], c["author"], c["text"], c["created_at"], c["extra"])
+             for r in batch for c in r["comments"]])
+        if progress:
+            progress(min(start + 1000, total), total)

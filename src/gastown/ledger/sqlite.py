@@ -1,0 +1,182 @@
+"""The embedded backend: one SQLite file, many concurrent agent processes.
+
+Settings and why:
+
+* WAL journal: readers never block the writer and the writer never blocks readers.
+* ``synchronous=NORMAL``: in WAL mode a crash can lose at most the last commits
+  not yet checkpointed by the OS, never corrupt the file; FULL is used where a
+  caller asks for durability (merge-queue records) via :meth:`SqliteStore.durable`.
+* ``busy_timeout`` 30 s plus our own retry loop: a writer waiting for another
+  writer sleeps instead of failing, so no user ever sees "database is locked".
+* every write is ``BEGIN IMMEDIATE``: the write lock is taken up front, so two
+  read-then-write transactions can never deadlock on lock upgrade.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import StorageError
+from . import schema
+from .store import Store, Tx
+
+__all__ = ["SqliteStore"]
+
+_BUSY_MS = 30_000
+_RETRY_SECONDS = 120.0
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+class _SqliteTx(Tx):
+    __slots__ = ("_con",)
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self._con = con
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._con.execute(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._con.executemany(sql, rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._con.execute(sql, params).fetchall()
+
+    def insert_event_returning_seq(self, sql: str, params: Sequence[Any]) -> int:
+        cur = self._con.execute(sql, params)
+        return int(cur.lastrowid or 0)
+
+
+class SqliteStore(Store):
+    """A ledger in one SQLite file."""
+
+    dialect = "sqlite"
+    autoincrement_pk = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.url = "sqlite:///" + path.lstrip("/") if path.startswith("/") else "sqlite:" + path
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every
+            # transaction boundary is visible in this file.
+            self._con = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None,
+                                        check_same_thread=False)
+            self._con.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            self._con.execute("PRAGMA synchronous = NORMAL")
+            version = self._con.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot open ledger {path}: {exc}") from None
+        if version == 0:
+            self._create_schema()
+        elif version > schema.SCHEMA_VERSION:
+            raise StorageError(
+                f"ledger {path} has schema version {version}; this gastown understands "
+                f"up to {schema.SCHEMA_VERSION}: upgrade gastown")
+
+    def _create_schema(self) -> None:
+        with self._retrying():
+            # WAL must be switched on outside a transaction; it persists in the file.
+            self._con.execute("PRAGMA journal_mode = WAL")
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                if self._con.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    for stmt in schema.statements(self.autoincrement_pk):
+                        self._con.execute(stmt)
+                    self._con.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _retrying(self) -> Iterator[None]:
+        deadline = time.monotonic() + _RETRY_SECONDS
+        delay = 0.002
+        while True:
+            try:
+                yield
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise StorageError(f"ledger {self.path}: {exc}") from None
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[Tx]:
+        con = self._con
+        deadline = time.monotonic() + _RETRY_SECONDS
+        delay = 0.002
+        while True:
+            try:
+                con.execute(begin)
+                break
+            except sqlite3.OperationalError as exc:
+                # busy_timeout already waited; keep waiting rather than failing
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise StorageError(f"ledger {self.path}: {exc}") from None
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.05)
+        try:
+            yield _SqliteTx(con)
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        try:
+            con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise StorageError(f"ledger {self.path}: commit failed: {exc}") from None
+
+    def write(self) -> Any:
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def claim(self) -> Any:
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def read(self) -> Any:
+        # a deferred transaction gives a consistent WAL snapshot for several queries
+        return self._transaction("BEGIN")
+
+    @contextmanager
+    def durable(self) -> Iterator[Tx]:
+        """A write transaction committed with ``synchronous=FULL`` (merge-queue records)."""
+        self._con.execute("PRAGMA synchronous = FULL")
+        try:
+            with self._transaction("BEGIN IMMEDIATE") as tx:
+                yield tx
+        finally:
+            self._con.execute("PRAGMA synchronous = NORMAL")
+
+    def json_object_sql(self, pairs_sql: str) -> str:
+        # json_patch('{}', obj) drops null-valued keys (RFC 7396), giving beads'
+        # omit-empty objects; the work happens in SQLite's C code, not Python.
+        return f"json_patch('{{}}', json_object({pairs_sql}))"
+
+    def json_array_agg_sql(self, text_expr: str) -> str:
+        return f"'[' || coalesce(group_concat({text_expr}, ','), '') || ']'"
+
+    json_true_sql = "json('true')"
+
+    def json_labels_sql(self, id_expr: str) -> str:
+        # json() keeps the JSON subtype so json_object embeds an array, not a string
+        return (f"CASE WHEN EXISTS (SELECT 1 FROM labels l WHERE l.issue_id = {id_expr}) THEN "
+                f"json((SELECT json_group_array(label) FROM (SELECT label FROM labels "
+                f"WHERE issue_id = {id_expr} ORDER BY label))) END")
+
+    def close(self) -> None:
+        try:
+            self._con.close()
+        except sqlite3.Error:
+            pass

@@ -1,0 +1,133 @@
+"""The storage interface every backend implements, and the URL-keyed factory.
+
+A backend supplies connections and transactions; all ledger logic is written
+once, in portable SQL with ``?`` placeholders, against :class:`Tx`.  The two
+backends differ only in how a write transaction is serialised, how JSON is
+built in SQL for the hot ``ready`` path, and a few DDL words.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import StorageError, UsageError
+
+__all__ = ["Store", "Tx", "open_store"]
+
+
+class Tx(abc.ABC):
+    """One open transaction.  Statements use ``?`` placeholders on every backend."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return all rows as tuples."""
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query, or None."""
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row, or None."""
+        row = self.one(sql, params)
+        return row[0] if row else None
+
+    @abc.abstractmethod
+    def insert_event_returning_seq(self, sql: str, params: Sequence[Any]) -> int:
+        """Insert one event row and return its ``seq``."""
+
+
+class Store(abc.ABC):
+    """A ledger backend: a database reached by URL."""
+
+    #: ``sqlite`` or ``postgresql``
+    dialect: str = ""
+    url: str = ""
+
+    @abc.abstractmethod
+    def write(self) -> Any:
+        """Context manager for a serialised write transaction yielding a :class:`Tx`.
+
+        Writers are serialised so the incrementally maintained ready state can
+        never be computed from a stale view (no write skew).
+        """
+
+    @abc.abstractmethod
+    def claim(self) -> Any:
+        """Context manager for a claim transaction.
+
+        Claims only move a bead between two *active* statuses, which changes no
+        one else's readiness, so backends with row locks may skip the global
+        writer lock here.
+        """
+
+    @abc.abstractmethod
+    def read(self) -> Any:
+        """Context manager for a consistent read-only snapshot yielding a :class:`Tx`."""
+
+    @abc.abstractmethod
+    def json_object_sql(self, pairs_sql: str) -> str:
+        """SQL text expression: a JSON object of ``'key', expr`` pairs, null keys dropped.
+
+        Dropping nulls in the database matches beads' omit-empty JSON and keeps the
+        per-row work in C on the hot ``ready`` path.
+        """
+
+    @abc.abstractmethod
+    def json_array_agg_sql(self, text_expr: str) -> str:
+        """SQL aggregate expression joining JSON texts into one JSON array text."""
+
+    #: SQL literal for JSON true inside a JSON object builder
+    json_true_sql: str = "TRUE"
+
+    @abc.abstractmethod
+    def json_labels_sql(self, id_expr: str) -> str:
+        """SQL expression: the bead's labels as a JSON array, or NULL when it has none."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # DDL words differ slightly between backends
+    autoincrement_pk: str = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+
+def open_store(url: str) -> Store:
+    """Open the backend a URL names.
+
+    ``sqlite:///abs/path.db``, ``sqlite:relative.db`` or a bare file path select
+    SQLite; ``postgresql://…`` (or ``postgres://…``) selects PostgreSQL.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
+    if url.startswith("sqlite:"):
+        path = url[len("sqlite:"):]
+        if path.startswith("///"):
+            path = path[2:]
+        elif path.startswith("//"):
+            raise UsageError(f"unsupported sqlite URL {url!r}: use sqlite:///absolute/path.db")
+    elif "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise UsageError(f"unknown database URL scheme {scheme!r} in {url!r}: "
+                         "use sqlite:///path.db or postgresql://…")
+    else:
+        path = url
+    from .sqlite import SqliteStore
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StorageError(f"cannot open ledger {path}: directory {directory} does not exist")
+    return SqliteStore(path)
