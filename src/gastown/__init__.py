@@ -6,8 +6,9 @@ hot ``bd`` commands import only the ledger and the standard library.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # type checkers only; the hot path never imports typing
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'gastown' has no attribute {name!r}")
+    from importlib import import_module
+
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from ..errors import ConflictError, NotFoundError, StorageError, UsageError, ValidationError
 from . import discovery, ids as _ids, ready as _ready, timefmt
 from .model import Bead
 from .ops import Txn
-from .query import Filter, json_objects_sql, order_sql, ready_sql, where_sql
+from .query import Filter, json_object_sql, order_sql, ready_sql, where_sql
 from .rows import SELECT_COLUMNS, bead_from_row, load_json
 from .store import Store, open_store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from typing import Any
 
 __all__ = ["Ledger", "Filter"]
 
@@ -228,10 +231,11 @@ class Ledger:
 
     def resolve_id(self, partial: str) -> str:
         """A full id from a full id, an id without prefix, or a unique id prefix."""
+        prefix = self.prefix
         with self.store.read() as tx:
             if tx.one("SELECT 1 FROM issues WHERE id = ?", (partial,)):
                 return partial
-            candidates = [f"{self.prefix}-{partial}"] if "-" not in partial else []
+            candidates = [f"{prefix}-{partial}"] if "-" not in partial else []
             for c in candidates:
                 if tx.one("SELECT 1 FROM issues WHERE id = ?", (c,)):
                     return c
@@ -314,7 +318,7 @@ class Ledger:
         """The ready beads (DESIGN §3.4) in ready order; ``limit`` 0 = all."""
         f = f or Filter()
         extra, params = where_sql(f)
-        sql = f"SELECT {SELECT_COLUMNS} {ready_sql(extra, bool(f.mol))}"
+        sql = f"SELECT {SELECT_COLUMNS} {ready_sql(extra, bool(f.mol), self.store.ready_index_hint)}"
         if limit:
             sql += f" LIMIT {int(limit)}"
         with self.store.read() as tx:
@@ -324,14 +328,11 @@ class Ledger:
         """The ready set as one JSON array text, built inside the database (hot path)."""
         f = f or Filter()
         extra, params = where_sql(f)
-        inner = f"SELECT metadata, {self.store.json_object_sql(json_objects_sql(self.store))} AS o "
-        inner += ready_sql(extra, bool(f.mol))
+        inner = (f"SELECT {json_object_sql(self.store)} AS o "
+                 f"{ready_sql(extra, bool(f.mol), self.store.ready_index_hint)}")
         if limit:
             inner += f" LIMIT {int(limit)}"
-        # metadata is spliced in as stored text so its own null values survive
-        obj = ("CASE WHEN metadata IS NULL THEN o ELSE substr(o, 1, length(o) - 1) || "
-               "',\"metadata\":' || metadata || '}' END")
-        sql = f"SELECT {self.store.json_array_agg_sql(obj)} FROM ({inner}) q"
+        sql = f"SELECT {self.store.json_array_agg_sql('o')} FROM ({inner}) q"
         with self.store.read() as tx:
             return str(tx.scalar(sql, [timefmt.now(), *params]))
 

@@ -7,12 +7,11 @@ with a nonce, and after a few clashes the length grows by one.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import re
 
-__all__ = ["hash_id", "id_length_for", "is_valid_id", "child_id", "MAX_CHILD_DEPTH"]
+__all__ = ["hash_id", "id_length_for", "is_valid_id", "is_valid_template_id", "child_id",
+           "MAX_CHILD_DEPTH"]
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 MIN_LEN, MAX_LEN = 3, 8
@@ -20,10 +19,14 @@ MAX_COLLISION_PROBABILITY = 0.25
 MAX_CHILD_DEPTH = 3
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*-[A-Za-z0-9]+(\.[0-9]+)*$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,30}$")
+#: proto (template) ids are names, not hashes: ``formula`` and ``formula.step-id[.sub]``
+_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9][A-Za-z0-9_\-]*)*$")
 
 
 def id_length_for(count: int) -> int:
     """Shortest hash length whose collision chance for ``count`` ids is acceptable."""
+    import math  # lazily: only creates pay for it
+
     for length in range(MIN_LEN, MAX_LEN + 1):
         space = 36.0**length
         # birthday bound: P(collision) = 1 - exp(-n^2 / 2N)
@@ -43,6 +46,8 @@ def _base36(data: bytes, length: int) -> str:
 
 def hash_id(prefix: str, seed: str, length: int, nonce: int = 0) -> str:
     """The id for ``seed`` (title, time, pid) and ``nonce`` at the given hash length."""
+    import hashlib  # lazily: only creates pay for it
+
     digest = hashlib.sha256(f"{seed}\0{nonce}\0{os.getpid()}".encode()).digest()
     return f"{prefix}-{_base36(digest, length)}"
 
@@ -55,6 +60,11 @@ def is_valid_prefix(prefix: str) -> bool:
 def is_valid_id(value: str) -> bool:
     """True for a syntactically valid bead id (any prefix)."""
     return bool(_ID.match(value))
+
+
+def is_valid_template_id(value: str) -> bool:
+    """True for a proto bead id: a formula name, optionally ``.step-id`` segments."""
+    return len(value) <= 200 and bool(_TEMPLATE_ID.match(value))
 
 
 def child_id(parent_id: str, n: int) -> str:

@@ -7,7 +7,10 @@ rule and lives in :mod:`gastown.ledger.ready`.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
+    from typing import Any
+
 
 __all__ = [
     "STATUSES",
@@ -83,7 +86,13 @@ def normalize_dep_type(name: str) -> str:
     return _DEP_ALIASES.get(lowered, _DEP_ALIASES.get(lowered.replace("-", "_"), name))
 
 
-class Bead(dict[str, Any]):
+if TYPE_CHECKING:
+    _BeadBase = dict[str, Any]
+else:
+    _BeadBase = dict
+
+
+class Bead(_BeadBase):
     """A bead as a plain dict with beads' field names, plus attribute access.
 
     It *is* the JSON object ``bd show --json`` prints, so it can be dumped as is.

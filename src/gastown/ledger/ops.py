@@ -9,8 +9,6 @@ one atomic unit with :meth:`gastown.ledger.Ledger.transaction`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from ..errors import ConflictError, CycleError, NotFoundError, UsageError, ValidationError
 from . import ids as _ids
@@ -19,6 +17,11 @@ from . import timefmt
 from .model import ISSUE_TYPES, STATUSES, TEXT_FIELDS, Bead, normalize_dep_type
 from .rows import SELECT_COLUMNS, bead_from_row, dump_json
 from .store import Tx
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
 
 __all__ = ["Txn"]
 
@@ -59,6 +62,14 @@ def check_type(value: str) -> str:
     if v not in ISSUE_TYPES:
         raise ValidationError(f"invalid issue type {value!r}: use one of {', '.join(ISSUE_TYPES)}")
     return v
+
+
+def check_when(value: str, key: str) -> str:
+    """A user-given time (RFC 3339, date or relative), or a one-line ValidationError."""
+    try:
+        return timefmt.parse_when(value)
+    except ValueError as exc:
+        raise ValidationError(f"invalid {key}: {exc}") from None
 
 
 def check_dep_type(value: str) -> str:
@@ -180,8 +191,8 @@ class Txn:
         issue_type = check_type(issue_type)
         priority = check_priority(priority)
         status = check_status(status)
-        defer_until = timefmt.parse_when(defer_until) if defer_until else None
-        due_at = timefmt.parse_when(due_at) if due_at else None
+        defer_until = check_when(defer_until, "defer_until") if defer_until else None
+        due_at = check_when(due_at, "due_at") if due_at else None
         if estimated_minutes is not None and (not isinstance(estimated_minutes, int)
                                               or estimated_minutes < 0):
             raise ValidationError(f"invalid estimate {estimated_minutes!r}: minutes >= 0")
@@ -192,7 +203,7 @@ class Txn:
             if not self.exists(target):
                 raise NotFoundError(f"dependency target {target!r} not found")
         if id is not None:
-            if not _ids.is_valid_id(id):
+            if not (_ids.is_valid_id(id) or (is_template and _ids.is_valid_template_id(id))):
                 raise ValidationError(f"invalid id {id!r}: expected PREFIX-HASH or PARENT.N")
             if self._id_taken(id):
                 raise ConflictError(f"issue {id} already exists")
@@ -222,8 +233,10 @@ class Txn:
                 "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, created_by) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (bead_id, target, dep_type, now, self.actor))
-        self.emit("bead.created", bead_id, {"title": title, "issue_type": issue_type,
-                                            "priority": priority, "parent": parent})
+        payload = {"title": title, "issue_type": issue_type, "priority": priority}
+        if parent:
+            payload["parent"] = parent
+        self.emit("bead.created", bead_id, payload)
         seeds = _ready.seeds_for_existence_change(self.tx, bead_id, status, created=True)
         _ready.refresh(self.tx, seeds, [bead_id])
         return self.get(bead_id)
@@ -258,7 +271,7 @@ class Txn:
             elif key in TEXT_FIELDS:
                 value = value or ""
             elif key in _TIME_FIELDS:
-                value = timefmt.parse_when(value) if value else None
+                value = check_when(value, key) if value else None
             elif key == "metadata":
                 value = dump_json(value) if value else None
             elif key in ("pinned", "ephemeral", "is_template"):

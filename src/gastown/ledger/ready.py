@@ -26,11 +26,14 @@ statement of the rule that tests compare both against.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from .model import INFRA_TYPES
 from .store import Tx
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
 
 __all__ = [
     "BLOCKING_DEP_TYPES",

@@ -8,9 +8,12 @@ ones in the order they came.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from .model import COLUMNS, EXPORT_ORDER, Bead
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
+    from typing import Any
 
 __all__ = ["SELECT_COLUMNS", "bead_from_row", "dump_json", "load_json"]
 

@@ -14,16 +14,18 @@ Settings and why:
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from ..errors import StorageError
 from . import schema
 from .store import Store, Tx
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
+    from collections.abc import Iterator, Sequence
+    from typing import Any
 
 __all__ = ["SqliteStore"]
 
@@ -108,7 +110,7 @@ class SqliteStore(Store):
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise StorageError(f"ledger {self.path}: {exc}") from None
-            time.sleep(delay * (1 + random.random()))
+            time.sleep(delay * (1.5 - (time.perf_counter_ns() % 1000) / 1000))
             delay = min(delay * 2, 0.05)
 
     @contextmanager
@@ -124,7 +126,7 @@ class SqliteStore(Store):
                 # busy_timeout already waited; keep waiting rather than failing
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise StorageError(f"ledger {self.path}: {exc}") from None
-                time.sleep(delay * (1 + random.random()))
+                time.sleep(delay * (1.5 - (time.perf_counter_ns() % 1000) / 1000))
                 delay = min(delay * 2, 0.05)
         try:
             yield _SqliteTx(con)
@@ -146,8 +148,15 @@ class SqliteStore(Store):
         return self._transaction("BEGIN IMMEDIATE")
 
     def read(self) -> Any:
-        # a deferred transaction gives a consistent WAL snapshot for several queries
+        # a deferred transaction gives a consistent WAL snapshot for several queries;
+        # a read nested in an open transaction simply joins it
+        if self._con.in_transaction:
+            return self._joined()
         return self._transaction("BEGIN")
+
+    @contextmanager
+    def _joined(self) -> Iterator[Tx]:
+        yield _SqliteTx(self._con)
 
     @contextmanager
     def durable(self) -> Iterator[Tx]:
@@ -159,21 +168,20 @@ class SqliteStore(Store):
         finally:
             self._con.execute("PRAGMA synchronous = NORMAL")
 
-    def json_object_sql(self, pairs_sql: str) -> str:
-        # json_patch('{}', obj) drops null-valued keys (RFC 7396), giving beads'
-        # omit-empty objects; the work happens in SQLite's C code, not Python.
-        return f"json_patch('{{}}', json_object({pairs_sql}))"
+    def json_quote_sql(self, expr: str) -> str:
+        return f"json_quote({expr})"
 
     def json_array_agg_sql(self, text_expr: str) -> str:
         return f"'[' || coalesce(group_concat({text_expr}, ','), '') || ']'"
 
-    json_true_sql = "json('true')"
+    def json_labels_fragment_sql(self, id_expr: str) -> str:
+        return (f"coalesce((SELECT ',\"labels\":[' || group_concat(json_quote(label), ',') "
+                f"|| ']' FROM (SELECT label FROM labels WHERE issue_id = {id_expr} "
+                f"ORDER BY label)), '')")
 
-    def json_labels_sql(self, id_expr: str) -> str:
-        # json() keeps the JSON subtype so json_object embeds an array, not a string
-        return (f"CASE WHEN EXISTS (SELECT 1 FROM labels l WHERE l.issue_id = {id_expr}) THEN "
-                f"json((SELECT json_group_array(label) FROM (SELECT label FROM labels "
-                f"WHERE issue_id = {id_expr} ORDER BY label))) END")
+    # without statistics the planner may prefer the status index and sort; the
+    # partial ready index yields rows already in ready order and stops at LIMIT
+    ready_index_hint = "INDEXED BY idx_issues_ready"
 
     def close(self) -> None:
         try:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
-from typing import Any
 
 from ..errors import StorageError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["Store", "Tx", "open_store"]
 
@@ -77,23 +80,23 @@ class Store(abc.ABC):
         """Context manager for a consistent read-only snapshot yielding a :class:`Tx`."""
 
     @abc.abstractmethod
-    def json_object_sql(self, pairs_sql: str) -> str:
-        """SQL text expression: a JSON object of ``'key', expr`` pairs, null keys dropped.
+    def json_quote_sql(self, expr: str) -> str:
+        """SQL expression: ``expr`` (text) as a JSON string literal, e.g. ``"a\\"b"``.
 
-        Dropping nulls in the database matches beads' omit-empty JSON and keeps the
-        per-row work in C on the hot ``ready`` path.
+        The hot ``ready --json`` path builds each object by concatenating quoted
+        values in the database, so per-row work stays in C and no JSON is parsed.
         """
 
     @abc.abstractmethod
     def json_array_agg_sql(self, text_expr: str) -> str:
         """SQL aggregate expression joining JSON texts into one JSON array text."""
 
-    #: SQL literal for JSON true inside a JSON object builder
-    json_true_sql: str = "TRUE"
-
     @abc.abstractmethod
-    def json_labels_sql(self, id_expr: str) -> str:
-        """SQL expression: the bead's labels as a JSON array, or NULL when it has none."""
+    def json_labels_fragment_sql(self, id_expr: str) -> str:
+        """SQL text expression ``,"labels":[…]`` (sorted), or ``''`` when there are none."""
+
+    #: text placed after ``FROM issues`` in the ready query (an index hint, or nothing)
+    ready_index_hint: str = ""
 
     @abc.abstractmethod
     def close(self) -> None:

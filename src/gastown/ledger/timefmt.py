@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
 
 __all__ = ["now", "normalize", "parse_when"]
 
@@ -43,6 +42,8 @@ def normalize(value: str) -> str:
     frac = frac or ""
     if zone in (None, "Z", "z"):
         return f"{date}T{clock}{frac}Z"
+    from datetime import datetime, timedelta, timezone
+
     sign = 1 if zone[0] == "+" else -1
     hh, mm = int(zone[1:3]), int(zone[-2:])
     base = datetime.fromisoformat(f"{date}T{clock}").replace(tzinfo=timezone.utc)
@@ -52,6 +53,8 @@ def normalize(value: str) -> str:
 
 def parse_when(value: str) -> str:
     """Read a user-given time: RFC 3339, a date, or relative (``+2d``, ``3h``, ``30m``)."""
+    from datetime import datetime, timedelta, timezone
+
     v = value.strip()
     m = _RELATIVE.match(v)
     if m:

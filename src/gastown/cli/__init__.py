@@ -1,0 +1,1 @@
+"""Command-line adapters (``bd``, ``gt``) over the library."""

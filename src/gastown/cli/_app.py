@@ -1,0 +1,241 @@
+"""What ``bd`` and ``gt`` share: a lazily built argparse tree, the context, errors.
+
+Only the module of the command being run is imported and only its parser is
+built, so ``bd ready`` pays for argparse plus the ledger and nothing else.
+Every user mistake becomes one line on stderr (a JSON object with ``--json``)
+and the error's stable exit code; a traceback is shown only with ``GT_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import import_module
+
+from ..errors import GastownError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, NoReturn
+
+__all__ = ["Ctx", "Parser", "run_main", "common_options", "emit_json"]
+
+
+# argparse translates its few fixed strings through gettext, whose first lookup
+# imports ``locale``; the messages are English-only here, so skip the lookup.
+argparse._ = lambda message: message  # type: ignore[attr-defined]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and a :class:`UsageError`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command accepts, before or after its name."""
+    sup = argparse.SUPPRESS
+    parser.add_argument("--json", action="store_true", default=sup,
+                        help="machine-readable output (beads' field names)")
+    parser.add_argument("--actor", default=sup, help="who is acting (default: $BD_ACTOR, $USER)")
+    parser.add_argument("--db", default=sup, help="database URL or path (default: .beads/beads.db)")
+    parser.add_argument("-C", dest="directory", default=sup, metavar="DIR",
+                        help="run as if started in DIR")
+    parser.add_argument("-q", "--quiet", action="store_true", default=sup,
+                        help="print only what scripts need")
+
+
+def emit_json(obj: Any) -> None:
+    """Print an object as indented JSON on stdout."""
+    import json
+
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+class Ctx:
+    """What a command function gets: the parsed options and a lazily opened ledger."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json: bool = bool(getattr(args, "json", False))
+        self.quiet: bool = bool(getattr(args, "quiet", False))
+        self.actor: str | None = getattr(args, "actor", None)
+        self.db: str | None = getattr(args, "db", None)
+        self.cwd: str | None = getattr(args, "directory", None)
+        self._ledger: Any = None
+        self.tty = sys.stdout.isatty()
+
+    @property
+    def ledger(self) -> Any:
+        """The ledger, opened on first use (discovery from ``-C`` or the cwd)."""
+        if self._ledger is None:
+            from ..ledger.core import Ledger
+
+            self._ledger = Ledger.open(self.db, cwd=self.cwd, actor=self.actor)
+        return self._ledger
+
+    def out(self, obj: Any, text: str | Callable[[], str] | None = None) -> None:
+        """JSON with ``--json``; otherwise ``text`` (a string or a function making one)."""
+        if self.json:
+            emit_json(obj)
+        elif text is not None:
+            s = text() if callable(text) else text
+            if s:
+                sys.stdout.write(s if s.endswith("\n") else s + "\n")
+
+    def say(self, line: str) -> None:
+        """A human confirmation line (suppressed by ``--json`` and ``--quiet``)."""
+        if not self.json and not self.quiet:
+            sys.stdout.write(line + "\n")
+
+    def resolve(self, partial: str) -> str:
+        """A full bead id from what the user typed (prefix optional, unique prefix ok)."""
+        return str(self.ledger.resolve_id(partial))
+
+    def close(self) -> None:
+        """Close the ledger if it was opened."""
+        if self._ledger is not None:
+            self._ledger.close()
+
+
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help formatter that asks the terminal width from ``os`` directly.
+
+    argparse's own default imports ``shutil`` (milliseconds) just to learn the
+    width, even when no help is printed.
+    """
+
+    def __init__(self, prog: str, **kw: Any) -> None:
+        if kw.get("width") is None:
+            try:
+                kw["width"] = max(40, os.get_terminal_size(sys.stderr.fileno()).columns - 2)
+            except OSError:
+                kw["width"] = 100
+        super().__init__(prog, **kw)
+
+
+class _OneCommand:
+    """Stands in for argparse's subparsers action when only one command is built."""
+
+    def __init__(self, prog: str) -> None:
+        self.prog = prog
+        self.parser: Parser | None = None
+
+    def add_parser(self, name: str, **kw: Any) -> Parser:
+        kw.pop("help", None)
+        kw.pop("aliases", None)
+        self.parser = Parser(prog=f"{self.prog} {name}", formatter_class=_Formatter, **kw)
+        return self.parser
+
+
+def _build(prog: str, description: str, commands: Mapping[str, tuple[str, str]],
+           version: str) -> Parser:
+    """The full parser with every command (for help, version and unknown commands)."""
+    parser = Parser(prog=prog, description=description, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"{prog} (gastown) {version}")
+    common_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in commands:
+        module, _help = commands[name]
+        getattr(import_module(module), "setup")(name, sub)
+    return parser
+
+
+def _build_one(prog: str, name: str, commands: Mapping[str, tuple[str, str]]) -> Parser:
+    """Only the named command's parser: what every normal invocation builds."""
+    shim = _OneCommand(prog)
+    getattr(import_module(commands[name][0]), "setup")(name, shim)
+    assert shim.parser is not None
+    return shim.parser
+
+
+def run_main(prog: str, description: str, commands: Mapping[str, tuple[str, str]],
+             argv: Sequence[str] | None = None, aliases: Mapping[str, str] | None = None) -> int:
+    """Parse ``argv`` for ``prog``, run the command, turn errors into one line + exit code."""
+    from .. import __version__
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    aliases = aliases or {}
+    wanted = _command_name(args_list)
+    if wanted in aliases:
+        idx = args_list.index(wanted)
+        args_list[idx] = wanted = aliases[wanted]
+    as_json = "--json" in args_list
+    ctx: Ctx | None = None
+    try:
+        if "--version" in args_list and wanted is None:
+            sys.stdout.write(f"{prog} (gastown) {__version__}\n")
+            return 0
+        if wanted in commands:
+            # the common case: build one command's parser and drop its name from argv
+            rest = list(args_list)
+            rest.remove(wanted)
+            args = _build_one(prog, wanted, commands).parse_args(rest)
+        else:
+            parser = _build(prog, description, commands, __version__)
+            args = parser.parse_args(args_list)
+        func = getattr(args, "func", None)
+        if func is None:
+            if wanted and wanted not in commands:
+                raise UsageError(f"{prog}: unknown command {wanted!r} (see '{prog} --help')")
+            _build(prog, description, commands, __version__).print_help()
+            return 0
+        ctx = Ctx(args)
+        if ctx.cwd:
+            try:
+                os.chdir(ctx.cwd)
+            except OSError as exc:
+                raise UsageError(f"-C {ctx.cwd}: {exc.strerror}") from None
+        result = func(ctx)
+        sys.stdout.flush()
+        return int(result or 0)
+    except GastownError as exc:
+        _report(prog, exc, as_json)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # the reader (head, grep -q) went away: not an error worth a message
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
+        if os.environ.get("GT_DEBUG"):
+            raise
+        sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {exc} "
+                         "(set GT_DEBUG=1 for a traceback)\n")
+        return 70
+    finally:
+        if ctx is not None:
+            ctx.close()
+
+
+_VALUE_OPTIONS = ("--actor", "--db", "-C", "--town")
+
+
+def _command_name(args: Sequence[str]) -> str | None:
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in _VALUE_OPTIONS:
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
+def _report(prog: str, exc: GastownError, as_json: bool) -> None:
+    message = str(exc).replace("\n", " ")
+    if as_json:
+        import json
+
+        sys.stderr.write(json.dumps({**exc.to_json(), "error": message}) + "\n")
+    else:
+        sys.stderr.write(f"Error: {message}\n")

@@ -1,0 +1,490 @@
+"""The server backend: one PostgreSQL database shared by agents on many machines.
+
+Selected by a ``postgresql://`` (or ``postgres://``) URL.  All ledger logic is the
+same portable SQL the SQLite backend runs; this module only supplies
+connections, transaction boundaries and the JSON-building expressions of the hot
+``ready`` path.
+
+Transactions and why:
+
+* **write** — ``READ COMMITTED`` plus a transaction-scoped advisory lock taken
+  first.  The lock serialises writers exactly as SQLite's ``BEGIN IMMEDIATE``
+  does: the ready/blocked columns are maintained incrementally from what a
+  writer reads, so two writers must never compute them from views that miss
+  each other's changes (write skew).  ``READ COMMITTED`` (not ``REPEATABLE
+  READ``) because every statement after the lock must see every earlier
+  writer's commit, and because a concurrent claim touching the same row must
+  make the writer wait, not fail with a serialisation error.
+* **claim** — ``READ COMMITTED`` *without* the global lock.  A claim moves one
+  bead between two active statuses, which changes no one else's readiness; the
+  compare-and-set ``UPDATE … WHERE status = 'open'`` is re-checked by the server
+  against the newest row version when two claims meet, and ``claim_next`` picks
+  its candidate ``FOR UPDATE SKIP LOCKED`` so concurrent claimers spread over
+  different beads instead of queueing on the first one.
+* **read** — ``REPEATABLE READ READ ONLY``: one snapshot for all the queries of
+  a ``show`` or ``export``; read-only snapshots never fail with serialisation
+  errors and take no locks.
+
+Every failure of the server or the network becomes a :class:`StorageError` with
+one line of text that names the database without its password.
+
+Connections are per thread (a :class:`PostgresStore` may be shared by the
+threads of a controller) and are never used across a ``fork``: a child process
+that inherits a store opens its own connection and silently detaches the
+inherited ones, so it can never disturb its parent's session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import StorageError
+from . import schema
+from .store import Store, Tx
+
+__all__ = ["PostgresStore", "safe_url", "translate_placeholders"]
+
+#: advisory-lock keys (advisory locks are per database, so constants are enough);
+#: the bytes spell "gastown" plus a role byte, which keeps them clear of other apps
+WRITER_LOCK = 0x676173746F776E01
+SCHEMA_LOCK = 0x676173746F776E02
+
+#: how long any statement may wait for a lock (the writer lock included) before
+#: the transaction fails with a clear error instead of hanging forever behind a
+#: stopped process; SQLite's backend gives up after the same time
+_LOCK_TIMEOUT = "120s"
+_CONNECT_TIMEOUT = 10
+
+_BEGIN_WRITE = ("BEGIN ISOLATION LEVEL READ COMMITTED; "
+                f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+_BEGIN_CLAIM = "BEGIN ISOLATION LEVEL READ COMMITTED"
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+_SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
+# SQLSTATE codes that mean "the transaction lost a race and was rolled back"
+_RETRYABLE = {"40001": "serialization failure", "40P01": "deadlock detected"}
+_LOCK_NOT_AVAILABLE = "55P03"
+_UNDEFINED_TABLE = "42P01"
+
+_TEXT_TYPE = re.compile(r"\bTEXT\b")
+
+
+def _psycopg() -> ModuleType:
+    """psycopg, imported only when a PostgreSQL URL is actually opened."""
+    try:
+        import psycopg
+    except ImportError:
+        raise StorageError("PostgreSQL support needs psycopg 3: "
+                           "pip install 'gastown[postgres]'") from None
+    return psycopg
+
+
+# ------------------------------------------------------------------ SQL text
+
+
+@functools.lru_cache(maxsize=2048)
+def translate_placeholders(sql: str) -> str:
+    """Portable ``?`` placeholders → psycopg's ``%s``.
+
+    psycopg treats every ``%`` as the start of a placeholder, even inside string
+    literals, so each literal ``%`` is doubled first.  A ``?`` inside a quoted
+    literal or identifier, or in a ``--`` comment, is text and stays as it is.
+    """
+    if "'" not in sql and '"' not in sql and "--" not in sql:
+        return sql.replace("%", "%%").replace("?", "%s")
+    out: list[str] = []
+    quote_char = ""
+    in_comment = False
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch == "%":
+            out.append("%%")
+        elif in_comment:
+            out.append(ch)
+            in_comment = ch != "\n"
+        elif quote_char:
+            out.append(ch)
+            if ch == quote_char:  # a doubled quote just closes and reopens
+                quote_char = ""
+        elif ch in ("'", '"'):
+            quote_char = ch
+            out.append(ch)
+        elif ch == "-" and sql.startswith("--", i):
+            in_comment = True
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _ddl(statement: str) -> str:
+    """A schema statement for PostgreSQL.
+
+    Text columns get the ``"C"`` collation: ids, timestamps and titles must sort
+    by code point, exactly as SQLite's BINARY collation and Python's ``sorted``
+    do, whatever natural-language collation the server was created with (with
+    ``en_US`` rules ``t-B`` and ``t-a`` would swap places in ``ready`` order).
+    """
+    return _TEXT_TYPE.sub('TEXT COLLATE "C"', statement)
+
+
+# ---------------------------------------------------------- URLs and errors
+
+
+def _parse_conninfo(conninfo: str) -> dict[str, Any] | None:
+    """The connection parameters of a URL, or None when it cannot be parsed."""
+    pg = _psycopg()
+    try:
+        return dict(pg.conninfo.conninfo_to_dict(conninfo))
+    except pg.Error:
+        return None
+
+
+def safe_url(conninfo: str) -> str:
+    """``postgresql://host:port/db`` for messages: never the user's password."""
+    params = _parse_conninfo(conninfo)
+    if params is None:  # unparsable: redact the password by hand
+        return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", conninfo.split("?", 1)[0])
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    dbname = str(params.get("dbname") or params.get("user") or "")
+    if host.startswith("/"):  # a unix-socket directory
+        host = quote(host, safe="")
+    return f"postgresql://{host}:{port}/{dbname}"
+
+
+def _one_line(text: str, secret: str | None) -> str:
+    line = " ".join(str(text).split())
+    if secret:
+        line = line.replace(secret, "***")
+    return line
+
+
+# ------------------------------------------------------------- transactions
+
+
+class _PgTx(Tx):
+    """One open PostgreSQL transaction behind the portable :class:`Tx` interface."""
+
+    __slots__ = ("_cur", "_store", "skip_locked_clause")
+
+    def __init__(self, cur: Any, store: PostgresStore, skip_locked: bool) -> None:
+        self._cur = cur
+        self._store = store
+        #: appended by ``Txn.claim_next`` to its candidate query; only claim
+        #: transactions lock rows (a read-only snapshot may not, and writers
+        #: already hold the global writer lock)
+        self.skip_locked_clause = _SKIP_LOCKED if skip_locked else ""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        try:
+            self._cur.execute(translate_placeholders(sql), tuple(params))
+        except self._store._pg.Error as exc:
+            raise self._store._error(exc) from exc
+        return max(int(self._cur.rowcount), 0)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row (pipelined by psycopg)."""
+        if not rows:
+            return
+        try:
+            self._cur.executemany(translate_placeholders(sql), [tuple(r) for r in rows])
+        except self._store._pg.Error as exc:
+            raise self._store._error(exc) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return all rows as tuples."""
+        try:
+            self._cur.execute(translate_placeholders(sql), tuple(params))
+            if self._cur.description is None:
+                return []
+            return list(self._cur.fetchall())
+        except self._store._pg.Error as exc:
+            raise self._store._error(exc) from exc
+
+    def insert_event_returning_seq(self, sql: str, params: Sequence[Any]) -> int:
+        """Insert one event row and return its ``seq`` (via ``RETURNING``)."""
+        if "RETURNING" not in sql.upper():
+            sql = sql.rstrip().rstrip(";") + " RETURNING seq"
+        rows = self.query(sql, params)
+        return int(rows[0][0]) if rows else 0
+
+
+# ------------------------------------------------------------------- store
+
+_STORES: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The child shares its parent's sockets.  Closing an inherited connection
+    # normally would send the server a Terminate message and end the *parent's*
+    # session, so the socket is first pointed at /dev/null, then closed.
+    for store in list(_STORES):
+        store._detach_inherited()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class PostgresStore(Store):
+    """A ledger in one PostgreSQL database (``postgresql://user@host:port/db``).
+
+    The password, if the URL has one, is used to connect and never appears in
+    :attr:`url` or in any error message.
+    """
+
+    dialect = "postgresql"
+    autoincrement_pk = "BIGSERIAL PRIMARY KEY"
+
+    def __init__(self, url: str) -> None:
+        self._pg = _psycopg()
+        self._conninfo = url
+        #: the URL without password, for display
+        self.url = safe_url(url)
+        self._secret = self._password(url)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[Any] = []
+        self._pid = os.getpid()
+        _STORES.add(self)
+        # connect now, so that a dead server or a bad URL fails at open time
+        # with one line rather than at the first query
+        self._connection()
+        self._ensure_schema()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r})"
+
+    # ------------------------------------------------------------ connections
+    @staticmethod
+    def _password(url: str) -> str | None:
+        value = (_parse_conninfo(url) or {}).get("password")
+        return str(value) if value else None
+
+    def _connect(self) -> Any:
+        pg = self._pg
+        try:
+            params = pg.conninfo.conninfo_to_dict(self._conninfo)
+        except pg.Error as exc:
+            raise StorageError(f"cannot connect to {self.url}: invalid connection URL: "
+                               f"{_one_line(str(exc), self._secret)}") from None
+        extra: dict[str, Any] = {}
+        if "connect_timeout" not in params:
+            extra["connect_timeout"] = _CONNECT_TIMEOUT
+        if "application_name" not in params:
+            extra["application_name"] = "gastown"
+        try:
+            # autocommit: we issue BEGIN/COMMIT ourselves, so every transaction
+            # boundary (and the lock each one takes) is visible in this file
+            conn = pg.connect(self._conninfo, autocommit=True, **extra)
+            conn.execute(f"SET lock_timeout = '{_LOCK_TIMEOUT}'")
+        except pg.Error as exc:
+            reason = _one_line(str(exc), self._secret).removeprefix("connection failed: ")
+            raise StorageError(f"cannot connect to {self.url}: {reason}") from None
+        return conn
+
+    def _connection(self) -> Any:
+        """This thread's connection, (re)connecting when there is none or it broke."""
+        pid = os.getpid()
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            conn_pid, conn = held
+            if conn_pid == pid and not conn.closed and not conn.broken:
+                return conn
+            if conn_pid == pid:
+                self._forget(conn)
+        conn = self._connect()
+        with self._lock:
+            self._conns.append(conn)
+        self._local.conn = (pid, conn)
+        return conn
+
+    def _forget(self, conn: Any) -> None:
+        with self._lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        with contextlib.suppress(self._pg.Error, OSError):  # already broken: fine
+            conn.close()
+
+    def _detach_inherited(self) -> None:
+        """In a forked child: drop the parent's connections without touching them."""
+        if os.getpid() == self._pid:
+            return
+        with self._lock:
+            inherited, self._conns = self._conns, []
+        self._pid = os.getpid()
+        for conn in inherited:
+            with contextlib.suppress(self._pg.Error, OSError):
+                fd = conn.pgconn.socket
+                devnull = os.open(os.devnull, os.O_RDWR)
+                try:
+                    os.dup2(devnull, fd)
+                finally:
+                    os.close(devnull)
+                conn.close()  # its goodbye goes to /dev/null, not the parent's server
+
+    # ----------------------------------------------------------------- errors
+    def _error(self, exc: Exception) -> StorageError:
+        """One clear line for a psycopg error (the password scrubbed)."""
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate:
+            primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+            reason = _one_line(primary or str(exc).splitlines()[0], self._secret)
+        else:
+            reason = _one_line(str(exc), self._secret)
+        if sqlstate in _RETRYABLE:
+            return StorageError(f"{self.url}: {reason}: the transaction was rolled back, "
+                                "nothing was changed; run the command again")
+        if sqlstate == _LOCK_NOT_AVAILABLE:
+            return StorageError(f"{self.url}: gave up after waiting {_LOCK_TIMEOUT} for a lock "
+                                "held by another ledger writer; nothing was changed")
+        if isinstance(exc, self._pg.OperationalError) and not sqlstate:
+            return StorageError(f"lost connection to {self.url}: {reason}")
+        return StorageError(f"{self.url}: {reason}")
+
+    # ----------------------------------------------------------------- schema
+    def _ensure_schema(self) -> None:
+        conn = self._connection()
+        try:
+            # the common case (schema present) costs one round trip
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except self._pg.errors.UndefinedTable:
+            row = None
+        except self._pg.Error as exc:
+            raise self._error(exc) from None
+        version = int(row[0]) if row else 0
+        if version == 0:
+            self._create_schema()
+        elif version > schema.SCHEMA_VERSION:
+            raise StorageError(
+                f"ledger {self.url} has schema version {version}; this gastown understands "
+                f"up to {schema.SCHEMA_VERSION}: upgrade gastown")
+
+    def _create_schema(self) -> None:
+        """Create the tables once, even when several processes open a fresh database.
+
+        The advisory lock makes concurrent creators queue; the one that comes
+        second finds the version row (READ COMMITTED sees the first one's commit)
+        and creates nothing.  Without it, two ``CREATE TABLE IF NOT EXISTS`` can
+        still collide on the catalog's unique indexes.
+        """
+        conn = self._connection()
+        cur = conn.cursor()
+        try:
+            cur.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; "
+                        f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+            cur.execute("CREATE TABLE IF NOT EXISTS meta "
+                        "(key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL)")
+            cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+            if cur.fetchone() is None:
+                for stmt in schema.statements(self.autoincrement_pk):
+                    cur.execute(_ddl(stmt))
+                cur.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s)",
+                            (str(schema.SCHEMA_VERSION),))
+            cur.execute("COMMIT")
+        except self._pg.Error as exc:
+            self._rollback(conn)
+            raise self._error(exc) from None
+
+    # ----------------------------------------------------------- transactions
+    def _rollback(self, conn: Any) -> None:
+        if not conn.closed and not conn.broken:
+            try:
+                conn.execute("ROLLBACK")
+                return
+            except (self._pg.Error, OSError):
+                pass  # the connection is unusable: drop it, the server rolls back
+        self._forget(conn)
+
+    @contextmanager
+    def _transaction(self, begin: str, *, skip_locked: bool = False) -> Iterator[Tx]:
+        conn = self._connection()
+        pg = self._pg
+        if conn.info.transaction_status != pg.pq.TransactionStatus.IDLE:
+            # as on SQLite: one connection per thread, one transaction at a time
+            raise StorageError(f"{self.url}: a ledger transaction is already open in this "
+                               "thread (nested transactions are not supported)")
+        cur = conn.cursor()
+        try:
+            cur.execute(begin)
+        except pg.Error as exc:
+            self._rollback(conn)
+            raise self._error(exc) from None
+        try:
+            yield _PgTx(cur, self, skip_locked)
+        except BaseException:
+            self._rollback(conn)
+            raise
+        try:
+            cur.execute("COMMIT")
+        except pg.Error as exc:
+            broken = conn.broken
+            self._rollback(conn)
+            if broken:
+                raise StorageError(f"lost connection to {self.url} while committing: "
+                                   "the change may or may not have been saved") from None
+            raise self._error(exc) from None
+
+    def write(self) -> Any:
+        """A serialised write transaction (global advisory lock, READ COMMITTED)."""
+        return self._transaction(_BEGIN_WRITE)
+
+    def durable(self) -> Any:
+        """A write transaction whose commit is on disk before it returns.
+
+        PostgreSQL commits are synchronous unless the server is configured
+        otherwise, so this is :meth:`write` (SQLite needs ``synchronous=FULL``).
+        """
+        return self._transaction(_BEGIN_WRITE)
+
+    def claim(self) -> Any:
+        """A claim transaction: row-level compare-and-set, no global lock."""
+        return self._transaction(_BEGIN_CLAIM, skip_locked=True)
+
+    def read(self) -> Any:
+        """A read-only snapshot (REPEATABLE READ READ ONLY)."""
+        return self._transaction(_BEGIN_READ)
+
+    # -------------------------------------------------------------------- JSON
+    def json_quote_sql(self, expr: str) -> str:
+        """``to_json(text)`` quotes and escapes a string as JSON."""
+        return f"to_json(CAST({expr} AS TEXT))::text"
+
+    def json_array_agg_sql(self, text_expr: str) -> str:
+        """Concatenate JSON texts in the order the (ordered) subquery yields them.
+
+        An ungrouped aggregate over a sorted subquery consumes its rows in order
+        (PostgreSQL does not flatten a subquery with ORDER BY/LIMIT).
+        """
+        return f"'[' || coalesce(string_agg({text_expr}, ','), '') || ']'"
+
+    def json_labels_fragment_sql(self, id_expr: str) -> str:
+        """``,"labels":[…]`` sorted, or ``''`` when the bead has none."""
+        return (f"coalesce((SELECT ',\"labels\":[' || string_agg(to_json(l.label)::text, ',' "
+                f"ORDER BY l.label) || ']' FROM labels l WHERE l.issue_id = {id_expr}), '')")
+
+    def close(self) -> None:
+        """Close every connection this store opened (in this process)."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(self._pg.Error, OSError):
+                conn.close()
+        self._local = threading.local()
