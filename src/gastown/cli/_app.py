@@ -171,6 +171,12 @@ def run_main(prog: str, description: str, commands: Mapping[str, tuple[str, str]
         if "--version" in args_list and wanted is None:
             sys.stdout.write(f"{prog} (gastown) {__version__}\n")
             return 0
+        if wanted is not None and wanted not in commands:
+            import difflib
+
+            close = difflib.get_close_matches(wanted, list(commands), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise UsageError(f"{prog}: unknown command {wanted!r}{hint} (see '{prog} --help')")
         if wanted in commands:
             # the common case: build one command's parser and drop its name from argv
             rest = list(args_list)
@@ -181,8 +187,6 @@ def run_main(prog: str, description: str, commands: Mapping[str, tuple[str, str]
             args = parser.parse_args(args_list)
         func = getattr(args, "func", None)
         if func is None:
-            if wanted and wanted not in commands:
-                raise UsageError(f"{prog}: unknown command {wanted!r} (see '{prog} --help')")
             _build(prog, description, commands, __version__).print_help()
             return 0
         ctx = Ctx(args)

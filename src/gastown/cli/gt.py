@@ -13,6 +13,7 @@ from ._app import run_main
 
 #: command name -> (module that builds and runs it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("gastown.cli.gt_demo", "run the demo: a town that gets work done, start to finish"),
 }
 
 

@@ -25,7 +25,8 @@ SORT_KEYS = {
     "id": "id",
     "title": "title, id",
     "status": "status, priority, id",
-    "closed": "closed_at DESC, id",
+    # NULLs sort first on PostgreSQL and last on SQLite; say where they go
+    "closed": "closed_at IS NULL, closed_at DESC, id",
 }
 
 

@@ -1,0 +1,206 @@
+"""Variables: ``{{name}}`` substitution, value checks, step conditions, loop ranges.
+
+Substitution is plain text replacement — values are data and are never
+evaluated, formatted or handed to a shell.  Only ``{{identifier}}`` is a
+placeholder, so Go-template text such as ``{{.leg.id}}`` or ``{{if …}}`` in a
+formula's prose is left alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+from ..errors import FormulaError
+from .model import Blueprint, Step, VarDef
+
+__all__ = ["PLACEHOLDER", "substitute", "referenced_vars", "resolve_vars", "check_condition",
+           "eval_condition", "eval_range", "parse_var_args"]
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+_FALSY = {"", "0", "false", "no", "off", "none", "null"}
+_COND = re.compile(
+    r"^\s*(!)?\s*\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}\s*(?:(==|!=)\s*(.*?))?\s*$")
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Replace ``{{name}}`` for every name in ``values``; other placeholders stay."""
+    if not text or "{{" not in text:
+        return text
+
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1)
+        return values[name] if name in values else m.group(0)
+
+    return PLACEHOLDER.sub(repl, text)
+
+
+def step_texts(step: Step) -> list[str]:
+    """The fields of a step that take ``{{var}}`` substitution."""
+    return [step.title, step.description, step.acceptance, step.notes, step.assignee,
+            *step.labels]
+
+
+def referenced_vars(steps: Iterable[Step]) -> dict[str, str]:
+    """``{var: first step id that uses it}`` over step texts and conditions."""
+    out: dict[str, str] = {}
+    for step in steps:
+        for text in step_texts(step) + [step.condition or ""]:
+            for m in PLACEHOLDER.finditer(text):
+                out.setdefault(m.group(1), step.id)
+    return out
+
+
+def _check_value(v: VarDef, value: str, where: str) -> None:
+    if v.enum and value not in v.enum:
+        raise FormulaError(f"{where}: variable {v.name}={value!r} is not one of "
+                           f"{', '.join(v.enum)}")
+    if v.pattern and not re.fullmatch(v.pattern, value):
+        raise FormulaError(f"{where}: variable {v.name}={value!r} does not match "
+                           f"pattern {v.pattern!r}")
+    if v.type in ("int", "integer") and not re.fullmatch(r"[+-]?\d+", value.strip()):
+        raise FormulaError(f"{where}: variable {v.name}={value!r} is not an integer")
+    if v.type in ("number", "float"):
+        try:
+            float(value)
+        except ValueError:
+            raise FormulaError(f"{where}: variable {v.name}={value!r} is not a number") from None
+    if v.type in ("bool", "boolean") and value.lower() not in (
+            "true", "false", "yes", "no", "1", "0", "on", "off"):
+        raise FormulaError(f"{where}: variable {v.name}={value!r} is not true/false")
+
+
+def resolve_vars(bp: Blueprint, given: Mapping[str, str] | None, *,
+                 strict: bool = True) -> dict[str, str]:
+    """The variable values for an instantiation: given ones, then defaults.
+
+    With ``strict`` every required variable and every variable a step text refers
+    to must end up with a value; otherwise the missing ones are simply absent
+    (cooking a proto keeps their placeholders).
+    """
+    given = dict(given or {})
+    where = f"formula {bp.name}"
+    values: dict[str, str] = {}
+    for name, v in bp.vars.items():
+        if name in given:
+            _check_value(v, given[name], where)
+            values[name] = given[name]
+        elif v.default is not None:
+            values[name] = v.default
+    for name, value in given.items():
+        values.setdefault(name, value)
+    if not strict:
+        return values
+    missing: list[str] = []
+    for name, v in bp.vars.items():
+        if name in values:
+            continue
+        if v.required_unless:
+            if not any(other in values and values[other] != "" for other in v.required_unless):
+                missing.append(f"{name} (or one of {', '.join(v.required_unless)})")
+        elif v.required:
+            missing.append(name)
+    for name, step_id in referenced_vars(bp.all_steps()).items():
+        if name not in values and name not in missing and not any(
+                m.startswith(name + " ") for m in missing):
+            if name in bp.vars and bp.vars[name].required_unless:
+                continue
+            missing.append(f"{name} (used by step {step_id})")
+    if missing:
+        raise FormulaError(f"{where}: missing variable(s): {'; '.join(missing)} "
+                           "(pass --var NAME=VALUE)")
+    return values
+
+
+def check_condition(cond: str, where: str) -> None:
+    """Refuse a condition we cannot evaluate (at load time, not at pour time)."""
+    if not _COND.match(cond):
+        raise FormulaError(
+            f"{where}: key 'condition': cannot parse {cond!r} (use '{{{{var}}}}', "
+            "'!{{var}}', '{{var}} == value' or '{{var}} != value')")
+
+
+def eval_condition(cond: str, values: Mapping[str, str]) -> bool:
+    """Evaluate a step condition against variable values (missing = empty)."""
+    m = _COND.match(cond)
+    if m is None:  # pragma: no cover - checked at load time
+        raise FormulaError(f"cannot parse condition {cond!r}")
+    negate, name, op, rhs = m.groups()
+    value = values.get(name, "")
+    if op:
+        rhs = (rhs or "").strip()
+        if len(rhs) >= 2 and rhs[0] == rhs[-1] and rhs[0] in "'\"":
+            rhs = rhs[1:-1]
+        result = (value == rhs) if op == "==" else (value != rhs)
+    else:
+        result = value.strip().lower() not in _FALSY
+    return not result if negate else result
+
+
+_BINOPS: dict[type, Callable[[int, int], int]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv, ast.Div: operator.floordiv, ast.Pow: operator.pow,
+    ast.BitXor: operator.pow, ast.Mod: operator.mod,
+}
+
+
+def _eval_int(node: ast.AST) -> int:
+    """A tiny integer calculator over an AST: literals, + - * / ^ and parentheses only."""
+    if isinstance(node, ast.Expression):
+        return _eval_int(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) \
+            and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _eval_int(node.operand)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        left, right = _eval_int(node.left), _eval_int(node.right)
+        if isinstance(node.op, (ast.Pow, ast.BitXor)) and (right > 64 or right < 0):
+            raise ValueError("exponent out of range")
+        if isinstance(node.op, (ast.FloorDiv, ast.Div, ast.Mod)) and right == 0:
+            raise ValueError("division by zero")
+        return _BINOPS[type(node.op)](left, right)
+    raise ValueError("only integers, + - * / ^ and parentheses are allowed")
+
+
+def eval_range(spec: str, values: Mapping[str, str], where: str) -> tuple[int, int]:
+    """``"1..{{n}}"`` → ``(1, n)``; variables may be written ``{{n}}`` or ``{n}``."""
+    text = substitute(spec, values)
+    text = re.sub(r"\{([A-Za-z_][A-Za-z0-9_-]*)\}",
+                  lambda m: values.get(m.group(1), m.group(0)), text)
+    if "{" in text:
+        unknown = re.findall(r"\{+\s*([A-Za-z_][A-Za-z0-9_-]*)", text)
+        raise FormulaError(f"{where}: loop range {spec!r} needs variable(s) "
+                           f"{', '.join(unknown)} (pass --var)")
+    if ".." not in text:
+        raise FormulaError(f"{where}: loop range {spec!r} must look like 'START..END'")
+    start_s, end_s = text.split("..", 1)
+    try:
+        start = _eval_int(ast.parse(start_s.strip().replace("^", "**"), mode="eval"))
+        end = _eval_int(ast.parse(end_s.strip().replace("^", "**"), mode="eval"))
+    except (SyntaxError, ValueError) as exc:
+        raise FormulaError(f"{where}: loop range {spec!r}: {exc}") from None
+    if end < start:
+        raise FormulaError(f"{where}: loop range {spec!r} is empty ({start}..{end})")
+    return start, end
+
+
+def parse_var_args(items: Iterable[str] | None) -> dict[str, str]:
+    """``["k=v", …]`` from the command line into a dict (one-line error when malformed)."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        if "=" not in item:
+            from ..errors import UsageError
+
+            raise UsageError(f"invalid --var {item!r}: expected NAME=VALUE")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", key):
+            from ..errors import UsageError
+
+            raise UsageError(f"invalid --var name {key!r}: letters, digits, '_' and '-'")
+        out[key] = value
+    return out
