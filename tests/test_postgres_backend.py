@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from gastown import Ledger
-from gastown.errors import StorageError
+from gastown.errors import ConflictError, StorageError
 from gastown.ledger import Filter, open_store
 from gastown.ledger.postgres import PostgresStore, safe_url, translate_placeholders
 
@@ -117,7 +117,7 @@ def test_postgres_schema_created_once_by_concurrent_openers(pg_database: str) ->
         try:
             barrier.wait()
             open_store(pg_database).close()
-        except BaseException as exc:  # collected and asserted below
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=opener) for _ in range(8)]
@@ -134,14 +134,15 @@ def test_postgres_schema_created_once_by_concurrent_openers(pg_database: str) ->
         store.close()
 
 
-def test_postgres_nested_transaction_is_a_storage_error(pg_database: str) -> None:
+def test_postgres_nested_read_joins_nested_write_is_refused(pg_database: str) -> None:
     store = open_store(pg_database)
     try:
         with store.write() as tx:
             tx.execute("INSERT INTO kv (key, value) VALUES (?, ?)", ("a", "1"))
-            with pytest.raises(StorageError, match="already open"):
-                with store.read():
-                    pass
+            with store.read() as inner:  # joins: sees the uncommitted row
+                assert inner.scalar("SELECT value FROM kv WHERE key = ?", ("a",)) == "1"
+            with pytest.raises(StorageError, match="already open"), store.write():
+                pass
         with store.read() as tx:  # the outer transaction committed normally
             assert tx.scalar("SELECT value FROM kv WHERE key = ?", ("a",)) == "1"
     finally:
@@ -151,10 +152,9 @@ def test_postgres_nested_transaction_is_a_storage_error(pg_database: str) -> Non
 def test_postgres_sql_error_rolls_back_and_is_one_line(pg_database: str) -> None:
     store = open_store(pg_database)
     try:
-        with pytest.raises(StorageError) as err:
-            with store.write() as tx:
-                tx.execute("INSERT INTO kv (key, value) VALUES (?, ?)", ("a", "1"))
-                tx.execute("INSERT INTO kv (key, value) VALUES (?, ?)", ("a", "2"))
+        with pytest.raises(StorageError) as err, store.write() as tx:
+            tx.execute("INSERT INTO kv (key, value) VALUES (?, ?)", ("a", "1"))
+            tx.execute("INSERT INTO kv (key, value) VALUES (?, ?)", ("a", "2"))
         assert "\n" not in str(err.value)
         with store.read() as tx:
             assert tx.query("SELECT * FROM kv") == []
@@ -173,9 +173,8 @@ def test_postgres_killed_session_is_reported_then_reconnects(pg_server: Any,
         with led.store.read() as tx:
             pid = tx.scalar("SELECT pg_backend_pid()")
         pg_server.admin(f"SELECT pg_terminate_backend({int(pid)})")
-        with pytest.raises(StorageError) as err:
-            with led.store.read() as tx:
-                tx.query("SELECT 1")
+        with pytest.raises(StorageError) as err, led.store.read() as tx:
+            tx.query("SELECT 1")
         assert "\n" not in str(err.value)
         assert str(err.value).startswith(("lost connection to postgresql://",
                                           "postgresql://"))
@@ -240,7 +239,7 @@ def test_postgres_threads_sharing_one_ledger_never_double_claim(pg_database: str
             try:
                 while (bead := led.claim_next(assignee=name)) is not None:
                     mine.append(bead["id"])
-            except BaseException as exc:  # collected and asserted below
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
                 errors.append(exc)
             won[name] = mine
 
@@ -268,7 +267,7 @@ def _claim_all(url: str, name: str, queue: Any) -> None:
         while (bead := led.claim_next()) is not None:
             mine.append(bead["id"])
         queue.put((name, mine, None))
-    except BaseException as exc:  # reported to the parent
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
         queue.put((name, mine, f"{type(exc).__name__}: {exc}"))
     finally:
         led.close()
@@ -307,24 +306,26 @@ def test_postgres_contested_claim_by_id_has_one_winner(pg_database: str,
     led = Ledger.init(str(tmp_path), prefix="t", db=pg_database, actor="boss")
     try:
         bead_ids = _fill(led, 20)
+        def grab(name: str, target: str, barrier: threading.Barrier, wins: list[str],
+                 losses: list[str]) -> None:
+            barrier.wait()
+            try:
+                led.claim(target, name)
+                wins.append(name)
+            except ConflictError:
+                losses.append(name)
+
         for bead_id in bead_ids:
             wins: list[str] = []
+            losses: list[str] = []
             barrier = threading.Barrier(6)
-
-            def grab(name: str, target: str = bead_id) -> None:
-                barrier.wait()
-                try:
-                    led.claim(target, name)
-                    wins.append(name)
-                except Exception as exc:  # the losers: a ConflictError each
-                    assert type(exc).__name__ == "ConflictError", exc
-
-            threads = [threading.Thread(target=grab, args=(f"a{i}",)) for i in range(6)]
+            threads = [threading.Thread(target=grab, args=(f"a{i}", bead_id, barrier, wins,
+                                                           losses)) for i in range(6)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            assert len(wins) == 1
+            assert len(wins) == 1 and len(losses) == 5
             assert led.get(bead_id)["assignee"] == wins[0]
     finally:
         led.close()
@@ -347,7 +348,7 @@ def test_postgres_concurrent_writers_keep_ready_state_exact(pg_database: str,
                         other.close_bead(roots[(k + i) % len(roots)], force=True)
                     if i % 5 == 0:
                         other.update(roots[(k + 2 * i) % len(roots)], status="open")
-            except BaseException as exc:  # collected and asserted below
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
                 errors.append(exc)
             finally:
                 other.close()
@@ -390,3 +391,43 @@ def test_postgres_forked_child_reconnects_and_leaves_parent_session_alone(
         assert sorted(b["title"] for b in led.list()) == ["before fork", "from child"]
     finally:
         led.close()
+
+
+# ------------------------------------------------------------------- filters, CLI
+
+
+def test_postgres_claim_next_with_filters_locks_one_row(ledger: Ledger) -> None:
+    root = ledger.create("mol root", issue_type="epic")
+    step = ledger.create("step", parent=root.id, labels=["x"])
+    other = ledger.create("other", priority=0, labels=["x"])
+    got = ledger.claim_next(Filter(mol=root.id), assignee="m")
+    assert got is not None and got["id"] == step.id
+    got = ledger.claim_next(Filter(labels_all=["x"]), assignee="m")
+    assert got is not None and got["id"] == other.id
+    assert ledger.claim_next(Filter(labels_all=["x"])) is None
+
+
+def test_postgres_bd_command_line_round_trip(pg_database: str, bd_env: dict[str, str],
+                                             tmp_path: Path) -> None:
+    bd = str(Path(sys.executable).parent / "bd")
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([bd, *args], cwd=tmp_path, env=bd_env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert proc.returncode == 0, f"bd {' '.join(args)}: {proc.stderr}"
+        return proc.stdout
+
+    run("init", "--prefix", "pg", "--db", pg_database)
+    first = run("q", "first task", "-p", "1").strip()
+    second = run("q", "second task", "-p", "0").strip()
+    run("dep", "add", first, second)
+    ready = json.loads(run("ready", "--json"))
+    assert [r["id"] for r in ready] == [second]
+    claimed = json.loads(run("ready", "--claim", "--json", "--actor", "w1"))
+    assert claimed[0]["id"] == second and claimed[0]["assignee"] == "w1"
+    run("close", second)
+    assert [r["id"] for r in json.loads(run("ready", "--json"))] == [first]
+    assert json.loads(run("doctor", "--json"))["ok"] is True
+    run("export", "-o", str(tmp_path / "out.jsonl"))
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == sorted([first, second])

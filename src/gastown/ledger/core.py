@@ -151,10 +151,12 @@ class Ledger:
 
     def claim_next(self, f: Filter | None = None, assignee: str | None = None) -> Bead | None:
         """Claim the first ready bead (matching ``f``); None when nothing is ready."""
-        extra, params = where_sql(f or Filter())
+        f = f or Filter()
+        extra, params = where_sql(f)
+        from_sql = ready_sql(extra, bool(f.mol), self.store.ready_index_hint)
         prefix = self.prefix
         with self.store.claim() as tx:
-            return Txn(tx, self.actor, prefix).claim_next(extra, params, assignee)
+            return Txn(tx, self.actor, prefix).claim_next(from_sql, params, assignee)
 
     def close_beads(self, bead_ids: Sequence[str], reason: str | None = None,
                     force: bool = False) -> list[Bead]:

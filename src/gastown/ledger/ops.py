@@ -336,14 +336,16 @@ class Txn:
         self.emit("bead.claimed", bead_id, {"assignee": who})
         return self.get(bead_id)
 
-    def claim_next(self, where_sql: str, params: Sequence[Any],
+    def claim_next(self, ready_from_sql: str, params: Sequence[Any],
                    assignee: str | None = None) -> Bead | None:
-        """Claim the first ready bead matching an extra filter; None if there is none."""
+        """Claim the first ready bead; None if there is none.
+
+        ``ready_from_sql`` is :func:`.query.ready_sql` (FROM … WHERE … ORDER BY) for
+        the wanted filter; its first parameter (now) is supplied here.
+        """
         for _ in range(100):
-            row = self.tx.one(
-                f"SELECT id FROM issues WHERE {_ready.READY_WHERE} {where_sql} "
-                f"ORDER BY {_ready.READY_ORDER} LIMIT 1{self._skip_locked()}",
-                (timefmt.now(), *params))
+            row = self.tx.one(f"SELECT id {ready_from_sql} LIMIT 1{self._skip_locked()}",
+                              (timefmt.now(), *params))
             if row is None:
                 return None
             try:

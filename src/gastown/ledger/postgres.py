@@ -459,8 +459,20 @@ class PostgresStore(Store):
         return self._transaction(_BEGIN_CLAIM, skip_locked=True)
 
     def read(self) -> Any:
-        """A read-only snapshot (REPEATABLE READ READ ONLY)."""
+        """A read-only snapshot (REPEATABLE READ READ ONLY).
+
+        A read nested in a transaction already open in this thread joins it (it
+        sees that transaction's own uncommitted changes), as on SQLite.
+        """
+        conn = self._connection()
+        if conn.info.transaction_status != self._pg.pq.TransactionStatus.IDLE:
+            return self._joined(conn)
         return self._transaction(_BEGIN_READ)
+
+    @contextmanager
+    def _joined(self, conn: Any) -> Iterator[Tx]:
+        # no BEGIN/COMMIT of its own: the enclosing transaction decides both
+        yield _PgTx(conn.cursor(), self, skip_locked=False)
 
     # -------------------------------------------------------------------- JSON
     def json_quote_sql(self, expr: str) -> str:

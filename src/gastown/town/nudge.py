@@ -1,0 +1,136 @@
+"""Nudges: text typed into a live session, safely (DESIGN §5 "Nudge safety").
+
+The text of a nudge is untrusted (it can carry bead titles and mail subjects).
+It never reaches a shell: it is cleaned of control characters, cut into chunks,
+and handed to tmux as an argument vector in literal mode (``send-keys -l``),
+where no key names, no formats and no command separators are interpreted.
+Enter is sent on its own afterwards, once the text is seen in the pane.
+
+Modes: ``immediate`` types now; ``queue`` leaves the text for the agent's next
+``gt prime`` / ``gt mail check --inject`` (its session hooks); ``wait-idle``
+waits until the session has been quiet, then types (queues on timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import unicodedata
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TownError, UsageError
+from .providers.base import NudgeResult
+
+if TYPE_CHECKING:
+    from .core import Town
+
+__all__ = ["sanitize", "chunks", "tmux_arg", "nudge_agent", "drain_queue", "MODES",
+           "CHUNK_SIZE"]
+
+MODES = ("immediate", "queue", "wait-idle")
+CHUNK_SIZE = 256
+#: bidirectional overrides and isolates: they make text read differently than it is
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def sanitize(text: str) -> str:
+    """``text`` without control characters; line breaks and tabs become spaces.
+
+    Removes C0/C1 controls (ESC, Ctrl-C, backspace, ...), DEL and bidi controls,
+    so that nothing typed can act as a key, an escape sequence or a hidden edit.
+    """
+    out = []
+    for ch in text:
+        if ch in "\r\n\t\v\f":
+            out.append(" ")
+        elif unicodedata.category(ch) == "Cc" or ch in _BIDI:
+            continue
+        else:
+            out.append(ch)
+    return "".join(out).strip()
+
+
+def chunks(text: str, size: int = CHUNK_SIZE) -> list[str]:
+    """``text`` cut into pieces of at most ``size`` characters."""
+    if size < 1:
+        raise ValueError("chunk size must be positive")
+    return [text[i:i + size] for i in range(0, len(text), size)] or []
+
+
+def tmux_arg(piece: str) -> str:
+    """Escape one argument for tmux's argv parser.
+
+    tmux treats an argument that ends in ``;`` as a command separator (and
+    ``\\;`` as a literal ``;``).  Doubling the escape before a final ``;`` keeps
+    every argument exactly as it was; nothing else in argv form is special.
+    """
+    if piece.endswith(";"):
+        return piece[:-1] + "\\;"
+    return piece
+
+
+# --------------------------------------------------------------- delivery
+def _queue_path(town: Town, agent: str) -> str:
+    return town.runtime("nudges", f"{agent}.jsonl")
+
+
+def _enqueue(town: Town, agent: str, text: str, sender: str) -> None:
+    record = {"ts": time.time(), "from": sender, "text": text}
+    with town.lock(f"nudges-{agent}"), open(_queue_path(town, agent), "a",
+                                            encoding="utf-8") as fh:
+        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def drain_queue(town: Town, agent: str) -> list[dict[str, Any]]:
+    """Take every queued nudge for ``agent`` (oldest first); the queue is left empty."""
+    path = _queue_path(town, agent)
+    with town.lock(f"nudges-{agent}"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except FileNotFoundError:
+            return []
+        os.remove(path)
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a torn write from a crash: skip it rather than fail the hook
+    return out
+
+
+def nudge_agent(town: Town, agent_name: str, text: str, *, mode: str = "immediate",
+                timeout: float = 30.0, idle_s: float = 2.0,
+                actor: str | None = None) -> dict[str, Any]:
+    """Nudge an agent's session; returns what happened (and records a ``nudge`` event)."""
+    from .sessions import Sessions
+
+    if mode not in MODES:
+        raise UsageError(f"unknown nudge mode {mode!r}: use one of {', '.join(MODES)}")
+    agent = town.agent(agent_name)
+    clean = sanitize(text)
+    if not clean:
+        raise UsageError("nothing to nudge: the text is empty once control characters go")
+    sessions = Sessions(town)
+    sender = actor or os.environ.get("BD_ACTOR") or os.environ.get("USER") or "unknown"
+    used = mode
+    result = NudgeResult(delivered=False, verified=False, text=clean)
+    if mode == "wait-idle":
+        used = "immediate" if sessions.wait_idle(agent, timeout, idle_s) else "queue"
+    if used == "immediate":
+        if not sessions.is_alive(agent):
+            raise TownError(f"agent {agent.name} has no running session "
+                            "(start it with 'gt session start', or use --mode queue)")
+        result = sessions.provider_for(agent).nudge(sessions.session_name(agent), clean)
+    else:
+        _enqueue(town, agent.name, clean, sender)
+        result = NudgeResult(delivered=True, verified=False, text=clean, detail="queued")
+    payload = {"agent": agent.name, "mode": mode, "delivered_as": used,
+               "delivered": result.delivered, "verified": result.verified,
+               "chunks": result.chunks, "text": clean[:500]}
+    with town.ledger(sender) as led:
+        led.emit("nudge", None, payload)
+    return {**asdict(result), "agent": agent.name, "mode": mode, "delivered_as": used}

@@ -1,0 +1,215 @@
+"""The ``tmux`` provider: attachable sessions on a private tmux server.
+
+Every call names the town's own socket (``tmux -S <town>/.gt/tmux.sock``) and
+ignores the user's tmux configuration (``-f /dev/null``); ``$TMUX`` is removed
+from tmux's environment, so the user's own server is never contacted, even
+when ``gt`` runs inside it.  Every call is an argument vector; the only text
+tmux itself parses is escaped with :func:`gastown.town.nudge.tmux_arg`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+
+from ...errors import ProviderError
+from ..nudge import chunks, tmux_arg
+from .base import NudgeResult, Provider, SessionSpec
+
+__all__ = ["TmuxProvider", "socket_path"]
+
+_MISSING = ("tmux is not installed or not on PATH; install it, or run agents headless with "
+            'the subprocess provider (provider = "subprocess" in town.toml, for the town or '
+            "one agent)")
+
+
+def socket_path(gt_dir: str) -> str:
+    """The private socket: ``.gt/tmux.sock``, or a short path when that is too long.
+
+    Unix socket paths are limited to about 108 bytes; a deep town gets a socket
+    under ``/tmp/gt-<uid>/`` named by a hash of the town's path instead.
+    """
+    path = os.path.join(os.path.abspath(gt_dir), "tmux.sock")
+    if len(path.encode()) < 100:
+        return path
+    digest = hashlib.sha1(path.encode()).hexdigest()[:16]
+    short_dir = os.path.join("/tmp", f"gt-{os.getuid()}")
+    os.makedirs(short_dir, mode=0o700, exist_ok=True)
+    return os.path.join(short_dir, f"{digest}.sock")
+
+
+class TmuxProvider(Provider):
+    """Sessions on the town's private tmux server, one window each."""
+
+    kind = "tmux"
+
+    def __init__(self, gt_dir: str, width: int = 220, height: int = 50) -> None:
+        self.socket = socket_path(gt_dir)
+        self.width = width
+        self.height = height
+
+    # ------------------------------------------------------------ plumbing
+    def _env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+
+    def _argv(self, args: list[str]) -> list[str]:
+        return ["tmux", "-f", "/dev/null", "-S", self.socket, *args]
+
+    def _run(self, args: list[str], check: bool = True,
+             timeout: float = 15) -> subprocess.CompletedProcess[str]:
+        try:
+            proc = subprocess.run(self._argv(args), env=self._env(), capture_output=True,
+                                  text=True, timeout=timeout, check=False,
+                                  stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise ProviderError(_MISSING) from None
+        except subprocess.TimeoutExpired:
+            raise ProviderError(f"tmux {args[0]} timed out after {timeout:.0f}s") from None
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise ProviderError(f"tmux {args[0]} failed: {detail[-1] if detail else proc.returncode}")
+        return proc
+
+    @staticmethod
+    def _target(name: str) -> str:
+        # '=' asks for an exact session name: 'ab' never matches a session 'abc'
+        return f"={name}:"
+
+    def _fmt(self, name: str, fmt: str) -> str | None:
+        proc = self._run(["display-message", "-p", "-t", self._target(name), fmt], check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    # ------------------------------------------------------------ protocol
+    def available(self) -> None:
+        """Raise ProviderError naming the subprocess provider when tmux is missing."""
+        if shutil.which("tmux") is None:
+            raise ProviderError(_MISSING)
+
+    def start(self, spec: SessionSpec) -> None:
+        """A detached session running ``spec.argv`` directly (no shell), kept after exit."""
+        self.available()
+        if self.exists(spec.name):
+            self._run(["kill-session", "-t", self._target(spec.name)], check=False)
+        env_args: list[str] = []
+        for key, value in spec.env.items():
+            env_args += ["-e", tmux_arg(f"{key}={value}")]
+        # tmux hands a single word to `sh -c`; with two or more it calls execvp
+        # itself. `env` in front guarantees the second form: no shell, ever.
+        argv = ["env", *spec.argv]
+        cmd = ["new-session", "-d", "-s", spec.name, "-x", str(self.width),
+               "-y", str(self.height), "-c", tmux_arg(spec.cwd), *env_args, "--",
+               *[tmux_arg(a) for a in argv],
+               # chained in the same server call, before the program can exit:
+               # keep the pane after exit, so its status and last output stay readable
+               ";", "set-option", "-w", "-t", self._target(spec.name), "remain-on-exit", "on"]
+        self._run(cmd)
+        if spec.log_path:
+            os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
+            # the only shell string: a fixed command and the town's own log path, quoted
+            self._run(["pipe-pane", "-t", self._target(spec.name),
+                       tmux_arg(f"exec cat >> {shlex.quote(spec.log_path)}")], check=False)
+
+    def stop(self, name: str, grace: float = 3.0) -> bool:
+        """Kill the session (its program gets SIGHUP)."""
+        if not self.exists(name):
+            return False
+        self._run(["kill-session", "-t", self._target(name)], check=False)
+        return True
+
+    def interrupt(self, name: str) -> None:
+        """Send Ctrl-C to the session (a key name we choose, not user text)."""
+        self._run(["send-keys", "-t", self._target(name), "C-c"])
+
+    def exists(self, name: str) -> bool:
+        """True when the session exists on the private server (alive or exited)."""
+        if not os.path.exists(self.socket):
+            return False
+        return self._run(["has-session", "-t", self._target(name)], check=False).returncode == 0
+
+    def is_alive(self, name: str) -> bool:
+        """True when the session exists and its program has not exited."""
+        if not os.path.exists(self.socket):
+            return False
+        return self._fmt(name, "#{pane_dead}") == "0"
+
+    def exit_status(self, name: str) -> int | None:
+        """The exit status of an exited program whose pane was kept."""
+        if not os.path.exists(self.socket):
+            return None
+        out = self._fmt(name, "#{pane_dead}:#{pane_dead_status}")
+        if out and out.startswith("1:") and out[2:].lstrip("-").isdigit():
+            return int(out[2:])
+        return None
+
+    def pid(self, name: str) -> int | None:
+        """The pane's process id while it runs."""
+        if not self.is_alive(name):
+            return None
+        out = self._fmt(name, "#{pane_pid}")
+        return int(out) if out and out.isdigit() else None
+
+    def last_activity(self, name: str) -> float | None:
+        """When the window last had output (tmux's own clock, whole seconds)."""
+        if not os.path.exists(self.socket):
+            return None
+        out = self._fmt(name, "#{window_activity}")
+        return float(out) if out and out.isdigit() else None
+
+    def peek(self, name: str, lines: int = 40) -> str:
+        """The last ``lines`` lines of the pane (wrapped lines joined)."""
+        if not self.exists(name):
+            return ""
+        proc = self._run(["capture-pane", "-p", "-J", "-t", self._target(name),
+                          "-S", f"-{max(1, lines)}"], check=False)
+        text = proc.stdout.rstrip("\n")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def nudge(self, name: str, text: str, verify_s: float = 3.0) -> NudgeResult:
+        """Type ``text`` literally in chunks, check it arrived, then press Enter."""
+        if not self.is_alive(name):
+            return NudgeResult(False, False, text=text, detail="session is not running")
+        pieces = chunks(text)
+        for piece in pieces:
+            self._run(["send-keys", "-t", self._target(name), "-l", "--", tmux_arg(piece)])
+        verified = self._wait_for(name, text, verify_s)
+        # a pause lets programs that treat fast input as a paste settle first
+        time.sleep(0.1)
+        self._run(["send-keys", "-t", self._target(name), "Enter"])
+        return NudgeResult(True, verified, chunks=len(pieces), text=text,
+                           detail="" if verified else "text not seen in the pane before Enter")
+
+    def _wait_for(self, name: str, text: str, within: float) -> bool:
+        """Whether the end of ``text`` shows up in the pane within ``within`` seconds."""
+        # compare without whitespace: terminals wrap and pad lines
+        tail = re.sub(r"\s+", "", text)[-24:]
+        if not tail:
+            return True
+        deadline = time.monotonic() + within
+        while True:
+            screen = re.sub(r"\s+", "", self.peek(name, self.height * 4))
+            if tail in screen:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def attach_argv(self, name: str) -> list[str]:
+        """``tmux -S <sock> attach -t =NAME`` (run with $TMUX removed)."""
+        return self._argv(["attach-session", "-t", self._target(name)])
+
+    def sessions(self) -> list[str]:
+        """Session names on the private server."""
+        if not os.path.exists(self.socket):
+            return []
+        proc = self._run(["list-sessions", "-F", "#{session_name}"], check=False)
+        return proc.stdout.split() if proc.returncode == 0 else []
+
+    def kill_server(self) -> None:
+        """Stop the town's private server (tests, and a controller shutting down)."""
+        if os.path.exists(self.socket):
+            self._run(["kill-server"], check=False)
