@@ -65,7 +65,9 @@ def time_command(cmd: list[str], cwd: Path, runs: int, env: dict[str, str],
 
 
 def _q(s: str) -> str:
-    return s if all(c.isalnum() or c in "-_./=:" for c in s) else "'" + s.replace("'", "'\\''") + "'"
+    if all(c.isalnum() or c in "-_./=:" for c in s):
+        return s
+    return "'" + s.replace("'", "'\\''") + "'"
 
 
 def time_each(cmd_for: list[list[str]], cwd: Path, env: dict[str, str]) -> float:

@@ -23,7 +23,8 @@ def generate(n: int, edges: int, seed: int = 7, prefix: str = "bench") -> list[d
     for i, bead_id in enumerate(ids):
         r = rng.random()
         status = "closed" if r < 0.35 else ("in_progress" if r < 0.40 else "open")
-        ts = f"2026-01-{1 + i * 27 // n:02d}T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z"
+        day, hour, minute, sec = 1 + i * 27 // n, (i // 3600) % 24, (i // 60) % 60, i % 60
+        ts = f"2026-01-{day:02d}T{hour:02d}:{minute:02d}:{sec:02d}Z"
         bead: dict[str, object] = {
             "id": bead_id, "title": f"Task {i}: {rng.choice(['fix', 'add', 'port', 'test'])} "
                                     f"{rng.choice(['parser', 'cache', 'api', 'ui', 'docs'])}",

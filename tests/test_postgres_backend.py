@@ -397,7 +397,7 @@ def test_postgres_forked_child_reconnects_and_leaves_parent_session_alone(
 
 
 def test_postgres_claim_next_with_filters_locks_one_row(ledger: Ledger) -> None:
-    root = ledger.create("mol root", issue_type="epic")
+    root = ledger.create("mol root", issue_type="molecule")
     step = ledger.create("step", parent=root.id, labels=["x"])
     other = ledger.create("other", priority=0, labels=["x"])
     got = ledger.claim_next(Filter(mol=root.id), assignee="m")

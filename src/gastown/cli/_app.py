@@ -162,7 +162,7 @@ def run_main(prog: str, description: str, commands: Mapping[str, tuple[str, str]
     args_list = list(sys.argv[1:] if argv is None else argv)
     aliases = aliases or {}
     wanted = _command_name(args_list)
-    if wanted in aliases:
+    if wanted is not None and wanted in aliases:
         idx = args_list.index(wanted)
         args_list[idx] = wanted = aliases[wanted]
     as_json = "--json" in args_list
@@ -177,7 +177,7 @@ def run_main(prog: str, description: str, commands: Mapping[str, tuple[str, str]
             close = difflib.get_close_matches(wanted, list(commands), n=3)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise UsageError(f"{prog}: unknown command {wanted!r}{hint} (see '{prog} --help')")
-        if wanted in commands:
+        if wanted is not None:
             # the common case: build one command's parser and drop its name from argv
             rest = list(args_list)
             rest.remove(wanted)

@@ -33,7 +33,8 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"--metadata is not valid JSON: {exc.msg} at column {exc.colno}")
+        raise ValidationError(
+            f"--metadata is not valid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(value, dict):
         raise ValidationError("--metadata must be a JSON object")
     return value
@@ -152,7 +153,8 @@ def _show_text(b: dict[str, Any]) -> str:
             lines += ["", f"{label} ({len(edges)}):"]
             for e in edges:
                 title = e.get("title")
-                desc = f"{title} [P{e.get('priority')}] [{e.get('status')}]" if title else "(unknown)"
+                desc = (f"{title} [P{e.get('priority')}] [{e.get('status')}]" if title
+                        else "(unknown)")
                 lines.append(f"  {arrow} {e[other]}: {desc} ({e['type']})")
     comments = b.get("comments") or []
     if comments:

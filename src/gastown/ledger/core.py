@@ -8,12 +8,15 @@ together or not at all (DESIGN §2.4).
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from contextlib import contextmanager
 
 from ..errors import ConflictError, NotFoundError, StorageError, UsageError, ValidationError
-from . import discovery, ids as _ids, ready as _ready, timefmt
+from . import discovery, timefmt
+from . import ids as _ids
+from . import ready as _ready
 from .model import Bead
 from .ops import Txn
 from .query import Filter, json_object_sql, order_sql, ready_sql, where_sql
@@ -159,7 +162,7 @@ class Ledger:
             return Txn(tx, self.actor, prefix).claim_next(from_sql, params, assignee)
 
     def close_beads(self, bead_ids: Sequence[str], reason: str | None = None,
-                    force: bool = False) -> list[Bead]:
+                    force: bool = False) -> builtins.list[Bead]:
         """Close several beads in one transaction (all or none)."""
         with self.transaction() as t:
             return [t.close(b, reason=reason, force=force) for b in bead_ids]
@@ -173,7 +176,7 @@ class Ledger:
         with self.transaction() as t:
             return t.reopen(bead_id, reason)
 
-    def delete(self, bead_id: str, cascade: bool = False) -> list[str]:
+    def delete(self, bead_id: str, cascade: bool = False) -> builtins.list[str]:
         """Delete a bead (ids are retired, never reused); returns the ids deleted."""
         with self.transaction() as t:
             return t.delete(bead_id, cascade)
@@ -259,7 +262,7 @@ class Ledger:
             bead["comments"] = self._comments(tx, bead_id)
             return bead
 
-    def _edges(self, tx: Any, column: str, bead_id: str) -> list[dict[str, Any]]:
+    def _edges(self, tx: Any, column: str, bead_id: str) -> builtins.list[dict[str, Any]]:
         other = "depends_on_id" if column == "issue_id" else "issue_id"
         rows = tx.query(
             f"SELECT d.issue_id, d.depends_on_id, d.type, d.created_at, d.created_by, d.metadata, "
@@ -280,20 +283,20 @@ class Ledger:
             out.append(edge)
         return out
 
-    def _comments(self, tx: Any, bead_id: str) -> list[dict[str, Any]]:
+    def _comments(self, tx: Any, bead_id: str) -> builtins.list[dict[str, Any]]:
         rows = tx.query("SELECT id, issue_id, author, text, created_at FROM comments "
                         "WHERE issue_id = ? ORDER BY created_at, seq", (bead_id,))
         return [{"id": int(r[0]) if str(r[0]).isdigit() else r[0], "issue_id": r[1],
                  "author": r[2], "text": r[3], "created_at": r[4]} for r in rows]
 
-    def comments(self, bead_id: str) -> list[dict[str, Any]]:
+    def comments(self, bead_id: str) -> builtins.list[dict[str, Any]]:
         """The comments on a bead, oldest first."""
         with self.store.read() as tx:
             Txn(tx, self.actor, "").status_of(bead_id)
             return self._comments(tx, bead_id)
 
     def list(self, f: Filter | None = None, *, sort: str | None = None, reverse: bool = False,
-             limit: int = 0) -> list[Bead]:
+             limit: int = 0) -> builtins.list[Bead]:
         """Beads matching a filter (all when ``f`` is None), sorted; ``limit`` 0 = all."""
         extra, params = where_sql(f or Filter())
         sql = (f"SELECT {SELECT_COLUMNS} FROM issues WHERE 1 = 1{extra} "
@@ -303,7 +306,7 @@ class Ledger:
         with self.store.read() as tx:
             return self._beads(tx, tx.query(sql, params))
 
-    def _beads(self, tx: Any, rows: list[tuple[Any, ...]]) -> list[Bead]:
+    def _beads(self, tx: Any, rows: builtins.list[tuple[Any, ...]]) -> builtins.list[Bead]:
         if not rows:
             return []
         labels: dict[str, list[str]] = {}
@@ -316,11 +319,12 @@ class Ledger:
                 labels.setdefault(issue_id, []).append(label)
         return [bead_from_row(r, labels.get(r[0])) for r in rows]
 
-    def ready(self, f: Filter | None = None, limit: int = 0) -> list[Bead]:
+    def ready(self, f: Filter | None = None, limit: int = 0) -> builtins.list[Bead]:
         """The ready beads (DESIGN §3.4) in ready order; ``limit`` 0 = all."""
         f = f or Filter()
         extra, params = where_sql(f)
-        sql = f"SELECT {SELECT_COLUMNS} {ready_sql(extra, bool(f.mol), self.store.ready_index_hint)}"
+        from_sql = ready_sql(extra, bool(f.mol), self.store.ready_index_hint)
+        sql = f"SELECT {SELECT_COLUMNS} {from_sql}"
         if limit:
             sql += f" LIMIT {int(limit)}"
         with self.store.read() as tx:
@@ -338,7 +342,7 @@ class Ledger:
         with self.store.read() as tx:
             return str(tx.scalar(sql, [timefmt.now(), *params]))
 
-    def blocked(self, f: Filter | None = None) -> list[Bead]:
+    def blocked(self, f: Filter | None = None) -> builtins.list[Bead]:
         """Open beads that are not ready only because they are held, each with ``blocked_by``.
 
         ``blocked_by`` lists the ids of the blocking targets; a bead held by an
@@ -372,25 +376,25 @@ class Ledger:
         with self.store.read() as tx:
             return int(tx.scalar(f"SELECT COUNT(*) FROM issues WHERE 1 = 1{extra}", params) or 0)
 
-    def deps(self, bead_id: str) -> list[dict[str, Any]]:
+    def deps(self, bead_id: str) -> builtins.list[dict[str, Any]]:
         """Edges out of a bead (what it depends on), with the target's title and status."""
         with self.store.read() as tx:
             Txn(tx, self.actor, "").status_of(bead_id)
             return self._edges(tx, "issue_id", bead_id)
 
-    def dependents(self, bead_id: str) -> list[dict[str, Any]]:
+    def dependents(self, bead_id: str) -> builtins.list[dict[str, Any]]:
         """Edges into a bead (what depends on it)."""
         with self.store.read() as tx:
             Txn(tx, self.actor, "").status_of(bead_id)
             return self._edges(tx, "depends_on_id", bead_id)
 
     def dep_tree(self, bead_id: str, max_depth: int = 50, reverse: bool = False
-                 ) -> list[dict[str, Any]]:
+                 ) -> builtins.list[dict[str, Any]]:
         """The dependency tree under a bead, depth first: ``{id, title, status, type, depth}``.
 
         ``reverse`` walks dependents instead of dependencies.
         """
-        out: list[dict[str, Any]] = []
+        out: builtins.list[dict[str, Any]] = []
         with self.store.read() as tx:
             root = Txn(tx, self.actor, "").get(bead_id)
             out.append({"id": root["id"], "title": root["title"], "status": root["status"],
@@ -415,11 +419,11 @@ class Ledger:
             walk(bead_id, 1)
         return out
 
-    def find_cycles(self) -> list[list[str]]:
+    def find_cycles(self) -> builtins.list[builtins.list[str]]:
         """Cycles among blocking and parent-child edges (each as a list of ids)."""
         with self.store.read() as tx:
             rows = tx.query("SELECT issue_id, depends_on_id, type FROM dependencies")
-        cycles: list[list[str]] = []
+        cycles: builtins.list[list[str]] = []
         for family in (_ready.BLOCKING_DEP_TYPES, ("parent-child",)):
             graph: dict[str, list[str]] = {}
             for a, b, t in rows:
@@ -428,13 +432,13 @@ class Ledger:
             cycles += _cycles(graph)
         return cycles
 
-    def search(self, text: str, f: Filter | None = None, limit: int = 50) -> list[Bead]:
+    def search(self, text: str, f: Filter | None = None, limit: int = 50) -> builtins.list[Bead]:
         """Beads whose id, title or text fields contain ``text`` (case-insensitive)."""
         f = f or Filter()
         f.text = text
         return self.list(f, sort="updated", limit=limit)
 
-    def labels_all(self) -> list[tuple[str, int]]:
+    def labels_all(self) -> builtins.list[tuple[str, int]]:
         """Every label with the number of beads carrying it."""
         with self.store.read() as tx:
             return [(r[0], int(r[1])) for r in tx.query(
@@ -446,7 +450,7 @@ class Ledger:
             v = tx.scalar("SELECT value FROM kv WHERE key = ?", (key,))
             return None if v is None else str(v)
 
-    def kv_list(self) -> list[tuple[str, str]]:
+    def kv_list(self) -> builtins.list[tuple[str, str]]:
         """All key/value pairs, sorted by key."""
         with self.store.read() as tx:
             return [(r[0], r[1]) for r in tx.query("SELECT key, value FROM kv ORDER BY key")]
@@ -488,10 +492,10 @@ class Ledger:
         }
 
     def events(self, since_seq: int = 0, limit: int = 0, bead_id: str | None = None,
-               types: Iterable[str] = ()) -> list[dict[str, Any]]:
+               types: Iterable[str] = ()) -> builtins.list[dict[str, Any]]:
         """Events after ``since_seq`` in order (``limit`` 0 = all)."""
         sql = "SELECT seq, ts, type, actor, bead_id, payload FROM events WHERE seq > ?"
-        params: list[Any] = [since_seq]
+        params: builtins.list[Any] = [since_seq]
         if bead_id:
             sql += " AND bead_id = ?"
             params.append(bead_id)
@@ -524,9 +528,9 @@ class Ledger:
         with self.store.write() as tx:
             return _ready.recompute_all(tx)
 
-    def integrity_problems(self) -> list[str]:
+    def integrity_problems(self) -> builtins.list[str]:
         """Checks ``bd doctor`` runs: ready state, closed_at, dangling edges, cycles."""
-        problems: list[str] = []
+        problems: builtins.list[str] = []
         with self.store.read() as tx:
             rows = tx.query("SELECT id, status, defer_until, pinned, ephemeral, is_template, "
                             "issue_type, priority, created_at, held, closed_at FROM issues")
@@ -551,14 +555,14 @@ class Ledger:
         return problems
 
 
-def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+def _cycles(graph: dict[str, list[str]]) -> builtins.list[builtins.list[str]]:
     """Elementary cycles found by an iterative DFS (one per back edge)."""
     color: dict[str, int] = {}
-    found: list[list[str]] = []
+    found: builtins.list[list[str]] = []
     for start in sorted(graph):
         if color.get(start):
             continue
-        stack: list[tuple[str, Iterator[str]]] = [(start, iter(graph.get(start, ())))]
+        stack: builtins.list[tuple[str, Iterator[str]]] = [(start, iter(graph.get(start, ())))]
         path = [start]
         color[start] = 1
         while stack:

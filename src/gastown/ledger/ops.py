@@ -8,8 +8,6 @@ one atomic unit with :meth:`gastown.ledger.Ledger.transaction`.
 
 from __future__ import annotations
 
-import json
-
 from ..errors import ConflictError, CycleError, NotFoundError, UsageError, ValidationError
 from . import ids as _ids
 from . import ready as _ready
@@ -408,7 +406,8 @@ class Txn:
         _ready.refresh(self.tx, _ready.seeds_for_status_change(self.tx, bead_id, status, "closed"))
         for parent in self.parents_of(bead_id):
             row = self.tx.one("SELECT issue_type, status FROM issues WHERE id = ?", (parent,))
-            if row and row[0] == "molecule" and row[1] != "closed" and not self.open_children(parent):
+            if (row and row[0] == "molecule" and row[1] != "closed"
+                    and not self.open_children(parent)):
                 self.close(parent, reason="all steps closed", force=True)
         return self.get(bead_id)
 

@@ -6,7 +6,6 @@ fragment drives both the Python-object path and the JSON-in-SQL hot path.
 
 from __future__ import annotations
 
-
 from ..errors import ValidationError
 from . import ready as _ready
 from .model import TEXT_FIELDS
@@ -112,7 +111,8 @@ def where_sql(f: Filter) -> tuple[str, list[Any]]:
             "WHERE d.type = 'parent-child') SELECT id FROM sub)")
         params.append(f.mol)
     if f.text:
-        like = "%" + f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        escaped = f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = "%" + escaped + "%"
         cols = ("id", "title", *TEXT_FIELDS)
         parts.append("(" + " OR ".join(f"LOWER({c}) LIKE ? ESCAPE '\\'" for c in cols) + ")")
         params += [like] * len(cols)

@@ -26,7 +26,6 @@ statement of the rule that tests compare both against.
 
 from __future__ import annotations
 
-
 from .model import INFRA_TYPES
 from .store import Tx
 
@@ -155,7 +154,8 @@ def _propagate(tx: Tx, ids: Iterable[str]) -> None:
             "SELECT i.self_held, i.defer_until, i.held, i.hold_until, "
             " (SELECT MAX(p.held) FROM dependencies d JOIN issues p ON p.id = d.depends_on_id "
             "   WHERE d.issue_id = i.id AND d.type = 'parent-child'), "
-            " (SELECT MAX(p.hold_until) FROM dependencies d JOIN issues p ON p.id = d.depends_on_id "
+            " (SELECT MAX(p.hold_until) FROM dependencies d "
+            "   JOIN issues p ON p.id = d.depends_on_id "
             "   WHERE d.issue_id = i.id AND d.type = 'parent-child') "
             "FROM issues i WHERE i.id = ?", (bead_id,))
         if row is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC
 
 __all__ = ["now", "normalize", "parse_when"]
 
@@ -24,9 +25,8 @@ def now() -> str:
     """The current time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (fixed width, sortable)."""
     t = time.time()
     secs = int(t)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".%06dZ" % int(
-        (t - secs) * 1_000_000
-    )
+    micros = int((t - secs) * 1_000_000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(secs))}.{micros:06d}Z"
 
 
 def normalize(value: str) -> str:
@@ -42,25 +42,25 @@ def normalize(value: str) -> str:
     frac = frac or ""
     if zone in (None, "Z", "z"):
         return f"{date}T{clock}{frac}Z"
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     sign = 1 if zone[0] == "+" else -1
     hh, mm = int(zone[1:3]), int(zone[-2:])
-    base = datetime.fromisoformat(f"{date}T{clock}").replace(tzinfo=timezone.utc)
+    base = datetime.fromisoformat(f"{date}T{clock}").replace(tzinfo=UTC)
     base -= sign * timedelta(hours=hh, minutes=mm)
     return base.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
 
 
 def parse_when(value: str) -> str:
     """Read a user-given time: RFC 3339, a date, or relative (``+2d``, ``3h``, ``30m``)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     v = value.strip()
     m = _RELATIVE.match(v)
     if m:
         n, unit = int(m.group(1)), m.group(2)
         seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
-        t = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        t = datetime.now(UTC) + timedelta(seconds=seconds)
         return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if _DATE.match(v):
         return v + "T00:00:00Z"

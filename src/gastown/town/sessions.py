@@ -1,0 +1,198 @@
+"""Sessions: an agent's program running under its provider.
+
+:class:`Sessions` turns an agent's configuration into a :class:`SessionSpec`
+(argv from its preset, its worktree as working directory, its identity in the
+environment) and drives the provider.  Starting is idempotent: a live session
+is left alone.  Everything needed to start a session again lives in town.toml
+and the ledger, so a controller can restart crashed sessions and they pick
+their hooked work up again through ``gt prime``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import NotFoundError
+from .agents import Preset, agent_argv, beacon, preset_of
+from .config import AgentConfig
+from .core import Town
+from .providers import Provider, SessionSpec, make_provider
+
+__all__ = ["Sessions", "SessionInfo"]
+
+
+@dataclass
+class SessionInfo:
+    """The state of one agent's session."""
+
+    agent: str
+    provider: str
+    session: str
+    state: str  # running | exited | stopped
+    pid: int | None = None
+    exit_status: int | None = None
+    last_activity: float | None = None
+    workdir: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for ``--json`` output."""
+        return asdict(self)
+
+
+class Sessions:
+    """Start, stop and inspect the sessions of a town's agents."""
+
+    def __init__(self, town: Town) -> None:
+        self.town = town
+        self._providers: dict[str, Provider] = {}
+
+    def provider_for(self, agent: AgentConfig) -> Provider:
+        """The provider the agent runs under (its own, else the town's default)."""
+        kind = agent.provider or self.town.config.town.provider
+        if kind not in self._providers:
+            self._providers[kind] = make_provider(kind, self.town.gt_dir)
+        return self._providers[kind]
+
+    def preset(self, agent: AgentConfig) -> Preset:
+        """The agent's preset."""
+        return preset_of(self.town.config.presets, agent.preset)
+
+    @staticmethod
+    def session_name(agent: AgentConfig) -> str:
+        """The session's name: the agent's name (sessions live on the town's own server)."""
+        return agent.name
+
+    def spec(self, agent: AgentConfig, with_prompt: bool = True) -> SessionSpec:
+        """What to run for ``agent``: argv, working directory, environment, log."""
+        preset = self.preset(agent)
+        actor = self.town.actor_of(agent)
+        prompt = beacon(actor, agent.name) if with_prompt else None
+        argv = agent_argv(preset, agent.command, agent.args, prompt)
+        return SessionSpec(name=self.session_name(agent), argv=argv,
+                           cwd=self.town.workdir(agent), env=self.town.session_env(agent),
+                           log_path=os.path.join(self.town.gt_dir, "logs", f"{agent.name}.log"))
+
+    # ------------------------------------------------------------ lifecycle
+    def check(self, agent: AgentConfig) -> None:
+        """Raise ProviderError now if the agent's provider cannot run here."""
+        self.provider_for(agent).available()
+
+    def is_alive(self, agent: AgentConfig) -> bool:
+        """True when the agent's program is running."""
+        return self.provider_for(agent).is_alive(self.session_name(agent))
+
+    def start(self, agent: AgentConfig, *, actor: str | None = None,
+              ready_timeout: float = 30.0) -> tuple[SessionInfo, bool]:
+        """Start the agent's session unless it runs; returns (info, started_now)."""
+        from .setup import setup_files
+
+        provider = self.provider_for(agent)
+        provider.available()
+        name = self.session_name(agent)
+        if provider.is_alive(name):
+            return self.info(agent), False
+        workdir = self.town.workdir(agent)
+        if not os.path.isdir(workdir):
+            raise NotFoundError(f"agent {agent.name} has no worktree at {workdir} "
+                                "(sling work to it, which creates one)")
+        preset = self.preset(agent)
+        setup_files(preset, workdir, os.path.join(self.town.bin_dir(), "gt"))
+        spec = self.spec(agent)
+        provider.start(spec)
+        if preset.prompt == "nudge":
+            if self.wait_ready(agent, ready_timeout):
+                from .nudge import sanitize
+
+                provider.nudge(name, sanitize(beacon(self.town.actor_of(agent), agent.name)))
+        with self.town.ledger(actor) as led:
+            led.emit("session.started", None, {
+                "agent": agent.name, "provider": provider.kind, "session": name,
+                "workdir": workdir, "program": spec.argv[0] if spec.argv else ""})
+        return self.info(agent), True
+
+    def stop(self, agent: AgentConfig, *, actor: str | None = None) -> bool:
+        """Stop the agent's session; True when there was one."""
+        provider = self.provider_for(agent)
+        stopped = provider.stop(self.session_name(agent))
+        if stopped:
+            with self.town.ledger(actor) as led:
+                led.emit("session.stopped", None, {"agent": agent.name,
+                                                   "provider": provider.kind})
+        return stopped
+
+    def info(self, agent: AgentConfig) -> SessionInfo:
+        """The state of the agent's session."""
+        provider = self.provider_for(agent)
+        name = self.session_name(agent)
+        alive = provider.is_alive(name)
+        exists = alive or provider.exists(name)
+        return SessionInfo(
+            agent=agent.name, provider=provider.kind, session=name,
+            state="running" if alive else ("exited" if exists else "stopped"),
+            pid=provider.pid(name) if alive else None,
+            exit_status=None if alive or not exists else provider.exit_status(name),
+            last_activity=provider.last_activity(name) if exists else None,
+            workdir=self.town.workdir(agent))
+
+    # ------------------------------------------------------------ readiness
+    def wait_ready(self, agent: AgentConfig, timeout: float) -> bool:
+        """Wait until the program looks ready for input (its preset's pattern or delay)."""
+        preset = self.preset(agent)
+        provider = self.provider_for(agent)
+        name = self.session_name(agent)
+        if not preset.ready:
+            time.sleep(min(preset.ready_delay, timeout))
+            return provider.is_alive(name)
+        pattern = re.compile(preset.ready, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not provider.is_alive(name):
+                return False
+            if pattern.search(provider.peek(name, 20)):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def wait_idle(self, agent: AgentConfig, timeout: float, idle_s: float = 2.0) -> bool:
+        """Wait until the session has been quiet for ``idle_s`` seconds (False on timeout).
+
+        Quiet means its recent output has not changed; a match of the preset's
+        readiness pattern on the last lines counts as idle at once.
+        """
+        provider = self.provider_for(agent)
+        name = self.session_name(agent)
+        preset = self.preset(agent)
+        pattern = re.compile(preset.ready, re.MULTILINE) if preset.ready else None
+        deadline = time.monotonic() + timeout
+        last = provider.peek(name, 20)
+        since = time.monotonic()
+        quiet_since = provider.last_activity(name)
+        if quiet_since is not None:  # the provider's own clock of the last output
+            since -= max(0.0, time.time() - quiet_since)
+        while True:
+            if not provider.is_alive(name):
+                return False
+            if pattern is not None and pattern.search(last):
+                return True
+            now = time.monotonic()
+            if now - since >= idle_s:
+                return True
+            if now >= deadline:
+                return False
+            time.sleep(min(0.2, max(0.01, deadline - now)))
+            screen = provider.peek(name, 20)
+            if screen != last:
+                last, since = screen, time.monotonic()
+
+    def list(self) -> list[SessionInfo]:
+        """Every agent that has or had a session, plus every configured agent."""
+        seen: dict[str, SessionInfo] = {}
+        for agent in self.town.config.all_agents():
+            info = self.info(agent)
+            if agent.pool is None or info.state != "stopped":
+                seen[agent.name] = info
+        return list(seen.values())
