@@ -366,6 +366,55 @@ def test_postgres_concurrent_writers_keep_ready_state_exact(pg_database: str,
         led.close()
 
 
+def test_postgres_claims_and_writers_on_the_same_beads_never_deadlock(
+        pg_database: str, tmp_path: Path) -> None:
+    led = Ledger.init(str(tmp_path), prefix="t", db=pg_database, actor="boss")
+    try:
+        ids = _fill(led, 150)
+        errors: list[BaseException] = []
+        won: list[str] = []
+        stop = threading.Event()
+
+        def claimer(name: str) -> None:
+            other = Ledger.open(pg_database, actor=name)
+            try:
+                while (bead := other.claim_next()) is not None:
+                    won.append(bead["id"])
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+            finally:
+                other.close()
+
+        def meddler(k: int) -> None:
+            other = Ledger.open(pg_database, actor=f"m{k}")
+            try:
+                i = 0
+                while not stop.is_set():
+                    target = ids[(i * 7 + k) % len(ids)]
+                    other.update(target, notes=f"touched {i}")
+                    other.add_label(target, f"l{k}")
+                    i += 1
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+            finally:
+                other.close()
+
+        meddlers = [threading.Thread(target=meddler, args=(k,)) for k in range(2)]
+        claimers = [threading.Thread(target=claimer, args=(f"c{i}",)) for i in range(4)]
+        for t in meddlers + claimers:
+            t.start()
+        for t in claimers:
+            t.join()
+        stop.set()
+        for t in meddlers:
+            t.join()
+        assert errors == []
+        assert sorted(won) == sorted(ids)
+        assert led.recompute_ready_state() == 0
+    finally:
+        led.close()
+
+
 def test_postgres_forked_child_reconnects_and_leaves_parent_session_alone(
         pg_database: str, tmp_path: Path) -> None:
     led = Ledger.init(str(tmp_path), prefix="t", db=pg_database, actor="boss")

@@ -63,10 +63,13 @@ def _pick(ids: list[str], i: int) -> str:
     return ids[i % len(ids)]
 
 
-def _edges(ledger: Ledger) -> list[tuple[str, str, str]]:
+def _edges(ledger: Ledger, ids: list[str]) -> list[tuple[str, str, str]]:
+    """Every edge, in an order that does not depend on the (random) ids themselves."""
+    pos = {bead_id: n for n, bead_id in enumerate(ids)}
     with ledger.store.read() as tx:
-        return sorted(tuple(r) for r in tx.query(  # type: ignore[misc]
-            "SELECT issue_id, depends_on_id, type FROM dependencies"))
+        rows = [tuple(r) for r in tx.query(
+            "SELECT issue_id, depends_on_id, type FROM dependencies")]
+    return sorted(rows, key=lambda e: (pos.get(e[0], -1), pos.get(e[1], -1), e[2]))
 
 
 def apply(ledger: Ledger, ids: list[str], op: tuple[Any, ...]) -> None:
@@ -90,7 +93,7 @@ def apply(ledger: Ledger, ids: list[str], op: tuple[Any, ...]) -> None:
         if kind == "add_dep":
             ledger.add_dep(_pick(ids, op[1]), _pick(ids, op[2]), op[3])
         elif kind == "remove_dep":
-            edges = _edges(ledger)
+            edges = _edges(ledger, ids)
             if edges:
                 src, dst, typ = edges[op[1] % len(edges)]
                 ledger.remove_dep(src, dst, typ)

@@ -27,7 +27,6 @@ from typing import Any
 
 from ..errors import ConflictError, GastownError, UsageError
 from ..ledger.core import Ledger
-from ..ledger.model import Bead
 from ..ledger.ops import Txn
 from .api import formula_paths, resolve_source
 from .formula import NAME_RE

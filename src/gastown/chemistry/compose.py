@@ -51,8 +51,9 @@ def compile_formula(f: Formula, loader: Loader, values: Mapping[str, str] | None
         # cooked on its own, an expansion wraps one placeholder step named "target"
         bp.vars.setdefault("target", VarDef(name="target", required=True,
                                             description="what the expansion is applied to"))
-        target = Step(id="target", title="{{target}}", description="{{target}}", source=f.name)
-        bp.steps = _expand_target(target, merged, {}, where)
+        placeholder = Step(id="target", title="{{target}}", description="{{target}}",
+                           source=f.name)
+        bp.steps = _expand_target(placeholder, merged, {}, where)
     if f.type == "aspect":
         raise FormulaError(f"{where}: an aspect has no steps of its own; apply it from a "
                            "workflow with compose.aspects = [\"" + f.name + "\"]")

@@ -339,9 +339,10 @@ def _parse_compose(r: _Reader, data: dict[str, Any]) -> dict[str, Any]:
             for needed in (target_key, "with"):
                 if not r.string(rule, needed, where):
                     raise r.fail(where, f"key '{needed}' is required")
+            rule_vars = r.table(rule, "vars", where)
             rules.append({target_key: r.string(rule, target_key, where),
                           "with": r.string(rule, "with", where),
-                          "vars": {str(k): str(v) for k, v in r.table(rule, "vars", where).items()}})
+                          "vars": {str(k): str(v) for k, v in rule_vars.items()}})
         if rules:
             out[key] = rules
     branches = []

@@ -35,7 +35,7 @@ def waits_on(step: Step) -> list[str]:
 
 
 def entries_and_exits(steps: list[Step]) -> tuple[list[str], list[str]]:
-    """Top-level steps of ``steps`` that wait on nothing inside it, and that nothing inside waits on.
+    """Top-level steps waiting on nothing inside ``steps``, and those nothing inside waits on.
 
     Used to splice a group of steps into a bigger graph: the entries inherit the
     group's prerequisites, and whatever follows the group waits for the exits.

@@ -104,6 +104,8 @@ def instantiate(t: Txn, bp: Blueprint, values: Mapping[str, str], *, wisp: bool 
                             "vars": dict(values)}
     if proto_id:
         meta["proto"] = proto_id
+    if bp.phase:
+        meta["formula_phase"] = bp.phase
     if extra_meta:
         meta.update(extra_meta)
     inline = bp.pour is False

@@ -33,7 +33,8 @@ TEMPLATE_LABEL = "template"
 def blueprint_hash(bp: Blueprint) -> str:
     """A content hash of everything a proto stores (to make re-cooking a no-op)."""
     data = {"name": bp.name, "description": bp.description, "type": bp.type,
-            "phase": bp.phase, "pour": bp.pour, "vars": {k: v.to_dict() for k, v in bp.vars.items()},
+            "phase": bp.phase, "pour": bp.pour,
+            "vars": {k: v.to_dict() for k, v in bp.vars.items()},
             "steps": [asdict(s) for s in bp.steps], "extra": bp.extra}
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -11,9 +11,32 @@ from collections.abc import Sequence
 
 from ._app import run_main
 
+_T = "gastown.cli.gt_town"
+_R = "gastown.cli.gt_rig"
+_S = "gastown.cli.gt_session"
+_W = "gastown.cli.gt_work"
+_M = "gastown.cli.gt_mail"
+
 #: command name -> (module that builds and runs it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("gastown.cli.gt_demo", "run the demo: a town that gets work done, start to finish"),
+    "init": (_T, "create a town: town.toml, .beads/, .gt/"),
+    "config": (_T, "show the town's configuration (show, path)"),
+    "status": (_T, "agents, their hooks and sessions, and recent events"),
+    "feed": (_T, "a live one-screen view of the town"),
+    "events": (_T, "the town's event log (--follow to keep reading)"),
+    "rig": (_R, "repositories the town works on: add, list, remove"),
+    "agent": (_R, "agents: list, add, remove"),
+    "session": (_S, "agent sessions: list, start, restart, stop, status"),
+    "attach": (_S, "attach your terminal to an agent's session"),
+    "peek": (_S, "an agent session's recent output"),
+    "nudge": (_S, "type a message into an agent's session, safely"),
+    "setup": (_S, "write an agent program's session hooks so it primes itself"),
+    "sling": (_W, "put a bead or a poured formula on an agent's hook and wake it"),
+    "hook": (_W, "what is on a hook: show, clear, pin"),
+    "prime": (_W, "an agent's role prompt, hooked work, current step and mail"),
+    "done": (_W, "hand in the hooked work: push the branch, file a merge request"),
+    "mail": (_M, "messages: send, inbox, read, reply, archive, check"),
 }
 
 

@@ -75,7 +75,6 @@ _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 # SQLSTATE codes that mean "the transaction lost a race and was rolled back"
 _RETRYABLE = {"40001": "serialization failure", "40P01": "deadlock detected"}
 _LOCK_NOT_AVAILABLE = "55P03"
-_UNDEFINED_TABLE = "42P01"
 
 _TEXT_TYPE = re.compile(r"\bTEXT\b")
 

@@ -51,6 +51,7 @@ class TownSettings:
     email: str = "gastown@localhost"
     formula_paths: list[str] = field(default_factory=list)
     escalate_to: str | None = None
+    default_role: str | None = None
 
 
 @dataclass
@@ -243,7 +244,8 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
     _known(data, {"town", "rigs", "agents", "pools", "roles", "groups", "presets"}, path)
     t = _table(data, "town", path)
     where = f"{path}: town"
-    _known(t, {"name", "prefix", "provider", "email", "formula_paths", "escalate_to"}, where)
+    _known(t, {"name", "prefix", "provider", "email", "formula_paths", "escalate_to",
+               "default_role"}, where)
     default_name = os.path.basename(os.path.dirname(os.path.abspath(path))) or "town"
     settings = TownSettings(
         name=_str(t, "name", where, default_name) or default_name,
@@ -251,7 +253,8 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
         provider=_provider(t, where, "tmux") or "tmux",
         email=_str(t, "email", where, "gastown@localhost") or "gastown@localhost",
         formula_paths=_strlist(t, "formula_paths", where) or [],
-        escalate_to=_str(t, "escalate_to", where))
+        escalate_to=_str(t, "escalate_to", where),
+        default_role=_str(t, "default_role", where))
     presets = load_presets(_table(data, "presets", path), path)
     cfg = TownConfig(path=path, town=settings, presets=presets, raw=data)
 

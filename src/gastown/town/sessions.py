@@ -105,7 +105,7 @@ class Sessions:
         provider.start(spec)
         if preset.prompt == "nudge":
             if self.wait_ready(agent, ready_timeout):
-                from .nudge import sanitize
+                from .text import sanitize
 
                 provider.nudge(name, sanitize(beacon(self.town.actor_of(agent), agent.name)))
         with self.town.ledger(actor) as led:

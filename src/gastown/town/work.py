@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["hooked_work", "owed_work", "current_work", "molecule_view", "sling_meta"]
 
-_INFRA_STEP_TYPES = ("gate",)
-
-
 def hooked_work(led: Ledger, actor: str) -> list[Bead]:
     """The beads pinned to ``actor``'s hook (status ``hooked``)."""
     from ..hook import hooked
@@ -67,28 +64,22 @@ def sling_meta(bead: Bead) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def molecule_view(led: Ledger, root: Bead) -> dict[str, Any] | None:
-    """A molecule's steps, progress, the step to do now and the ready ones; None if no steps."""
-    steps = [b for b in led.list(Filter(mol=root["id"]), sort="id") if b["id"] != root["id"]]
-    if not steps:
+def molecule_view(led: Ledger, root: Bead, actor: str | None = None) -> dict[str, Any] | None:
+    """A molecule's steps, progress, the step to do now and the ready ones; None if no steps.
+
+    The step to do now is ``actor``'s own step in progress, else the first ready
+    one in step order (where a replacement worker resumes after a crash).
+    """
+    from ..chemistry import next_step_for, work_steps
+
+    work = work_steps(led, root["id"])
+    if not work:
         return None
-    work = [s for s in steps if s.get("issue_type") not in _INFRA_STEP_TYPES
-            and s.get("issue_type") != "molecule"]
     closed = [s for s in work if s["status"] == "closed"]
     ready_ids = {b["id"] for b in led.ready(Filter(mol=root["id"]))}
-    ready = [s for s in work if s["id"] in ready_ids]
-    in_progress = [s for s in work if s["status"] == "in_progress"]
-    current: Bead | None = None
-    try:
-        from ..chemistry import current_step
-
-        current = current_step(led, root["id"])
-    except ImportError:  # pragma: no cover - chemistry without current_step
-        current = None
-    if current is None:
-        current = (in_progress or ready or [None])[0]
+    current = next_step_for(led, root["id"], actor)
     return {"id": root["id"], "total": len(work), "closed": len(closed),
             "complete": len(closed) == len(work),
             "steps": [{"id": s["id"], "title": s["title"], "status": s["status"],
                        "assignee": s.get("assignee")} for s in work],
-            "ready": [s["id"] for s in ready], "current": current}
+            "ready": [s["id"] for s in work if s["id"] in ready_ids], "current": current}

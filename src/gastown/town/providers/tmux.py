@@ -4,7 +4,7 @@ Every call names the town's own socket (``tmux -S <town>/.gt/tmux.sock``) and
 ignores the user's tmux configuration (``-f /dev/null``); ``$TMUX`` is removed
 from tmux's environment, so the user's own server is never contacted, even
 when ``gt`` runs inside it.  Every call is an argument vector; the only text
-tmux itself parses is escaped with :func:`gastown.town.nudge.tmux_arg`.
+tmux itself parses is escaped with :func:`gastown.town.text.tmux_arg`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import time
 
 from ...errors import ProviderError
-from ..nudge import chunks, tmux_arg
+from ..text import chunks, tmux_arg
 from .base import NudgeResult, Provider, SessionSpec
 
 __all__ = ["TmuxProvider", "socket_path"]
@@ -99,8 +99,10 @@ class TmuxProvider(Provider):
         for key, value in spec.env.items():
             env_args += ["-e", tmux_arg(f"{key}={value}")]
         # tmux hands a single word to `sh -c`; with two or more it calls execvp
-        # itself. `env` in front guarantees the second form: no shell, ever.
-        argv = ["env", *spec.argv]
+        # itself. `env` in front guarantees the second form (no shell, ever) and
+        # sets the variables for the program: tmux takes PATH from its client,
+        # not from -e, so -e alone cannot give the session its PATH.
+        argv = ["env", *[f"{k}={v}" for k, v in spec.env.items()], *spec.argv]
         cmd = ["new-session", "-d", "-s", spec.name, "-x", str(self.width),
                "-y", str(self.height), "-c", tmux_arg(spec.cwd), *env_args, "--",
                *[tmux_arg(a) for a in argv],

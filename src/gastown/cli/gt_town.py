@@ -1,0 +1,174 @@
+"""``gt init``, ``gt config``, ``gt status``, ``gt feed``, ``gt events``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from typing import Any
+
+from ._app import Ctx
+from .gt_common import add_action, add_actions, add_parser, get_town, town_ledger
+
+
+# ------------------------------------------------------------------ init
+def _init(ctx: Ctx) -> int:
+    from ..town.core import init_town
+
+    a = ctx.args
+    town = init_town(a.dir, name=a.name, prefix=a.prefix, provider=a.provider, email=a.email,
+                     actor=ctx.actor)
+    ctx.out({"town": town.root, "name": town.name, "prefix": town.config.town.prefix,
+             "config": town.config_path},
+            f"Created town {town.name} in {town.root}\n"
+            f"  configuration: {town.config_path} (edit it; check with 'gt config show')\n"
+            f"  next: gt rig add NAME PATH|URL, then gt agent add NAME --rig NAME --preset ...")
+    return 0
+
+
+# ---------------------------------------------------------------- config
+def _config_json(cfg: Any) -> dict[str, Any]:
+    out = dataclasses.asdict(cfg)
+    out.pop("raw", None)
+    return out
+
+
+def _config_show(ctx: Ctx) -> int:
+    from ..town.prime import role_template
+
+    town = get_town(ctx)
+    cfg = town.config
+    roles: dict[str, Any] = {}
+    for name in sorted({*cfg.roles, *(a.role for a in cfg.all_agents())}):
+        try:
+            roles[name] = role_template(town, name)[1]
+        except Exception as exc:  # noqa: BLE001 - shown, not fatal: show what is wrong
+            roles[name] = f"MISSING ({exc})"
+    data = {**_config_json(cfg), "root": town.root, "role_templates": roles}
+
+    def text() -> str:
+        t = cfg.town
+        lines = [f"Town {t.name} ({town.root})", f"  config:   {cfg.path}",
+                 f"  prefix:   {t.prefix}", f"  provider: {t.provider}",
+                 f"  email:    {t.email}", "", "Rigs:"]
+        lines += [f"  {r.name:<16} {r.branch:<10} {r.source}" + (f"  pool={r.pool}" if r.pool
+                                                                 else "")
+                  for r in cfg.rigs.values()] or ["  (none)"]
+        lines += ["", "Agents:"]
+        lines += [f"  {a.name:<16} rig={a.rig or '-':<12} role={a.role:<12} preset={a.preset}"
+                  + (f" provider={a.provider}" if a.provider else "")
+                  for a in cfg.agents.values()] or ["  (none)"]
+        lines += ["", "Pools:"]
+        lines += [f"  {p.name:<16} rig={p.rig:<12} role={p.role:<12} preset={p.preset} "
+                  f"max={p.max}" for p in cfg.pools.values()] or ["  (none)"]
+        lines += ["", "Roles:"]
+        lines += [f"  {n:<16} {src}" for n, src in roles.items()] or ["  (none)"]
+        if cfg.groups:
+            lines += ["", "Mail groups:"]
+            lines += [f"  @{g:<15} {', '.join(m)}" for g, m in cfg.groups.items()]
+        lines += ["", f"Presets: {', '.join(sorted(cfg.presets))}"]
+        return "\n".join(lines)
+
+    ctx.out(data, text)
+    return 0
+
+
+def _config_path(ctx: Ctx) -> int:
+    town = get_town(ctx)
+    ctx.out({"path": town.config_path}, town.config_path)
+    return 0
+
+
+# ---------------------------------------------------------------- status
+def _status(ctx: Ctx) -> int:
+    from ..town.status import render_status, town_status
+
+    data = town_status(get_town(ctx), town_ledger(ctx), events=ctx.args.events)
+    ctx.out(data, lambda: render_status(data))
+    return 0
+
+
+def _feed(ctx: Ctx) -> int:
+    import shutil
+
+    from ..town.status import render_feed, town_status
+
+    town = get_town(ctx)
+    led = town_ledger(ctx)
+    while True:
+        size = shutil.get_terminal_size((120, 40))
+        data = town_status(town, led, events=size.lines)
+        if ctx.json:
+            sys.stdout.write(json.dumps(data, default=str) + "\n")
+        else:
+            frame = render_feed(data, size.columns, size.lines - 1)
+            sys.stdout.write(("\x1b[H\x1b[2J" if ctx.tty else "") + frame)
+        sys.stdout.flush()
+        if ctx.args.once:
+            return 0
+        time.sleep(ctx.args.interval)
+
+
+# ---------------------------------------------------------------- events
+def _events(ctx: Ctx) -> int:
+    from ..town.status import render_event
+
+    a = ctx.args
+    led = town_ledger(ctx)
+    types = [t for v in a.type or [] for t in v.split(",") if t]
+    bead = led.resolve_id(a.bead) if a.bead else None
+    since = a.since
+    if a.last and not since:
+        since = max(0, led.last_event_seq() - a.last)
+    events = led.events(since_seq=since, limit=a.limit, bead_id=bead, types=types)
+    if not a.follow:
+        ctx.out(events, lambda: "\n".join(render_event(e) for e in events) or "(no events)")
+        return 0
+    while True:
+        for ev in events:
+            line = json.dumps(ev, ensure_ascii=False) if ctx.json else render_event(ev)
+            sys.stdout.write(line + "\n")
+            since = ev["seq"]
+        sys.stdout.flush()
+        time.sleep(a.interval)
+        events = led.events(since_seq=since, bead_id=bead, types=types)
+
+
+def setup(name: str, sub: Any) -> None:
+    """Add the parser for command ``name``."""
+    from .gt import COMMANDS
+
+    help_text = COMMANDS[name][1]
+    p = add_parser(sub, name, help_text)
+    if name == "init":
+        p.add_argument("dir", nargs="?", default=".", help="the town's folder (default: here)")
+        p.add_argument("--name", help="the town's name (default: the folder's name)")
+        p.add_argument("--prefix", help="id prefix of the town ledger's beads")
+        p.add_argument("--provider", choices=("tmux", "subprocess"),
+                       help="default session provider (default: tmux)")
+        p.add_argument("--email", help="git author email of the agents "
+                                       "(default: your git user.email)")
+        p.set_defaults(func=_init)
+    elif name == "config":
+        actions = add_actions(p)
+        add_action(actions, "show", "the configuration, validated").set_defaults(
+            func=_config_show)
+        add_action(actions, "path", "where town.toml is").set_defaults(func=_config_path)
+        p.set_defaults(func=_config_show)
+    elif name == "status":
+        p.add_argument("-n", "--events", type=int, default=10, help="recent events to show")
+        p.set_defaults(func=_status)
+    elif name == "feed":
+        p.add_argument("--once", action="store_true", help="draw one screen and exit")
+        p.add_argument("--interval", type=float, default=1.0, help="seconds between screens")
+        p.set_defaults(func=_feed)
+    elif name == "events":
+        p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+        p.add_argument("--since", type=int, default=0, help="only events after this seq")
+        p.add_argument("--last", type=int, default=0, help="only the last N events")
+        p.add_argument("--type", action="append", help="event types (glob * allowed)")
+        p.add_argument("--bead", help="only events of this bead")
+        p.add_argument("-n", "--limit", type=int, default=0, help="at most N (0 = all)")
+        p.add_argument("--interval", type=float, default=0.5, help="poll interval (--follow)")
+        p.set_defaults(func=_events)

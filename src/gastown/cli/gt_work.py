@@ -1,0 +1,158 @@
+"""``gt sling``, ``gt hook``, ``gt prime``, ``gt done``: work onto hooks and back."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import UsageError
+from ._app import Ctx
+from .gt_common import add_parser, clean, get_town, parse_vars, town_ledger
+
+
+def _sling(ctx: Ctx) -> int:
+    from ..town.sling import sling
+
+    a = ctx.args
+    town = get_town(ctx)
+    result = sling(town, a.what, a.target, parse_vars(a.var), nudge=not a.no_nudge,
+                   wisp=a.wisp, actor=ctx.actor)
+    if ctx.quiet and not ctx.json:
+        print(result.id)
+        return 0
+
+    def text() -> str:
+        verb = "Already on the hook of" if result.already else "Slung onto"
+        lines = [f"{verb} {result.agent} ({result.actor}): {result.id} {clean(result.title)}"]
+        if result.poured:
+            lines.append(f"  poured {result.formula} as {result.id}")
+        lines.append(f"  session {result.session}" + (f" in {result.workdir}"
+                                                      if result.workdir else ""))
+        if result.branch:
+            lines.append(f"  branch {result.branch}")
+        if result.nudge:
+            lines.append(f"  nudged ({result.nudge.get('delivered_as')})")
+        lines += [f"  note: {n}" for n in result.notes]
+        return "\n".join(lines)
+
+    ctx.out(result.to_json(), text)
+    return 0
+
+
+def _hook(ctx: Ctx) -> int:
+    from ..hook import pin, unpin
+    from ..town.work import current_work, hooked_work
+
+    words = list(ctx.args.words)
+    action = words.pop(0) if words and words[0] in ("show", "clear", "pin") else "show"
+    town = get_town(ctx)
+    led = town_ledger(ctx)
+    if action == "pin":
+        if not words:
+            raise UsageError("gt hook pin BEAD [AGENT]")
+        bead_id = led.resolve_id(words[0])
+        agent = town.current_agent(words[1] if len(words) > 1 else ctx.args.agent)
+        bead = pin(led, bead_id, town.actor_of(agent))
+        led.emit("sling", bead_id, {"agent": agent.name, "actor": town.actor_of(agent),
+                                    "kind": "hook"})
+        ctx.out(bead, f"Pinned {bead_id} to {agent.name}'s hook")
+        return 0
+    agent = town.current_agent(words[0] if words else ctx.args.agent)
+    me = town.actor_of(agent)
+    if action == "clear":
+        target = led.resolve_id(words[1]) if len(words) > 1 else None
+        owed = current_work(led, me, agent.name)
+        released = list(unpin(led, me, target))
+        # work whose molecule finished is no longer 'hooked' but is still owed: release it too
+        if owed is not None and (target in (None, owed["id"])) and owed["id"] not in released:
+            released.append(owed["id"])
+        for bead_id in released:
+            led.emit("hook.cleared", bead_id, {"agent": agent.name})
+        ctx.out({"agent": agent.name, "released": released},
+                f"Released {', '.join(released)} from {agent.name}'s hook" if released
+                else f"{agent.name}'s hook was empty")
+        return 0
+    hooked = hooked_work(led, me)
+    work = hooked[0] if hooked else current_work(led, me, agent.name)
+
+    def text() -> str:
+        if work is None:
+            return f"{agent.name}'s hook is empty"
+        lines = [f"{agent.name} ({me}) has on its hook:"]
+        for b in hooked or [work]:
+            lines.append(f"  {b['id']} [{b['status']}] {clean(b['title'])}")
+        return "\n".join(lines)
+
+    ctx.out(work, text)
+    return 0
+
+
+def _prime(ctx: Ctx) -> int:
+    from ..town.prime import prime_data, render_prime
+
+    if ctx.args.hook and not (ctx.args.agent or os.environ.get("GT_AGENT")):
+        return 0  # a session hook outside any town session: stay silent
+    town = get_town(ctx)
+    agent = town.current_agent(ctx.args.agent)
+    data = prime_data(town, town_ledger(ctx), agent, drain_nudges=ctx.args.hook)
+    ctx.out(data, lambda: render_prime(data))
+    return 0
+
+
+def _done(ctx: Ctx) -> int:
+    from ..town.done import done
+
+    a = ctx.args
+    summary = done(get_town(ctx), a.agent, status=a.status, message=a.message, force=a.force,
+                   actor=ctx.actor)
+
+    def text() -> str:
+        lines = [f"Done ({summary['status']}): {summary['bead_id']} released from "
+                 f"{summary['agent']}'s hook"]
+        if summary.get("mr"):
+            made = "filed" if summary.get("mr_created") else "already filed"
+            lines.append(f"  merge request {summary['mr']} {made} for {summary['branch']} "
+                         f"at {summary['commit'][:12]}" + (" (pushed)" if summary.get("pushed")
+                                                           else ""))
+        if summary.get("escalated_to"):
+            lines.append(f"  escalated to {summary['escalated_to']}")
+        return "\n".join(lines)
+
+    ctx.out(summary, text)
+    return 0
+
+
+def setup(name: str, sub: Any) -> None:
+    """Add the parser for command ``name``."""
+    from .gt import COMMANDS
+
+    p = add_parser(sub, name, COMMANDS[name][1])
+    if name == "sling":
+        p.add_argument("what", help="a bead id, or a formula (or proto) to pour")
+        p.add_argument("target", nargs="?",
+                       help="an agent, a pool or a rig (default: yourself, in a session)")
+        p.add_argument("--var", action="append", metavar="KEY=VALUE",
+                       help="a formula variable (repeatable)")
+        p.add_argument("--no-nudge", action="store_true", help="do not nudge the agent")
+        p.add_argument("--wisp", action="store_true", help="pour an ephemeral wisp")
+        p.set_defaults(func=_sling)
+    elif name == "hook":
+        p.add_argument("words", nargs="*", metavar="[show|clear|pin] ARGS",
+                       help="show [AGENT] | clear [AGENT [BEAD]] | pin BEAD [AGENT]")
+        p.add_argument("--agent", help="whose hook (default: $GT_AGENT)")
+        p.set_defaults(func=_hook)
+    elif name == "prime":
+        p.add_argument("--agent", help="whose prompt (default: $GT_AGENT)")
+        p.add_argument("--hook", action="store_true",
+                       help="as a session hook: also deliver queued nudges; silent outside "
+                            "a session")
+        p.set_defaults(func=_prime)
+    elif name == "done":
+        p.add_argument("--status", default="completed",
+                       choices=("completed", "escalated", "deferred"))
+        p.add_argument("-m", "--message", help="a note recorded on the work (and mailed "
+                                               "when escalating)")
+        p.add_argument("--agent", help="whose work (default: $GT_AGENT)")
+        p.add_argument("--force", action="store_true",
+                       help="hand in even with uncommitted changes (they stay behind)")
+        p.set_defaults(func=_done)

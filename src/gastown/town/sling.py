@@ -1,0 +1,217 @@
+"""Sling: dispatch work to an agent, a pool or a rig (DESIGN §5).
+
+resolve the target -> (pour the formula) -> pin the work to an agent's hook ->
+give the agent its worktree and branch -> make sure its session runs -> nudge.
+
+Idempotent: a bead already on a hook stays where it is, and a formula already
+poured onto the target's hooks with the same variables is not poured again, so
+slinging twice dispatches once.  Slings in one town are serialised by a lock in
+``.gt/``, so two at once can never both take the last free worker of a pool.
+Whether the agent's provider can run at all is checked before anything is
+written, so a missing tmux leaves the ledger as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConflictError, NotFoundError, UsageError
+from .config import AgentConfig
+from .core import Town
+from .sessions import Sessions
+from .work import current_work, sling_meta
+
+if TYPE_CHECKING:
+    from ..ledger.core import Ledger
+    from ..ledger.model import Bead
+
+__all__ = ["sling", "SlingResult", "resolve_target"]
+
+
+@dataclass
+class SlingResult:
+    """What a sling did."""
+
+    id: str
+    agent: str
+    actor: str
+    target: str
+    target_kind: str
+    title: str = ""
+    formula: str | None = None
+    poured: bool = False
+    already: bool = False
+    session: str = ""
+    workdir: str = ""
+    branch: str = ""
+    nudge: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for ``--json`` (``id`` is the bead or molecule root)."""
+        out = asdict(self)
+        out["root_id"] = self.id if self.formula else None
+        out["bead_id"] = self.id
+        return out
+
+
+def resolve_target(town: Town, target: str | None) -> tuple[str, list[AgentConfig]]:
+    """``(kind, candidate agents)`` for a target: agent, pool, rig, or the caller."""
+    cfg = town.config
+    if not target:
+        me = os.environ.get("GT_AGENT")
+        if not me:
+            raise UsageError("name a target (an agent, a pool or a rig); only an agent's own "
+                             "session may sling to itself")
+        return "self", [town.agent(me)]
+    if target in cfg.pools:
+        pool = cfg.pools[target]
+        return "pool", [pool.slot(n) for n in range(1, pool.max + 1)]
+    if target in cfg.rigs:
+        rig = cfg.rigs[target]
+        pools = [p for p in cfg.pools.values() if p.rig == rig.name]
+        name = rig.pool or (pools[0].name if len(pools) == 1 else None)
+        if name is None:
+            raise UsageError(
+                f"rig {rig.name} has {'no pool' if not pools else 'several pools'}: "
+                f"set [rigs.{rig.name}] pool = \"NAME\", or sling to an agent or a pool")
+        pool = cfg.pools[name]
+        return "rig", [pool.slot(n) for n in range(1, pool.max + 1)]
+    agent = town.agent_by_address(target)
+    if agent is None:
+        raise NotFoundError(f"no agent, pool or rig named {target!r} in {town.config_path}")
+    return "agent", [agent]
+
+
+def _existing_bead(led: Ledger, what: str) -> Bead | None:
+    """The bead ``what`` names, or None when it is a formula (or a proto) to pour."""
+    try:
+        bead = led.get(led.resolve_id(what))
+    except NotFoundError:
+        return None
+    return None if bead.get("is_template") else bead
+
+
+def _agent_of_actor(town: Town, actor: str | None) -> AgentConfig | None:
+    return town.agent_by_address(actor) if actor else None
+
+
+def sling(town: Town, what: str, target: str | None = None,
+          vars: dict[str, str] | None = None, *, nudge: bool = True, wisp: bool = False,
+          actor: str | None = None, start: bool = True) -> SlingResult:
+    """Put a bead, or a freshly poured formula, on an agent's hook and wake the agent."""
+    kind, candidates = resolve_target(town, target)
+    sessions = Sessions(town)
+    for provider_agent in {a.provider or town.config.town.provider: a
+                           for a in candidates}.values():
+        sessions.check(provider_agent)  # e.g. no tmux: fail before writing anything
+    given = dict(vars or {})
+    with town.ledger(actor) as led, town.lock("sling"):
+        bead = _existing_bead(led, what)
+        if bead is not None and given:
+            raise UsageError(f"--var applies to formulas; {bead['id']} is a bead")
+        result = (_sling_bead(town, led, bead, kind, candidates) if bead is not None
+                  else _sling_formula(town, led, what, given, kind, candidates, wisp))
+        result.target = target or result.agent
+        agent = town.agent(result.agent)
+        if start:
+            _prepare(town, sessions, agent, result, actor)
+    if nudge and start and result.session == "running":
+        from .nudge import nudge_agent
+
+        text = (f"[gt] {result.id} is on your hook: {result.title}. "
+                "Run `gt prime` and do it now.")
+        try:
+            result.nudge = nudge_agent(town, agent.name, text, mode="wait-idle", timeout=5.0,
+                                       idle_s=1.0, actor=actor)
+        except Exception as exc:  # noqa: BLE001 - the work is hooked; a nudge is a courtesy
+            result.notes.append(f"nudge failed: {exc}")
+    return result
+
+
+def _free(led: Ledger, town: Town, agents: list[AgentConfig]) -> AgentConfig | None:
+    for agent in agents:
+        if current_work(led, town.actor_of(agent), agent.name) is None:
+            return agent
+    return None
+
+
+def _pick(led: Ledger, town: Town, kind: str, candidates: list[AgentConfig]) -> AgentConfig:
+    agent = _free(led, town, candidates)
+    if agent is not None:
+        return agent
+    if kind in ("agent", "self"):
+        only = candidates[0]
+        busy = current_work(led, town.actor_of(only), only.name)
+        raise ConflictError(f"{only.name} already has {busy['id'] if busy else 'work'} on its "
+                            "hook; it must finish (gt done) or be cleared (gt hook clear) first")
+    pool = candidates[0].pool
+    raise ConflictError(f"pool {pool} is full: all {len(candidates)} workers have work "
+                        "(raise its max in town.toml, or wait for one to finish)")
+
+
+def _pin(town: Town, led: Ledger, bead_id: str, agent: AgentConfig, kind: str,
+         sling_info: dict[str, Any]) -> Bead:
+    from ..hook import pin
+
+    bead = pin(led, bead_id, town.actor_of(agent))
+    meta = dict(bead.get("metadata") or {})
+    meta["sling"] = {**sling_info, "agent": agent.name, "by": led.actor}
+    led.update(bead_id, metadata=meta)
+    led.emit("sling", bead_id, {"agent": agent.name, "actor": town.actor_of(agent),
+                                "kind": kind, **sling_info})
+    return led.get(bead_id)
+
+
+def _sling_bead(town: Town, led: Ledger, bead: Bead, kind: str,
+                candidates: list[AgentConfig]) -> SlingResult:
+    status, holder = bead["status"], bead.get("assignee")
+    if status == "closed":
+        raise ConflictError(f"{bead['id']} is closed; there is nothing to do")
+    holder_agent = _agent_of_actor(town, holder)
+    if status == "hooked" and holder_agent is not None:
+        # already dispatched: the same worker keeps it, wherever this sling pointed
+        return SlingResult(id=bead["id"], agent=holder_agent.name, actor=str(holder),
+                           target="", target_kind=kind, title=bead["title"], already=True)
+    if status == "in_progress" and holder and holder_agent is None:
+        raise ConflictError(f"{bead['id']} is in progress with {holder}; "
+                            "it must be released before it can be slung")
+    agent = holder_agent if holder_agent in candidates else _pick(led, town, kind, candidates)
+    _pin(town, led, bead["id"], agent, kind, {"target_kind": kind})
+    return SlingResult(id=bead["id"], agent=agent.name, actor=town.actor_of(agent), target="",
+                       target_kind=kind, title=bead["title"])
+
+
+def _sling_formula(town: Town, led: Ledger, formula: str, given: dict[str, str], kind: str,
+                   candidates: list[AgentConfig], wisp: bool) -> SlingResult:
+    from ..chemistry import pour
+
+    for agent in candidates:
+        work = current_work(led, town.actor_of(agent), agent.name)
+        info = sling_meta(work) if work else {}
+        if work is not None and info.get("formula") == formula and info.get("vars") == given:
+            return SlingResult(id=work["id"], agent=agent.name, actor=town.actor_of(agent),
+                               target="", target_kind=kind, title=work["title"],
+                               formula=formula, already=True)
+    agent = _pick(led, town, kind, candidates)
+    root = pour(led, formula, given, wisp=wisp, search_paths=town.formula_paths(),
+                actor=led.actor)
+    _pin(town, led, root["id"], agent, kind,
+         {"formula": formula, "vars": given, "target_kind": kind})
+    return SlingResult(id=root["id"], agent=agent.name, actor=town.actor_of(agent), target="",
+                       target_kind=kind, title=root["title"], formula=formula, poured=True)
+
+
+def _prepare(town: Town, sessions: Sessions, agent: AgentConfig, result: SlingResult,
+             actor: str | None) -> None:
+    """Worktree on the work's branch, then the session (started unless it runs)."""
+    from .rigs import ensure_worktree
+
+    ws = ensure_worktree(town, agent, town.branch_of(agent, result.id))
+    result.workdir, result.branch = ws.path, ws.branch
+    if ws.kept_dirty:
+        result.notes.append(f"{ws.path} has uncommitted work on {ws.branch}; left as it is")
+    _, started = sessions.start(agent, actor=actor)
+    result.session = "started" if started else "running"
