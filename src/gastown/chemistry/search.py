@@ -111,7 +111,9 @@ def find_formula(ref: str, paths: list[str]) -> str:
     if looks_like_path(ref):
         if os.path.isfile(ref):
             return os.path.abspath(ref)
-        raise NotFoundError(f"formula file {ref} not found")
+        if os.sep in ref:
+            raise NotFoundError(f"formula file {ref} not found")
+        # "name.formula.toml" with no directory: look the name up on the path
     base = ref
     for suffix in (*_SUFFIXES, ".toml"):
         if base.endswith(suffix):

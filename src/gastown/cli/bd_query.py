@@ -7,7 +7,6 @@ database (:meth:`Ledger.ready_json`) and written out as one string.
 from __future__ import annotations
 
 import sys
-import time
 
 from ..errors import UsageError
 from ..ledger.query import Filter
@@ -201,18 +200,18 @@ def _events(ctx: Ctx) -> int:
     if not a.follow:
         ctx.out(events, lambda: "\n".join(_event_line(e) for e in events) or "No events")
         return 0
-    # follow: print as JSON lines (one object per line) or text, polling by seq
-    deadline = time.monotonic() + a.timeout if a.timeout else None
-    while True:
-        for e in events:
-            since = e["seq"]
-            sys.stdout.write((json.dumps(e, ensure_ascii=False) if ctx.json else _event_line(e))
-                             + "\n")
+    # follow: print what exists, then new events as JSON lines (one object per line)
+    from ..ledger.events import follow
+
+    for e in events:
+        since = e["seq"]
+        sys.stdout.write((json.dumps(e, ensure_ascii=False) if ctx.json else _event_line(e)) + "\n")
+    sys.stdout.flush()
+    for e in follow(led, since, interval=a.interval, timeout=a.timeout or None, types=types,
+                    bead_id=a.bead):
+        sys.stdout.write((json.dumps(e, ensure_ascii=False) if ctx.json else _event_line(e)) + "\n")
         sys.stdout.flush()
-        if deadline is not None and time.monotonic() >= deadline:
-            return 0
-        time.sleep(a.interval)
-        events = led.events(since, bead_id=a.bead, types=types)
+    return 0
 
 
 # -------------------------------------------------------------------- prime

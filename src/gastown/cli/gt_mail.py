@@ -7,8 +7,15 @@ from typing import Any
 
 from ..errors import UsageError
 from ._app import Ctx
-from .gt_common import add_action, add_actions, add_parser, clean, get_town, read_text_arg, \
-    town_ledger
+from .gt_common import (
+    add_action,
+    add_actions,
+    add_parser,
+    clean,
+    get_town,
+    read_text_arg,
+    town_ledger,
+)
 
 
 def _notify(ctx: Ctx, beads: list[Any]) -> list[dict[str, Any]]:

@@ -254,7 +254,8 @@ class Txn:
                     self.update(bead_id, **rest)
                 return self.close(bead_id, reason=changes.get("close_reason"), force=True)
             if current["status"] == "closed" and status != "closed":
-                self.reopen(bead_id)
+                # reopen first, then go on from the reopened row (not the stale closed one)
+                current = self.reopen(bead_id)
             changes["status"] = status
         sets: dict[str, Any] = {}
         for key, value in changes.items():

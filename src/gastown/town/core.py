@@ -248,8 +248,9 @@ def init_town(directory: str, *, name: str | None = None, prefix: str | None = N
     text = default_config_text(name, prefix, email or _default_email())
     if provider:
         text = text.replace('\nprovider = "tmux"\n', f'\nprovider = "{provider}"\n', 1)
-    from .config import parse_config
     import tomllib
+
+    from .config import parse_config
 
     parse_config(tomllib.loads(text), os.path.join(root, CONFIG_FILE))  # refuse bad flags early
     existing = os.path.exists(os.path.join(root, ".beads", "beads.db"))

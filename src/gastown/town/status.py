@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .text import sanitize
 from .sessions import Sessions
+from .text import sanitize
 from .work import current_work, molecule_view
 
 if TYPE_CHECKING:

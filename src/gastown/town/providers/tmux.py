@@ -71,8 +71,9 @@ class TmuxProvider(Provider):
         except subprocess.TimeoutExpired:
             raise ProviderError(f"tmux {args[0]} timed out after {timeout:.0f}s") from None
         if check and proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise ProviderError(f"tmux {args[0]} failed: {detail[-1] if detail else proc.returncode}")
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            detail = lines[-1] if lines else f"exit status {proc.returncode}"
+            raise ProviderError(f"tmux {args[0]} failed: {detail}")
         return proc
 
     @staticmethod

@@ -1,0 +1,77 @@
+"""The event log: one append-only table every change writes in its own transaction.
+
+Consumers follow it by ``seq`` (:func:`follow`).  Two facts shape the follower:
+
+* On PostgreSQL, ``seq`` comes from a sequence, which is not transactional: a
+  transaction that takes seq 10 may commit *after* one that took seq 11, and a
+  rolled-back one leaves seq 10 unused for ever.  A follower that only asks for
+  ``seq > last`` could skip 10.  So the follower remembers the holes below its
+  high-water mark and asks for them again until they fill or expire.
+* On SQLite, writers are serialised and AUTOINCREMENT rolls back with its
+  transaction, so there are never holes; the same code simply finds none.
+"""
+
+from __future__ import annotations
+
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any
+
+    from .core import Ledger
+
+__all__ = ["follow", "matches"]
+
+#: how long a hole below the high-water mark is waited for before it is
+#: taken to be a rolled-back transaction's number
+HOLE_PATIENCE_S = 10.0
+
+
+def matches(event: dict[str, Any], types: Iterable[str] = (), bead_id: str | None = None) -> bool:
+    """Does an event pass a ``--type`` (``prefix*`` allowed) and ``--bead`` filter?"""
+    if bead_id and event.get("bead_id") != bead_id:
+        return False
+    wanted = list(types)
+    if not wanted:
+        return True
+    etype = str(event.get("type", ""))
+    return any(etype.startswith(t[:-1]) if t.endswith("*") else etype == t for t in wanted)
+
+
+def follow(ledger: Ledger, since_seq: int = 0, *, interval: float = 0.2,
+           timeout: float | None = None, types: Iterable[str] = (), bead_id: str | None = None,
+           stop: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield events after ``since_seq`` as they are committed, in commit-safe order.
+
+    Runs until ``timeout`` seconds pass or ``stop()`` returns True (forever if
+    neither is given).  Every committed event is yielded exactly once.
+    """
+    types = list(types)
+    last = since_seq
+    holes: dict[int, float] = {}
+    deadline = None if not timeout else time.monotonic() + timeout
+    while True:
+        floor = (min(holes) - 1) if holes else last
+        batch = ledger.events(floor)
+        now = time.monotonic()
+        for event in batch:
+            seq = event["seq"]
+            if seq > last:
+                holes.update((missing, now) for missing in range(last + 1, seq))
+                last = seq
+            elif seq in holes:
+                del holes[seq]
+            else:
+                continue  # already yielded
+            if matches(event, types, bead_id):
+                yield event
+        for seq, since in list(holes.items()):
+            if now - since > HOLE_PATIENCE_S:
+                del holes[seq]
+        if stop is not None and stop():
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        time.sleep(interval)

@@ -1,0 +1,1 @@
+"""Stand-in agents (small scripts that behave like disciplined agents) and the town test kit."""
