@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from gastown.chemistry import api, search
 from gastown.chemistry.distill import write_formula
+from gastown.chemistry.model import Blueprint
 from gastown.chemistry.tomlw import toml_string, toml_value
 from gastown.errors import FormulaError, NotFoundError
 
@@ -26,12 +27,12 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 
 def compile_text(tmp_path: Path, text: str, values: dict[str, str] | None = None,
-                 name: str = "f.formula.toml"):
+                 name: str = "f.formula.toml") -> Blueprint:
     path = write(tmp_path, name, text)
     return api.compile_ref(str(path), [str(tmp_path)], values)
 
 
-def graph(bp) -> dict[str, list[str]]:
+def graph(bp: Blueprint) -> dict[str, list[str]]:
     return {s.id: list(s.needs) for s in bp.all_steps()}
 
 
@@ -106,7 +107,8 @@ def test_name_lookup_variants_and_search_order(tmp_path: Path) -> None:
     assert ("mol-thing", False) in names and ("mol-thing", True) in names
 
 
-def test_search_path_order_from_environment(tmp_path: Path, monkeypatch) -> None:
+def test_search_path_order_from_environment(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GT_TOWN", str(tmp_path / "town"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("GT_FORMULA_PATH", f"{tmp_path / 'p1'}:{tmp_path / 'p2'}")
@@ -303,6 +305,8 @@ BROKEN = [
     ('formula = "x"\n[compose]\nhooks = []\n[[steps]]\nid = "a"\ntitle = "A"\n',
      "compose: key 'hooks' (label-triggered attachments) is not supported"),
     ('formula = "has space"\n[[steps]]\nid = "a"\ntitle = "A"\n', "invalid name 'has space'"),
+    ('formula = "trailing\\n"\n[[steps]]\nid = "a"\ntitle = "A"\n', "invalid name 'trailing\\n'"),
+    ('formula = "x"\n[[steps]]\nid = "a\\n"\ntitle = "A"\n', "invalid step id 'a\\n'"),
     ('formula = "x"\n[[steps]]\nid = "a"\ntitle = "A"\n[[steps]\n', "invalid TOML"),
     ('formula = "x"\n', "a workflow needs [[steps]]"),
 ]

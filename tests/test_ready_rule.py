@@ -16,8 +16,7 @@ from gastown.errors import CycleError
 from gastown.ledger import jsonl
 from gastown.ledger.model import DEP_TYPES, INFRA_TYPES
 from gastown.ledger.ready import BLOCKING_DEP_TYPES
-
-from helpers.ledgertools import reference_held, reference_ready_ids, ready_ids, snapshot
+from helpers.ledgertools import ready_ids, reference_held, reference_ready_ids, snapshot
 
 NON_BLOCKING = [t for t in DEP_TYPES if t not in BLOCKING_DEP_TYPES] + ["my-custom"]
 PAST = "2001-01-01T00:00:00Z"
@@ -75,6 +74,19 @@ def test_closed_or_pinned_target_does_not_block(ledger: Ledger, dep_type: str,
     assert not {src.id, other.id} & ready(ledger)
     ledger.update(target.id, status=done)
     assert {src.id, other.id} <= ready(ledger)
+
+
+def test_update_from_closed_to_any_status_refreshes_dependents(ledger: Ledger) -> None:
+    """Regression: update(status=X) on a closed bead reopens it first, then moves to X;
+    the dependents' state must follow the final status, not the intermediate one."""
+    for new_status in ("pinned", "open", "in_progress", "blocked", "deferred", "hooked"):
+        target = ledger.create("target")
+        src = ledger.create("src", deps=[("blocks", target.id)])
+        ledger.close_bead(target.id)
+        assert src.id in ready(ledger)
+        got = ledger.update(target.id, status=new_status)
+        assert got["status"] == new_status and "closed_at" not in got
+        assert (src.id in ready(ledger)) == (new_status == "pinned"), new_status
 
 
 def test_waits_for_blocks_while_any_child_of_target_is_open(ledger: Ledger) -> None:
@@ -154,15 +166,18 @@ def test_edge_to_unknown_target_never_blocks(ledger: Ledger, tmp_path) -> None:
     assert ready(ledger) == {"t-ghost"}
 
 
-@pytest.mark.parametrize("dep_type", NON_BLOCKING)
-def test_non_blocking_edge_types_never_block(ledger: Ledger, dep_type: str) -> None:
+def test_non_blocking_edge_types_never_block(ledger: Ledger) -> None:
     target = ledger.create("target")
-    src = ledger.create("src")
-    ledger.add_dep(src.id, target.id, dep_type)
-    assert {src.id, target.id} <= ready(ledger)
+    srcs = {}
+    for dep_type in NON_BLOCKING:
+        srcs[dep_type] = src = ledger.create(f"src {dep_type}")
+        ledger.add_dep(src.id, target.id, dep_type)
+    assert {s.id for s in srcs.values()} | {target.id} == ready(ledger)
     assert blocked_ids(ledger) == set()
     ledger.update(target.id, status="in_progress")
-    assert src.id in ready(ledger)
+    assert {s.id for s in srcs.values()} == ready(ledger)
+    ledger.update(target.id, status="blocked")  # a held target: only its children follow
+    assert {s.id for t, s in srcs.items() if t != "parent-child"} == ready(ledger)
 
 
 # ------------------------------------------------------------------- holding statuses
@@ -295,15 +310,17 @@ def test_pinned_ephemeral_template_never_ready(ledger: Ledger, kind: str) -> Non
     assert b.id in blocked_ids(ledger)
 
 
-@pytest.mark.parametrize("issue_type", INFRA_TYPES)
-def test_infrastructure_types_never_ready(ledger: Ledger, issue_type: str) -> None:
-    b = ledger.create("machinery", issue_type=issue_type)
+def test_infrastructure_types_never_ready(ledger: Ledger) -> None:
     t = ledger.create("task")
+    infra = [ledger.create(f"machinery {k}", issue_type=k) for k in INFRA_TYPES]
     assert ready(ledger) == {t.id}
-    ledger.add_dep(b.id, t.id)
-    assert b.id not in blocked_ids(ledger)
-    ledger.update(b.id, issue_type="task")
-    assert b.id in blocked_ids(ledger)
+    for b in infra:
+        ledger.add_dep(b.id, t.id)
+    assert blocked_ids(ledger) == set()
+    ledger.update(infra[0].id, issue_type="task")
+    assert blocked_ids(ledger) == {infra[0].id}
+    ledger.close_bead(t.id)
+    assert ready(ledger) == {infra[0].id}
 
 
 def test_infrastructure_parent_does_not_hide_ready_children(ledger: Ledger) -> None:

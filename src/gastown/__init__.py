@@ -33,14 +33,31 @@ _EXPORTS = {
     "FormulaError": "gastown.errors",
     "TownError": "gastown.errors",
     "ProviderError": "gastown.errors",
+    "cook": "gastown.chemistry.api",
+    "pour": "gastown.chemistry.api",
+    "wisp": "gastown.chemistry.api",
+    "bond": "gastown.chemistry.bond",
+    "squash": "gastown.chemistry.digest",
+    "burn": "gastown.chemistry.digest",
+    "distill": "gastown.chemistry.distill",
+    "current_step": "gastown.chemistry.inspect",
+    "pin": "gastown.hook",
+    "unpin": "gastown.hook",
+    "hooked": "gastown.hook",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .chemistry.api import cook, pour, wisp
+    from .chemistry.bond import bond
+    from .chemistry.digest import burn, squash
+    from .chemistry.distill import distill
+    from .chemistry.inspect import current_step
     from .errors import (ConflictError, CycleError, FormulaError, GastownError,
                          ImportFormatError, NotFoundError, NotInitializedError, ProviderError,
                          StorageError, TownError, UsageError, ValidationError)
+    from .hook import hooked, pin, unpin
     from .ledger.core import Filter, Ledger
     from .ledger.jsonl import ImportReport, export_jsonl, import_jsonl
     from .ledger.model import Bead

@@ -6,6 +6,7 @@ so the same helper works on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from gastown import Ledger
@@ -39,7 +40,7 @@ def rows_for_reference(ledger: Ledger) -> tuple[dict[str, dict[str, Any]],
             "SELECT issue_id, depends_on_id, type FROM dependencies")]
     beads = {}
     for r in rows:
-        b = dict(zip(_BEAD_COLS, r))
+        b = dict(zip(_BEAD_COLS, r, strict=True))
         for k in ("pinned", "ephemeral", "is_template"):
             b[k] = bool(int(b[k]))
         b["priority"] = int(b["priority"])
@@ -67,6 +68,21 @@ def ready_state(ledger: Ledger) -> list[tuple[Any, ...]]:
 
 def ready_ids(ledger: Ledger, **kw: Any) -> list[str]:
     return [b["id"] for b in ledger.ready(**kw)]
+
+
+def ledger_dir(ledger: Ledger) -> str:
+    """The directory whose ``.beads/`` holds this ledger (what ``bd -C`` takes)."""
+    assert ledger.beads_dir, "ledger has no .beads directory"
+    return os.path.dirname(ledger.beads_dir)
+
+
+def open_again(ledger: Ledger, actor: str) -> Ledger:
+    """A second, independent handle (own connection) on the same ledger, any backend.
+
+    Found by discovery from the ledger's directory, like ``bd`` does: ``store.url``
+    may be a display form without credentials.
+    """
+    return Ledger.open(cwd=ledger_dir(ledger), actor=actor)
 
 
 def reset(ledger: Ledger, prefix: str = "t") -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import FormulaError, NotFoundError
+from ..errors import FormulaError, GastownError, NotFoundError
 from ..ledger.core import Ledger
 from ..ledger.model import Bead
 from . import search
@@ -180,3 +180,40 @@ def check_formula(path: str, paths: list[str]) -> tuple[Blueprint, list[str]]:
     if not bp.all_steps():
         raise FormulaError(f"{path}: compiles to no steps")
     return bp, warnings
+
+
+def validate_files(refs: list[str], paths: list[str]) -> list[dict[str, Any]]:
+    """``bd formula validate``: load, compile and check each file; one result per file.
+
+    A failed result carries ``error`` (its one-line message) and ``exception``.
+    """
+    results: list[dict[str, Any]] = []
+    for ref in refs:
+        item: dict[str, Any] = {"formula": ref}
+        try:
+            path = search.find_formula(ref, paths)
+            item["path"] = path
+            bp, warnings = check_formula(path, paths)
+            item.update(ok=True, name=bp.name, type=bp.type, steps=len(bp.all_steps()),
+                        warnings=warnings)
+        except GastownError as exc:
+            item.update(ok=False, error=str(exc), exception=exc)
+        results.append(item)
+    return results
+
+
+def proto_library(ledger: Ledger | None, paths: list[str]) -> list[dict[str, Any]]:
+    """``bd mol list --protos``: cooked protos, then formulas on the path not yet cooked."""
+    from .inspect import list_protos
+
+    rows = list_protos(ledger)
+    names = {p["id"] for p in rows}
+    for ref in search.list_formulas(paths):
+        if ref.shadowed or ref.error or ref.type == "aspect":
+            continue
+        if any(v in names for v in search.name_variants(ref.name)):
+            continue
+        rows.append({"id": ref.name, "name": ref.name, "type": ref.type,
+                     "description": ref.description, "stored": False, "path": ref.path})
+        names.add(ref.name)
+    return rows

@@ -44,7 +44,7 @@ _EDGE = {"sequential": "blocks", "conditional": "conditional-blocks", "parallel"
 
 def compound_name(label: str) -> str:
     """``"Review and Deploy"`` → ``mol-review-and-deploy`` (an id-safe proto name)."""
-    if NAME_RE.match(label) and label.startswith("mol-"):
+    if NAME_RE.fullmatch(label) and label.startswith("mol-"):
         return label
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     if not slug:
@@ -153,7 +153,7 @@ def bond(ledger: Ledger, a: str, b: str, *, bond_type: str = "sequential",
             bpa, _ = _blueprint(t, ledger, ida, paths, given)
             bpb, _ = _blueprint(t, ledger, idb, paths, given)
             cname = compound_name(name) if name else f"{bpa.name}-{bpb.name}"
-            if not NAME_RE.match(cname):
+            if not NAME_RE.fullmatch(cname):
                 raise UsageError(f"invalid compound name {cname!r}")
             if cname in (bpa.name, bpb.name):
                 raise ConflictError(f"the compound cannot reuse an operand's name {cname!r}")
@@ -184,6 +184,8 @@ def bond(ledger: Ledger, a: str, b: str, *, bond_type: str = "sequential",
 def _attach(t: Txn, bp: Blueprint, proto_id: str | None, target: str, target_kind: str,
             bond_type: str, phase: str | None, given: dict[str, str]) -> dict[str, Any]:
     target_bead = t.get(target)
+    if "digest" in (target_bead.get("labels") or []):
+        raise ConflictError(f"{target} is a digest (a squashed molecule): bond to a live one")
     target_vapor = bool(target_bead.get("ephemeral"))
     want_vapor = target_vapor if phase is None else phase == "vapor"
     values = resolve_vars(bp, given)

@@ -58,8 +58,8 @@ def distill(ledger: Ledger, bead_id: str, *, name: str | None = None,
     for b in steps:
         meta = b.get("metadata") or {}
         want = str(meta.get("step") or "")
-        if not want or not STEP_ID_RE.match(want) or want in used:
-            base = want if want and STEP_ID_RE.match(want) else _slug(b["title"])
+        if not want or not STEP_ID_RE.fullmatch(want) or want in used:
+            base = want if want and STEP_ID_RE.fullmatch(want) else _slug(b["title"])
             want, n = base, 2
             while want in used:
                 want, n = f"{base}-{n}", n + 1

@@ -155,7 +155,7 @@ def parse_formula(data: dict[str, Any], path: str) -> Formula:
     r = _Reader(path)
     r.keys(data, _TOP_KEYS, "")
     name = r.string(data, "formula", "", default_name(path))
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise r.fail("", f"key 'formula': invalid name {name!r} "
                          "(letters, digits, '-' and '_'; no dots or spaces)")
     ftype = r.string(data, "type", "", "workflow")
@@ -198,7 +198,7 @@ def parse_formula(data: dict[str, Any], path: str) -> Formula:
 
 def _parse_var(r: _Reader, name: str, data: Any, section: str) -> VarDef:
     where = f"{section}.{name}"
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", name):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
         raise r.fail(where, "invalid variable name (letters, digits, '_' and '-')")
     if isinstance(data, (str, int, float)) and not isinstance(data, bool):
         return VarDef(name=name, default=str(data))
@@ -238,7 +238,7 @@ def _parse_var(r: _Reader, name: str, data: Any, section: str) -> VarDef:
 
 def _step_where(data: dict[str, Any], where: str) -> str:
     sid = data.get("id")
-    return f"step '{sid}'" if isinstance(sid, str) and sid else where
+    return f"step {sid!r}" if isinstance(sid, str) and sid else where
 
 
 def _parse_step(r: _Reader, data: dict[str, Any], where: str, source: str,
@@ -249,7 +249,7 @@ def _parse_step(r: _Reader, data: dict[str, Any], where: str, source: str,
     if not sid:
         raise r.fail(where, "key 'id' is required")
     # expansion templates carry {target} placeholders in their ids until applied
-    if not template and not STEP_ID_RE.match(sid):
+    if not template and not STEP_ID_RE.fullmatch(sid):
         raise r.fail(where, f"key 'id': invalid step id {sid!r} "
                             "(letters, digits, '-', '_', segments joined by '.')")
     step = Step(id=sid, title=r.string(data, "title", where),

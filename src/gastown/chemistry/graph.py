@@ -61,7 +61,7 @@ def validate(bp: Blueprint, where: str) -> None:
         for s in level:
             if s.id in seen:
                 raise FormulaError(f"{where}: duplicate step id '{s.id}'")
-            if not STEP_ID_RE.match(s.id):
+            if not STEP_ID_RE.fullmatch(s.id):
                 raise FormulaError(f"{where}: step '{s.id}': invalid step id (after expansion)")
             if not s.title.strip():
                 raise FormulaError(f"{where}: step '{s.id}': key 'title' is required")

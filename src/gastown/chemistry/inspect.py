@@ -199,6 +199,12 @@ def list_mols(ledger: Ledger, *, include_closed: bool = False,
     return out
 
 
+def _summary(text: str, width: int = 100) -> str:
+    # the same as search.summary, kept here so this module stays import-light
+    para = " ".join(text.strip().split("\n\n")[0].split())
+    return para if len(para) <= width else para[: width - 1].rstrip() + "…"
+
+
 def list_protos(ledger: Ledger | None) -> list[dict[str, Any]]:
     """Protos cooked into the ledger (template roots)."""
     if ledger is None:
@@ -213,6 +219,6 @@ def list_protos(ledger: Ledger | None) -> list[dict[str, Any]]:
         meta = b.get("metadata") or {}
         out.append({"id": b["id"], "name": b["id"], "formula": meta.get("formula"),
                     "type": meta.get("formula_type", "workflow"),
-                    "description": (b.get("description") or "").strip().split("\n")[0],
+                    "description": _summary(b.get("description") or ""),
                     "stored": True})
     return out

@@ -45,7 +45,7 @@ def apply_conditions(steps: list[Step], values: Mapping[str, str]) -> list[Step]
 
     scan(steps)
     if not dropped:
-        return [s.clone() for s in steps]
+        return steps  # nothing to drop: instantiation only reads the steps
 
     def effective(ids: list[str], seen: frozenset[str] = frozenset()) -> list[str]:
         out: list[str] = []

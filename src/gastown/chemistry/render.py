@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["tree_text", "progress_text", "proto_text"]
+__all__ = ["tree_text", "progress_text", "proto_text", "validate_text"]
 
 _ICON = {"closed": "✓", "in_progress": "◐", "hooked": "🪝", "blocked": "●", "deferred": "❄",
          "pinned": "📌"}
@@ -78,7 +78,8 @@ def proto_text(view: dict[str, Any]) -> str:
     stored = "" if view.get("stored") else " (not stored)"
     lines = [f"{view['id']}  [{view['type']}]{stored}"]
     if view.get("description"):
-        lines.append("  " + view["description"].strip().split("\n")[0])
+        para = " ".join(view["description"].strip().split("\n\n")[0].split())
+        lines.append("  " + para)
     if view.get("vars"):
         parts = []
         for name, spec in view["vars"].items():
@@ -92,4 +93,16 @@ def proto_text(view: dict[str, Any]) -> str:
         gate = f"  [gate: {s['gate']['type']}]" if s.get("gate") else ""
         cond = f"  [if {s['condition']}]" if s.get("condition") else ""
         lines.append(f"{'  ' * depth}{s['step']}: {s['title']}{needs}{gate}{cond}")
+    return "\n".join(lines)
+
+
+def validate_text(results: list[dict[str, Any]]) -> str:
+    """``bd formula validate``: one line per file, warnings indented under it."""
+    lines = []
+    for r in results:
+        if r["ok"]:
+            lines.append(f"✓ {r['path']}: {r['name']} ({r['type']}, {r['steps']} steps)")
+            lines += [f"  warning: {w}" for w in r["warnings"]]
+        else:
+            lines.append(f"✗ {r['error']}")
     return "\n".join(lines)

@@ -164,6 +164,12 @@ class FormulaRef:
         return out
 
 
+def summary(text: str, width: int = 100) -> str:
+    """The first paragraph of ``text`` on one line, cut to ``width`` characters."""
+    para = " ".join(text.strip().split("\n\n")[0].split())
+    return para if len(para) <= width else para[: width - 1].rstrip() + "…"
+
+
 def list_formulas(paths: list[str]) -> list[FormulaRef]:
     """Every formula file on the path, in path order; broken files carry ``error``."""
     out: list[FormulaRef] = []
@@ -172,7 +178,7 @@ def list_formulas(paths: list[str]) -> list[FormulaRef]:
         for path in _files_in(directory):
             try:
                 f = load_file(path)
-                ref = FormulaRef(f.name, path, f.type, f.description.strip().split("\n")[0],
+                ref = FormulaRef(f.name, path, f.type, summary(f.description),
                                  len(f.steps) or len(f.template))
             except FormulaError as exc:
                 from .formula import default_name

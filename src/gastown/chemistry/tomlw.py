@@ -39,7 +39,7 @@ def toml_string(text: str) -> str:
 
 def toml_key(key: str) -> str:
     """A bare key when possible, else a quoted one."""
-    return key if _BARE_KEY.match(key) else _one_line(key)
+    return key if _BARE_KEY.fullmatch(key) else _one_line(key)
 
 
 def toml_value(value: Any) -> str:

@@ -198,7 +198,7 @@ def parse_var_args(items: Iterable[str] | None) -> dict[str, str]:
             raise UsageError(f"invalid --var {item!r}: expected NAME=VALUE")
         key, value = item.split("=", 1)
         key = key.strip()
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", key):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
             from ..errors import UsageError
 
             raise UsageError(f"invalid --var name {key!r}: letters, digits, '_' and '-'")

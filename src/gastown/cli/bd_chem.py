@@ -116,6 +116,10 @@ def _pour_wisp(ctx: Ctx) -> int:
     return _pour(ctx, True)
 
 
+def _spawn(ctx: Ctx) -> int:
+    return _pour(ctx, not ctx.args.pour)
+
+
 # ------------------------------------------------------------------------- mol
 def _mol_id(ctx: Ctx, ref: str) -> str:
     led = ctx.ledger
@@ -160,22 +164,12 @@ def _mol_list(ctx: Ctx) -> int:
 
 def _list_protos(ctx: Ctx) -> int:
     from ..chemistry import api
-    from ..chemistry.inspect import list_protos
-    from ..chemistry.search import list_formulas
 
     try:
         led = ctx.ledger
     except NotInitializedError:
         led = None
-    stored = list_protos(led)
-    names = {p["id"] for p in stored}
-    rows: list[dict[str, Any]] = list(stored)
-    for ref in list_formulas(api.formula_paths(led, _paths(ctx), _beads_dir())):
-        if ref.shadowed or ref.name in names or ref.type in ("aspect", "?"):
-            continue
-        rows.append({"id": ref.name, "name": ref.name, "type": ref.type,
-                     "description": ref.description, "stored": False, "path": ref.path})
-        names.add(ref.name)
+    rows = api.proto_library(led, api.formula_paths(led, _paths(ctx), _beads_dir()))
 
     def text() -> str:
         from ._output import table
@@ -342,124 +336,16 @@ def _formula_show(ctx: Ctx) -> int:
 
 def _formula_validate(ctx: Ctx) -> int:
     from ..chemistry import api
-    from ..chemistry.search import find_formula
+    from ..chemistry.render import validate_text
 
-    paths = api.formula_paths(None, _paths(ctx), _beads_dir())
-    results: list[dict[str, Any]] = []
-    failed = 0
-    for ref in ctx.args.files:
-        item: dict[str, Any] = {"formula": ref}
-        try:
-            path = find_formula(ref, paths)
-            item["path"] = path
-            bp, warnings = api.check_formula(path, paths)
-            item.update(ok=True, name=bp.name, type=bp.type, steps=len(bp.all_steps()),
-                        warnings=warnings)
-        except FormulaError as exc:
-            item.update(ok=False, error=str(exc))
-            failed += 1
-        results.append(item)
-
-    def text() -> str:
-        lines = []
-        for r in results:
-            if r["ok"]:
-                lines.append(f"✓ {r['path']}: {r['name']} ({r['type']}, {r['steps']} steps)")
-                lines += [f"  warning: {w}" for w in r["warnings"]]
-            else:
-                lines.append(f"✗ {r['error']}")
-        return "\n".join(lines)
-
+    results = api.validate_files(ctx.args.files, api.formula_paths(None, _paths(ctx),
+                                                                   _beads_dir()))
+    failed = [r for r in results if not r["ok"]]
     if failed and len(results) == 1 and not ctx.json:
-        raise FormulaError(results[0]["error"])  # one file: its error line and exit status
-    ctx.out(results, text)
+        raise failed[0]["exception"]  # one file: its own error line and exit status
+    ctx.out([{k: v for k, v in r.items() if k != "exception"} for r in results],
+            lambda: validate_text(results))
     return FormulaError.exit_code if failed else 0
-
-
-# ------------------------------------------------------------------------ gate
-def _gate_list(ctx: Ctx) -> int:
-    from ..ledger.query import Filter
-
-    f = Filter(issue_type=["gate"], include_ephemeral=True, include_closed=ctx.args.all)
-    gates = ctx.ledger.list(f, sort="created")
-
-    def text() -> str:
-        if not gates:
-            return "No open gates."
-        from ._output import bead_line
-
-        return "\n".join(bead_line(g) for g in gates)
-
-    ctx.out(gates, text)
-    return 0
-
-
-def _gate_resolve(ctx: Ctx) -> int:
-    led = ctx.ledger
-    bid = _mol_id(ctx, ctx.args.id)
-    with led.transaction(ctx.actor) as t:
-        bead = t.get(bid)
-        if bead.get("issue_type") != "gate":
-            raise UsageError(f"{bid} is a {bead.get('issue_type')}, not a gate")
-        was_open = bead["status"] != "closed"
-        bead = t.close(bid, reason=ctx.args.reason or "gate resolved", force=True)
-        if was_open:
-            t.emit("gate.resolved", bid, {"reason": ctx.args.reason} if ctx.args.reason else None)
-    ctx.out(bead, f"✓ Gate resolved: {bid}" if was_open else f"{bid} was already resolved")
-    return 0
-
-
-# ------------------------------------------------------------------------ hook
-def _pin(ctx: Ctx) -> int:
-    from ..hook import pin
-
-    agent = _agent(ctx, ctx.args.agent)
-    bead = pin(ctx.ledger, _mol_id(ctx, ctx.args.id), agent)
-    ctx.out(bead, f"✓ Pinned {bead['id']} to {agent}'s hook")
-    return 0
-
-
-def _unpin(ctx: Ctx) -> int:
-    from ..hook import unpin
-
-    agent = _agent(ctx, ctx.args.agent)
-    bid = _mol_id(ctx, ctx.args.id) if ctx.args.id else None
-    released = unpin(ctx.ledger, agent, bid)
-    ctx.out({"agent": agent, "unpinned": released},
-            f"✓ Unpinned {', '.join(released)} from {agent}'s hook" if released
-            else f"Nothing to unpin from {agent}'s hook")
-    return 0
-
-
-def _hook(ctx: Ctx) -> int:
-    from ..chemistry.inspect import next_step_for
-    from ..hook import hooked
-
-    led = ctx.ledger
-    agent = _agent(ctx, ctx.args.agent)
-    beads = hooked(led, agent)
-    rows = []
-    for b in beads:
-        item = dict(b)
-        if b.get("issue_type") == "molecule":
-            step = next_step_for(led, b["id"], agent)
-            item["current_step"] = ({"id": step["id"], "title": step["title"],
-                                     "status": step["status"]} if step else None)
-        rows.append(item)
-
-    def text() -> str:
-        if not rows:
-            return f"🪝 {agent}'s hook is empty"
-        lines = [f"🪝 {agent}'s hook ({len(rows)}):"]
-        for r in rows:
-            lines.append(f"  {r['id']}  [{r.get('issue_type')}]  {r['title']}")
-            if r.get("current_step"):
-                lines.append(f"    current step: {r['current_step']['id']}  "
-                             f"{r['current_step']['title']}")
-        return "\n".join(lines)
-
-    ctx.out(rows, text)
-    return 0
 
 
 # ----------------------------------------------------------------------- setup
@@ -523,6 +409,10 @@ def _setup_mol(p: argparse.ArgumentParser) -> None:
         sp = add(name, f"same as 'bd {name}'", _pour_wisp if wisp else _pour_mol, vars_=True,
                  paths=True)
         sp.add_argument("target", metavar="FORMULA|PROTO")
+    sp = add("spawn", "instantiate a proto: a wisp, or a mol with --pour", _spawn, vars_=True,
+             paths=True)
+    sp.add_argument("target", metavar="FORMULA|PROTO")
+    sp.add_argument("--pour", action="store_true", help="persistent mol instead of a wisp")
 
 
 def setup(name: str, sub: Any) -> None:
@@ -558,30 +448,7 @@ def setup(name: str, sub: Any) -> None:
         _common(sp, paths=True)
         sp.add_argument("files", nargs="+", metavar="FILE")
         sp.set_defaults(func=_formula_validate)
-    elif name == "gate":
-        common_options(p)
-        gsub = p.add_subparsers(dest="gate_command", metavar="SUBCOMMAND")
-        gsub.required = True
-        sp = gsub.add_parser("list", help="open gates")
-        _common(sp)
-        sp.add_argument("--all", action="store_true", help="include resolved gates")
-        sp.set_defaults(func=_gate_list)
-        sp = gsub.add_parser("resolve", help="resolve (close) a gate: its step becomes ready")
-        _common(sp)
-        sp.add_argument("id")
-        sp.add_argument("--reason", help="why it is resolved")
-        sp.set_defaults(func=_gate_resolve)
-    elif name == "pin":
-        common_options(p)
-        p.add_argument("id")
-        p.add_argument("--for", "--agent", dest="agent", help="whose hook (default: the actor)")
-        p.set_defaults(func=_pin)
-    elif name == "unpin":
-        common_options(p)
-        p.add_argument("id", nargs="?")
-        p.add_argument("--for", "--agent", dest="agent", help="whose hook (default: the actor)")
-        p.set_defaults(func=_unpin)
-    elif name == "hook":
-        common_options(p)
-        p.add_argument("--agent", "--for", dest="agent", help="whose hook (default: the actor)")
-        p.set_defaults(func=_hook)
+    elif name in ("gate", "pin", "unpin", "hook"):
+        from .bd_hook import setup_hook
+
+        setup_hook(name, p)

@@ -220,6 +220,7 @@ class Ledger:
         """Set a ledger configuration value (``issue_prefix``, …)."""
         with self.transaction() as t:
             t.kv_set(key, value, table="config")
+            t.emit("config.set", None, {"key": key, "value": value})
         if key == "issue_prefix":
             self._prefix = value
 

@@ -54,17 +54,17 @@ def hash_id(prefix: str, seed: str, length: int, nonce: int = 0) -> str:
 
 def is_valid_prefix(prefix: str) -> bool:
     """True for a usable id prefix (letters, digits, ``-`` and ``_``)."""
-    return bool(_PREFIX.match(prefix))
+    return bool(_PREFIX.fullmatch(prefix))
 
 
 def is_valid_id(value: str) -> bool:
     """True for a syntactically valid bead id (any prefix)."""
-    return bool(_ID.match(value))
+    return bool(_ID.fullmatch(value))
 
 
 def is_valid_template_id(value: str) -> bool:
     """True for a proto bead id: a formula name, optionally ``.step-id`` segments."""
-    return len(value) <= 200 and bool(_TEMPLATE_ID.match(value))
+    return len(value) <= 200 and bool(_TEMPLATE_ID.fullmatch(value))
 
 
 def child_id(parent_id: str, n: int) -> str:

@@ -379,6 +379,13 @@ class Txn:
             "WHERE c.depends_on_id = ? AND c.type = 'parent-child' AND k.status <> 'closed' "
             "ORDER BY c.issue_id", (bead_id,))]
 
+    def has_open_child(self, bead_id: str) -> bool:
+        """True when some child of ``bead_id`` is not closed (stops at the first one)."""
+        return self.tx.one(
+            "SELECT 1 FROM dependencies c JOIN issues k ON k.id = c.issue_id "
+            "WHERE c.depends_on_id = ? AND c.type = 'parent-child' AND k.status <> 'closed' "
+            "LIMIT 1", (bead_id,)) is not None
+
     def close(self, bead_id: str, reason: str | None = None, force: bool = False) -> Bead:
         """Close a bead.  Refused while it has open blockers or open children, unless forced.
 
@@ -408,7 +415,7 @@ class Txn:
         for parent in self.parents_of(bead_id):
             row = self.tx.one("SELECT issue_type, status FROM issues WHERE id = ?", (parent,))
             if (row and row[0] == "molecule" and row[1] != "closed"
-                    and not self.open_children(parent)):
+                    and not self.has_open_child(parent)):
                 self.close(parent, reason="all steps closed", force=True)
         return self.get(bead_id)
 

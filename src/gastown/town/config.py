@@ -426,6 +426,11 @@ def remove_table(path: str, dotted: str) -> bool:
         if re.match(r"^\s*\[", line):
             if head.match(line) or sub.match(line):
                 skipping = found = True
+                # the note `append_table` wrote above the table goes with it
+                if out and out[-1].startswith("# added by gt "):
+                    out.pop()
+                    if out and not out[-1].strip():
+                        out.pop()
                 continue
             skipping = False
         if not skipping:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -66,12 +67,23 @@ class Sessions:
         """The session's name: the agent's name (sessions live on the town's own server)."""
         return agent.name
 
+    def status_path(self, agent: AgentConfig) -> str:
+        """Where the launcher records how the agent's program ended."""
+        return os.path.join(self.town.gt_dir, "sessions", f"{agent.name}.exit")
+
+    def program(self, agent: AgentConfig, with_prompt: bool = True) -> list[str]:
+        """The agent's own argument vector (its preset's, with the first prompt)."""
+        prompt = beacon(self.town.actor_of(agent), agent.name) if with_prompt else None
+        return agent_argv(self.preset(agent), agent.command, agent.args, prompt)
+
     def spec(self, agent: AgentConfig, with_prompt: bool = True) -> SessionSpec:
-        """What to run for ``agent``: argv, working directory, environment, log."""
-        preset = self.preset(agent)
-        actor = self.town.actor_of(agent)
-        prompt = beacon(actor, agent.name) if with_prompt else None
-        argv = agent_argv(preset, agent.command, agent.args, prompt)
+        """What to run for ``agent``: argv, working directory, environment, log.
+
+        The program runs under :mod:`gastown.town.launch`, which records its
+        exit status for whoever asks later (a controller telling exit from crash).
+        """
+        argv = [sys.executable, "-m", "gastown.town.launch", self.status_path(agent), "--",
+                *self.program(agent, with_prompt)]
         return SessionSpec(name=self.session_name(agent), argv=argv,
                            cwd=self.town.workdir(agent), env=self.town.session_env(agent),
                            log_path=os.path.join(self.town.gt_dir, "logs", f"{agent.name}.log"))
@@ -102,6 +114,10 @@ class Sessions:
         preset = self.preset(agent)
         setup_files(preset, workdir, os.path.join(self.town.bin_dir(), "gt"))
         spec = self.spec(agent)
+        try:
+            os.remove(self.status_path(agent))  # a status from an earlier run means nothing
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.status_path(agent)), exist_ok=True)
         provider.start(spec)
         if preset.prompt == "nudge":
             if self.wait_ready(agent, ready_timeout):
@@ -111,7 +127,7 @@ class Sessions:
         with self.town.ledger(actor) as led:
             led.emit("session.started", None, {
                 "agent": agent.name, "provider": provider.kind, "session": name,
-                "workdir": workdir, "program": spec.argv[0] if spec.argv else ""})
+                "workdir": workdir, "program": self.program(agent, False)[0]})
         return self.info(agent), True
 
     def stop(self, agent: AgentConfig, *, actor: str | None = None) -> bool:
@@ -130,11 +146,18 @@ class Sessions:
         name = self.session_name(agent)
         alive = provider.is_alive(name)
         exists = alive or provider.exists(name)
+        status = None
+        if exists and not alive:
+            from .launch import read_status
+
+            status = read_status(self.status_path(agent))
+            if status is None:
+                status = provider.exit_status(name)
         return SessionInfo(
             agent=agent.name, provider=provider.kind, session=name,
             state="running" if alive else ("exited" if exists else "stopped"),
             pid=provider.pid(name) if alive else None,
-            exit_status=None if alive or not exists else provider.exit_status(name),
+            exit_status=status,
             last_activity=provider.last_activity(name) if exists else None,
             workdir=self.town.workdir(agent))
 

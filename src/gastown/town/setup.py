@@ -51,13 +51,13 @@ def _tracked(directory: str, rel: str) -> bool:
                check=False).returncode == 0
 
 
-def _keep_out_of_git(directory: str, rel: str, existed: bool) -> None:
+def _keep_out_of_git(directory: str, rel: str) -> None:
     if not _in_git(directory):
         return
     if _tracked(directory, rel):
         # a tracked file we changed: tell git to ignore this worktree's edit
         git(["update-index", "--skip-worktree", "--", rel], cwd=directory)
-    elif not existed:
+    else:
         exclude_path(directory, "/" + rel)
 
 
@@ -91,7 +91,7 @@ def _claude(directory: str, gt: str) -> str:
         json.dump(settings, fh, indent=2)
         fh.write("\n")
     os.replace(path + ".tmp", path)
-    _keep_out_of_git(directory, rel, existed)
+    _keep_out_of_git(directory, rel)
     return path
 
 
@@ -112,7 +112,7 @@ def _instructions(directory: str, rel: str, gt: str) -> str:
     with open(path + ".tmp", "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(path + ".tmp", path)
-    _keep_out_of_git(directory, rel, existed)
+    _keep_out_of_git(directory, rel)
     return path
 
 

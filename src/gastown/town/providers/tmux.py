@@ -110,7 +110,17 @@ class TmuxProvider(Provider):
                # chained in the same server call, before the program can exit:
                # keep the pane after exit, so its status and last output stay readable
                ";", "set-option", "-w", "-t", self._target(spec.name), "remain-on-exit", "on"]
-        self._run(cmd)
+        for attempt in range(20):
+            proc = self._run(cmd, check=False)
+            if proc.returncode == 0:
+                break
+            # killing the last session makes the server exit; a client that connects
+            # while it is going down sees this, and the next try starts a fresh one
+            if "server exited" not in proc.stderr or attempt == 19:
+                lines = proc.stderr.strip().splitlines()
+                raise ProviderError(f"tmux new-session failed: "
+                                    f"{lines[-1] if lines else proc.returncode}")
+            time.sleep(0.05)
         if spec.log_path:
             os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
             # the only shell string: a fixed command and the town's own log path, quoted
@@ -141,13 +151,24 @@ class TmuxProvider(Provider):
         return self._fmt(name, "#{pane_dead}") == "0"
 
     def exit_status(self, name: str) -> int | None:
-        """The exit status of an exited program whose pane was kept."""
+        """The exit status of an exited program whose pane was kept.
+
+        tmux can miss the status of a program that exits within a few
+        milliseconds of starting; then this is None, and the session is still
+        reported as exited.
+        """
         if not os.path.exists(self.socket):
             return None
-        out = self._fmt(name, "#{pane_dead}:#{pane_dead_status}")
-        if out and out.startswith("1:") and out[2:].lstrip("-").isdigit():
-            return int(out[2:])
-        return None
+        deadline = time.monotonic() + 1.0
+        while True:
+            out = self._fmt(name, "#{pane_dead}:#{pane_dead_status}")
+            if out and out.startswith("1:") and out[2:].lstrip("-").isdigit():
+                return int(out[2:])
+            # a pane is marked dead when its terminal closes, its status a moment
+            # later when tmux reaps the process: wait that moment, not longer
+            if out != "1:" or time.monotonic() > deadline:
+                return None
+            time.sleep(0.02)
 
     def pid(self, name: str) -> int | None:
         """The pane's process id while it runs."""
@@ -169,8 +190,14 @@ class TmuxProvider(Provider):
             return ""
         proc = self._run(["capture-pane", "-p", "-J", "-t", self._target(name),
                           "-S", f"-{max(1, lines)}"], check=False)
-        text = proc.stdout.rstrip("\n")
-        return "\n".join(text.splitlines()[-lines:])
+        out: list[str] = []
+        for line in proc.stdout.splitlines():
+            line = line.rstrip()
+            if line or (out and out[-1]):  # a screen is mostly padding: one blank is enough
+                out.append(line)
+        while out and not out[-1]:
+            out.pop()
+        return "\n".join(out[-lines:])
 
     def nudge(self, name: str, text: str, verify_s: float = 3.0) -> NudgeResult:
         """Type ``text`` literally in chunks, check it arrived, then press Enter."""

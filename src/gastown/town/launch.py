@@ -1,0 +1,76 @@
+"""Run an agent's program and record how it ended: ``python -m gastown.town.launch``.
+
+Usage: ``python -m gastown.town.launch STATUS_FILE -- PROGRAM [ARG...]``.
+
+Neither provider can be trusted to know a program's exit status afterwards: a
+headless process outlives the ``gt`` that started it (so nobody reaps it), and
+tmux loses the status of some panes.  A controller needs it to tell a clean
+exit from a crash, so this small parent runs the program (no shell: the argument
+vector goes straight to ``execvp``), waits, and writes ``{"exit": N, "ts": T}``
+to STATUS_FILE.  It stays out of the way: the program keeps the terminal,
+Ctrl-C reaches the program (the launcher ignores it, as ``system()`` does), and
+SIGTERM/SIGHUP are passed on.  Standard library only; it starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+__all__ = ["main", "read_status"]
+
+
+def _write(path: str, code: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"exit": code, "ts": time.time()}, fh)
+    os.replace(tmp, path)
+
+
+def read_status(path: str) -> int | None:
+    """The exit status a launcher recorded in ``path`` (None when none is there)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return int(json.load(fh)["exit"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the program, record its exit status, exit with it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 3 or args[1] != "--":
+        sys.stderr.write("usage: python -m gastown.town.launch STATUS_FILE -- PROGRAM [ARG...]\n")
+        return 2
+    status_path, cmd = args[0], args[2:]
+    try:
+        proc = subprocess.Popen(cmd)
+    except OSError as exc:
+        sys.stderr.write(f"gt: cannot run {cmd[0]!r}: {exc.strerror}\n")
+        _write(status_path, 127)
+        return 127
+    # only now: a disposition set before the fork would be inherited by the program
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    code = proc.wait()
+    _write(status_path, code)
+    return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
