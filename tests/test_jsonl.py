@@ -420,3 +420,26 @@ def test_ready_after_import_matches_reference(ledger: Ledger, tmp_path: Path) ->
     assert ledger.recompute_ready_state() == 0
     ledger.close_bead("t-gate.1")
     assert "t-w" in ready_ids(ledger)
+
+
+def test_order_is_codepoint_order_on_every_backend(ledger: Ledger, tmp_path: Path) -> None:
+    """Export order and the ready tie-break by id never depend on a server collation."""
+    ids = ["t-b", "t-B", "t-a_b", "t-a.1", "t-a-c", "t-ab", "t-a1", "t-A2", "t-a.10", "t-a.2",
+           "t-Zz", "t-é1"]
+    jsonl.import_jsonl(ledger, str(write_lines(tmp_path / "o.jsonl", [bead(i) for i in ids])))
+    exported = [json.loads(x)["id"] for x in export_text(ledger, tmp_path / "e.jsonl")
+                .splitlines()]
+    assert exported == sorted(ids)
+    assert ready_ids(ledger) == sorted(ids)  # same priority and created_at: by id
+    assert [b["id"] for b in json.loads(ledger.ready_json())] == sorted(ids)
+
+
+def test_child_ids_continue_after_imported_children(ledger: Ledger, tmp_path: Path) -> None:
+    def child(id_: str, parent: str) -> dict[str, Any]:
+        return bead(id_, dependencies=[{"issue_id": id_, "depends_on_id": parent,
+                                        "type": "parent-child"}])
+
+    jsonl.import_jsonl(ledger, str(write_lines(tmp_path / "k.jsonl", [
+        bead("t-p"), child("t-p.1", "t-p"), child("t-p.2", "t-p"), child("t-p.2.1", "t-p.2")])))
+    assert ledger.create("next", parent="t-p").id == "t-p.3"
+    assert ledger.create("next", parent="t-p.2").id == "t-p.2.2"

@@ -144,6 +144,42 @@ def test_threads_never_double_claim(ledger: Ledger) -> None:
         assert tx.scalar("SELECT COUNT(*) FROM events WHERE type = 'bead.claimed'") == n_beads
 
 
+def test_threads_sharing_one_ledger_handle(ledger: Ledger) -> None:
+    """One Ledger object used by several threads at once (a controller's threads):
+    each thread's transaction is its own, no claim is doubled or lost."""
+    n_beads, n_threads = 40, 4
+    with ledger.transaction() as t:
+        for i in range(n_beads):
+            t.create(f"work {i}")
+    results: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n_threads)
+
+    def worker(name: str) -> None:
+        mine: list[str] = []
+        try:
+            barrier.wait()
+            while (bead := ledger.claim_next(assignee=name)) is not None:
+                mine.append(bead["id"])
+                ledger.add_comment(bead["id"], f"taken by {name}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        results[name] = mine
+
+    threads = [threading.Thread(target=worker, args=(f"agent-{i}",)) for i in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not errors, errors
+    claimed = [b for ids in results.values() for b in ids]
+    assert sorted(claimed) == sorted(b["id"] for b in ledger.list())
+    for name, ids in results.items():
+        for bead_id in ids:
+            assert ledger.get(bead_id)["assignee"] == name
+            assert [c["text"] for c in ledger.comments(bead_id)] == [f"taken by {name}"]
+
+
 def test_threads_racing_for_one_bead_one_winner(ledger: Ledger) -> None:
     b = ledger.create("contested")
     n = 8

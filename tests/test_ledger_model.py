@@ -184,6 +184,13 @@ def test_resolve_id_forms(ledger: Ledger) -> None:
     assert ledger.resolve_id("t-abc") == b.id
     with pytest.raises(ConflictError, match="ambiguous"):
         ledger.resolve_id("t-ab")
+    # '_' and '%' in what is typed are literal characters, not LIKE wildcards
+    u = ledger.create("u", id="my_proj-k7q")
+    ledger.create("v", id="myxproj-k7r")
+    assert ledger.resolve_id("my_proj-k7") == u.id
+    assert ledger.resolve_id("my_proj") == u.id
+    with pytest.raises(NotFoundError):
+        ledger.resolve_id("my%")
 
 
 # -------------------------------------------------------------------------- closed_at

@@ -11,6 +11,7 @@ all tables first (``helpers.ledgertools.reset``): a fresh ledger per example.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -118,15 +119,18 @@ def apply(ledger: Ledger, ids: list[str], op: tuple[Any, ...]) -> None:
 
 
 def check(ledger: Ledger, where: str) -> None:
-    assert ready_ids(ledger) == reference_ready_ids(ledger), where
+    expected = reference_ready_ids(ledger)
+    assert ready_ids(ledger) == expected, where
+    assert [b["id"] for b in json.loads(ledger.ready_json())] == expected, where
     stored = ready_state(ledger)
     assert ledger.recompute_ready_state() == 0, where
     assert ready_state(ledger) == stored, where
 
 
-@settings(max_examples=50, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(seed=st.lists(CREATE, min_size=3, max_size=10), ops=st.lists(OPS, min_size=5, max_size=30))
+@given(seed=st.lists(CREATE, min_size=3, max_size=10),
+       ops=st.lists(OPS, min_size=5, max_size=30))
 def test_incremental_ready_state_matches_reference(ledger: Ledger, seed: list[tuple],
                                                    ops: list[tuple]) -> None:
     reset(ledger)

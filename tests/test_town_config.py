@@ -192,3 +192,14 @@ def test_town_is_found_from_env_flag_or_cwd(town: Town, tmp_path: Path,
         Town.find(cwd=str(tmp_path / "src"))
     proc = gt(tmp_path / "src", "status", check=False, env=clean_env())
     assert proc.returncode == 3 and "not a town" in proc.stderr
+
+
+def test_town_option_before_the_command(town: Town) -> None:
+    import subprocess
+
+    from agents.townkit import BIN
+
+    proc = subprocess.run([str(BIN / "gt"), "--town", town.root, "--json", "config", "path"],
+                          capture_output=True, text=True, env=clean_env(), cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert __import__("json").loads(proc.stdout)["path"] == town.config_path

@@ -110,6 +110,9 @@ def test_tmux_session_lifecycle_and_exit_status(tmp_path: Path) -> None:
         prov.start(SessionSpec("quick", [*launch, *sleeper()], str(tmp_path)))
         assert prov.is_alive("quick") and prov.pid("quick") and read_status(status) is None
         assert prov.last_activity("quick") is not None
+        launcher = prov.pid("quick")
+        assert launcher
+        wait_for(lambda: len(_children(launcher)) == 1, 10, what="the program to start")
         prov.interrupt("quick")  # Ctrl-C reaches the program, not just the launcher
         wait_for(lambda: not prov.is_alive("quick"), 10, what="Ctrl-C to stop the program")
         assert read_status(status) == -signal.SIGINT

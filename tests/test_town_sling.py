@@ -133,3 +133,37 @@ def test_sling_to_a_running_session_nudges_it(town: Town, tmp_path: Path) -> Non
     line = wait_for(lambda: heard.exists() and heard.read_text(), 10, what="the nudge")
     assert line == f"[gt] {second['id']} is on your hook: second one. " \
                    "Run `gt prime` and do it now.\n"
+
+
+def test_concurrent_slings_never_overfill_a_pool(town: Town) -> None:
+    import subprocess
+
+    from agents.townkit import BIN, clean_env
+
+    append_table(town.config_path, "pools.solo", {"rig": "app", "role": "worker",
+                                                  "preset": "command", "command": sleeper(),
+                                                  "max": 1})
+    town.reload()
+    led = town.ledger()
+    beads = [led.create(f"race {i}")["id"] for i in range(3)]
+    procs = [subprocess.Popen([str(BIN / "gt"), "sling", b, "solo", "--town", town.root,
+                               "--no-nudge", "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=clean_env())
+             for b in beads]
+    results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in procs]
+    assert sorted(code for code, _ in results) == [0, 4, 4], results
+    assert sum("pool solo is full" in err for _, err in results) == 2
+    hooked = [b for b in beads if led.get(b)["status"] == "hooked"]
+    assert len(hooked) == 1 and led.get(hooked[0])["assignee"] == "app/worker/solo-1"
+    assert TmuxProvider(town.gt_dir).sessions() == ["solo-1"]
+
+
+def test_an_agent_whose_program_is_missing_gets_no_work(town: Town, tmp_path: Path) -> None:
+    add_agent(town, "ada", ["definitely-not-installed-agent-cli", "--flag"])
+    bead = town.ledger().create("needs a real program")
+    before = town.ledger().last_event_seq()
+    proc = gt(town, "sling", bead["id"], "ada", check=False)
+    assert proc.returncode == 9 and "'definitely-not-installed-agent-cli'" in proc.stderr
+    assert "not installed or not on PATH" in proc.stderr
+    assert town.ledger().get(bead["id"])["status"] == "open"
+    assert town.ledger().last_event_seq() == before

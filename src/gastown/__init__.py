@@ -44,6 +44,16 @@ _EXPORTS = {
     "pin": "gastown.hook",
     "unpin": "gastown.hook",
     "hooked": "gastown.hook",
+    "Town": "gastown.town.core",
+    "init_town": "gastown.town.core",
+    "TownConfig": "gastown.town.config",
+    "AgentConfig": "gastown.town.config",
+    "Sessions": "gastown.town.sessions",
+    "SessionInfo": "gastown.town.sessions",
+    "sling": "gastown.town.sling",
+    "SlingResult": "gastown.town.sling",
+    "nudge_agent": "gastown.town.nudge",
+    "add_rig": "gastown.town.rigs",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -62,6 +72,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .ledger.jsonl import ImportReport, export_jsonl, import_jsonl
     from .ledger.model import Bead
     from .ledger.store import Store, open_store
+    from .town.config import AgentConfig, TownConfig
+    from .town.core import Town, init_town
+    from .town.nudge import nudge_agent
+    from .town.rigs import add_rig
+    from .town.sessions import SessionInfo, Sessions
+    from .town.sling import SlingResult, sling
 
 
 def __getattr__(name: str) -> Any:

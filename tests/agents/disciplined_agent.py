@@ -70,8 +70,15 @@ def one_job(deadline: float) -> bool:
     root = hook["id"] if hook else prime["hook"]["id"]
     log(f"working on {root} in {os.getcwd()} as {os.environ.get('BD_ACTOR')}")
     while True:
-        if prime["step"] is not None:
-            work_on(prime["step"], root)
+        step = prime["step"]
+        if step is not None and step["status"] == "open":
+            # the step prime names must be one the ledger says is ready
+            ready = [b["id"] for b in json.loads(run("bd", "ready", "--mol", root, "--json"))]
+            if step["id"] not in ready:
+                log(f"prime offered {step['id']} but bd ready --mol says {ready}")
+                raise SystemExit(4)
+        if step is not None:
+            work_on(step, root)
         elif prime["molecule"] is None and prime["hook"]["status"] != "closed":
             # a single bead, not a molecule: the bead is the step
             work_on({**prime["hook"], "status": "hooked"}, root)

@@ -40,9 +40,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _town_after_command(args: list[str]) -> list[str]:
+    """``gt --town DIR CMD …`` → ``gt CMD --town DIR …`` (each command owns ``--town``)."""
+    out = list(args)
+    i = 0
+    while i < len(out) and out[i].startswith("-"):
+        if out[i] == "--town" and i + 1 < len(out):
+            moved = out[i:i + 2]
+            del out[i:i + 2]
+        elif out[i].startswith("--town="):
+            moved = [out.pop(i)]
+        else:
+            i += 2 if out[i] in ("--actor", "--db", "-C") else 1
+            continue
+        cmd = next((j for j in range(i, len(out)) if not out[j].startswith("-")), None)
+        if cmd is None:
+            return args
+        out[cmd + 1:cmd + 1] = moved
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gt`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _town_after_command(list(sys.argv[1:] if argv is None else argv))
     if args and args[0] == "bd":
         from .bd import main as bd_main
 

@@ -125,14 +125,16 @@ def _events(ctx: Ctx) -> int:
     if not a.follow:
         ctx.out(events, lambda: "\n".join(render_event(e) for e in events) or "(no events)")
         return 0
-    while True:
-        for ev in events:
-            line = json.dumps(ev, ensure_ascii=False) if ctx.json else render_event(ev)
-            sys.stdout.write(line + "\n")
-            since = ev["seq"]
+    # the ledger's follower: every committed event exactly once, even on PostgreSQL
+    # where sequence numbers can commit out of order
+    from ..ledger.events import follow
+
+    for ev in follow(led, since, interval=a.interval, timeout=a.timeout or None, types=types,
+                     bead_id=bead):
+        line = json.dumps(ev, ensure_ascii=False) if ctx.json else render_event(ev)
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
-        time.sleep(a.interval)
-        events = led.events(since_seq=since, bead_id=bead, types=types)
+    return 0
 
 
 def setup(name: str, sub: Any) -> None:
@@ -170,5 +172,6 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("--type", action="append", help="event types (glob * allowed)")
         p.add_argument("--bead", help="only events of this bead")
         p.add_argument("-n", "--limit", type=int, default=0, help="at most N (0 = all)")
-        p.add_argument("--interval", type=float, default=0.5, help="poll interval (--follow)")
+        p.add_argument("--interval", type=float, default=0.2, help="poll interval (--follow)")
+        p.add_argument("--timeout", type=float, default=0, help="stop following after N s")
         p.set_defaults(func=_events)

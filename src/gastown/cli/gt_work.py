@@ -41,7 +41,7 @@ def _sling(ctx: Ctx) -> int:
 
 def _hook(ctx: Ctx) -> int:
     from ..hook import pin, unpin
-    from ..town.work import current_work, hooked_work
+    from ..town.work import current_work, forget_work, hooked_work, remember_work
 
     words = list(ctx.args.words)
     action = words.pop(0) if words and words[0] in ("show", "clear", "pin") else "show"
@@ -55,6 +55,7 @@ def _hook(ctx: Ctx) -> int:
         bead = pin(led, bead_id, town.actor_of(agent))
         led.emit("sling", bead_id, {"agent": agent.name, "actor": town.actor_of(agent),
                                     "kind": "hook"})
+        remember_work(led, agent.name, bead_id)
         ctx.out(bead, f"Pinned {bead_id} to {agent.name}'s hook")
         return 0
     agent = town.current_agent(words[0] if words else ctx.args.agent)
@@ -68,6 +69,7 @@ def _hook(ctx: Ctx) -> int:
             released.append(owed["id"])
         for bead_id in released:
             led.emit("hook.cleared", bead_id, {"agent": agent.name})
+        forget_work(led, agent.name)
         ctx.out({"agent": agent.name, "released": released},
                 f"Released {', '.join(released)} from {agent.name}'s hook" if released
                 else f"{agent.name}'s hook was empty")

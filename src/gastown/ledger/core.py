@@ -245,8 +245,11 @@ class Ledger:
             for c in candidates:
                 if tx.one("SELECT 1 FROM issues WHERE id = ?", (c,)):
                     return c
-            like = partial.replace("%", "").replace("_", "") + "%"
-            rows = tx.query("SELECT id FROM issues WHERE id LIKE ? ORDER BY id LIMIT 6", (like,))
+            # escape LIKE's wildcards: '_' is common in real prefixes (beads_rust-…)
+            like = (partial.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                    + "%")
+            rows = tx.query("SELECT id FROM issues WHERE id LIKE ? ESCAPE '\\' "
+                            "ORDER BY id LIMIT 6", (like,))
             if len(rows) == 1:
                 return str(rows[0][0])
             if len(rows) > 1:

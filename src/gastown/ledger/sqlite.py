@@ -15,6 +15,7 @@ Settings and why:
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 
@@ -67,13 +68,11 @@ class SqliteStore(Store):
     def __init__(self, path: str) -> None:
         self.path = path
         self.url = "sqlite:///" + path.lstrip("/") if path.startswith("/") else "sqlite:" + path
+        # one connection per thread (as the PostgreSQL store does): a store shared by
+        # threads must never run one thread's statements inside another's transaction
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every
-            # transaction boundary is visible in this file.
-            self._con = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None,
-                                        check_same_thread=False)
-            self._con.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
-            self._con.execute("PRAGMA synchronous = NORMAL")
             version = self._con.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open ledger {path}: {exc}") from None
@@ -84,34 +83,49 @@ class SqliteStore(Store):
                 f"ledger {path} has schema version {version}; this gastown understands "
                 f"up to {schema.SCHEMA_VERSION}: upgrade gastown")
 
-    def _create_schema(self) -> None:
-        with self._retrying():
-            # WAL must be switched on outside a transaction; it persists in the file.
-            self._con.execute("PRAGMA journal_mode = WAL")
-            self._con.execute("BEGIN IMMEDIATE")
-            try:
-                if self._con.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    for stmt in schema.statements(self.autoincrement_pk):
-                        self._con.execute(stmt)
-                    self._con.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
+    @property
+    def _con(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every
+            # transaction boundary is visible in this file.
+            con = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None,
+                                  check_same_thread=False)
+            con.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            con.execute("PRAGMA synchronous = NORMAL")
+            self._local.con = con
+            self._all.append(con)
+        return con
 
-    @contextmanager
-    def _retrying(self) -> Iterator[None]:
+    def _create_schema(self) -> None:
+        # a retry loop, not a context manager: a generator cannot yield a second time
         deadline = time.monotonic() + _RETRY_SECONDS
         delay = 0.002
         while True:
             try:
-                yield
+                self._create_schema_once()
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise StorageError(f"ledger {self.path}: {exc}") from None
             time.sleep(delay * (1.5 - (time.perf_counter_ns() % 1000) / 1000))
             delay = min(delay * 2, 0.05)
+
+    def _create_schema_once(self) -> None:
+        # WAL must be switched on outside a transaction; it persists in the file.
+        self._con.execute("PRAGMA journal_mode = WAL")
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            if self._con.execute("PRAGMA user_version").fetchone()[0] == 0:
+                for stmt in schema.statements(self.autoincrement_pk):
+                    self._con.execute(stmt)
+                self._con.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
+            self._con.execute("COMMIT")
+        except BaseException:
+            if self._con.in_transaction:
+                self._con.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[Tx]:
@@ -184,7 +198,10 @@ class SqliteStore(Store):
     ready_index_hint = "INDEXED BY idx_issues_ready"
 
     def close(self) -> None:
-        try:
-            self._con.close()
-        except sqlite3.Error:
-            pass
+        for con in self._all:
+            try:
+                con.close()
+            except sqlite3.Error:
+                pass
+        self._all.clear()
+        self._local = threading.local()

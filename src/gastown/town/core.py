@@ -20,12 +20,20 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, NotFoundError, UsageError
-from .config import CONFIG_FILE, AgentConfig, TownConfig, default_config_text, load_config
+from .config import (
+    CONFIG_FILE,
+    AgentConfig,
+    TownConfig,
+    default_config_text,
+    load_config,
+    parse_config,
+)
 
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
@@ -248,10 +256,6 @@ def init_town(directory: str, *, name: str | None = None, prefix: str | None = N
     text = default_config_text(name, prefix, email or _default_email())
     if provider:
         text = text.replace('\nprovider = "tmux"\n', f'\nprovider = "{provider}"\n', 1)
-    import tomllib
-
-    from .config import parse_config
-
     parse_config(tomllib.loads(text), os.path.join(root, CONFIG_FILE))  # refuse bad flags early
     existing = os.path.exists(os.path.join(root, ".beads", "beads.db"))
     if existing:

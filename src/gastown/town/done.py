@@ -17,7 +17,7 @@ from ..errors import ConflictError, UsageError
 from ..ledger.query import Filter
 from .core import Town
 from .rigs import current_branch, git, head_commit, is_clean
-from .work import current_work, sling_meta
+from .work import current_work, forget_work, sling_meta
 
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
@@ -119,4 +119,5 @@ def done(town: Town, agent_name: str | None = None, *, status: str = "completed"
         elif message:
             led.add_comment(work["id"], message, author=led.actor)
         led.emit("done", work["id"], {k: v for k, v in summary.items() if k != "bead_id"})
+        forget_work(led, agent.name)
     return summary

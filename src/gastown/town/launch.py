@@ -42,6 +42,11 @@ def read_status(path: str) -> int | None:
         return None
 
 
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the program, record its exit status, exit with it."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -49,15 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("usage: python -m gastown.town.launch STATUS_FILE -- PROGRAM [ARG...]\n")
         return 2
     status_path, cmd = args[0], args[2:]
+    # Ctrl-C is for the program; the launcher must outlive it to record its end
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     try:
-        proc = subprocess.Popen(cmd)
+        # an ignored signal stays ignored across exec: give the program the defaults back
+        proc = subprocess.Popen(cmd, preexec_fn=_default_signals)  # noqa: PLW1509
     except OSError as exc:
         sys.stderr.write(f"gt: cannot run {cmd[0]!r}: {exc.strerror}\n")
         _write(status_path, 127)
         return 127
-    # only now: a disposition set before the fork would be inherited by the program
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         try:

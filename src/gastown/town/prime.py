@@ -91,6 +91,9 @@ def prime_data(town: Town, led: Ledger, agent: AgentConfig,
     elif mol and mol["complete"]:
         instruction = (f"Every step of {work['id']} is closed: run `gt done` now to hand in "
                        "your branch and free your hook.")
+    elif mol and step is not None and step["status"] == "in_progress":
+        instruction = (f"Work on your hook runs now. Carry on with {step['id']}; when it is "
+                       f"done, `bd close {step['id']}`.")
     elif mol and step is not None:
         instruction = (f"Work on your hook runs now. Claim {step['id']} with "
                        f"`bd update {step['id']} --claim`, do it, then `bd close {step['id']}`.")

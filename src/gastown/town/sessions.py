@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, TownError
 from .agents import Preset, agent_argv, beacon, preset_of
 from .config import AgentConfig
 from .core import Town
@@ -90,8 +91,22 @@ class Sessions:
 
     # ------------------------------------------------------------ lifecycle
     def check(self, agent: AgentConfig) -> None:
-        """Raise ProviderError now if the agent's provider cannot run here."""
+        """Fail now, before anything is written, if the agent cannot run here.
+
+        The provider must be usable (ProviderError otherwise) and the agent's
+        program must be installed (TownError), so that a sling never pins work
+        to a session that would die at once.
+        """
         self.provider_for(agent).available()
+        program = self.program(agent, with_prompt=False)[0]
+        if os.sep in program and not os.path.isabs(program):
+            return  # relative to the worktree, which may not exist yet
+        search = self.town.session_env(agent)["PATH"]
+        if shutil.which(program, path=search) is None:
+            raise TownError(
+                f"agent {agent.name}: program {program!r} (preset {agent.preset}) is not "
+                f"installed or not on PATH; install it, or set its command in "
+                f"{self.town.config_path}")
 
     def is_alive(self, agent: AgentConfig) -> bool:
         """True when the agent's program is running."""
@@ -103,10 +118,10 @@ class Sessions:
         from .setup import setup_files
 
         provider = self.provider_for(agent)
-        provider.available()
         name = self.session_name(agent)
         if provider.is_alive(name):
             return self.info(agent), False
+        self.check(agent)
         workdir = self.town.workdir(agent)
         if not os.path.isdir(workdir):
             raise NotFoundError(f"agent {agent.name} has no worktree at {workdir} "

@@ -21,7 +21,7 @@ from ..errors import ConflictError, NotFoundError, UsageError
 from .config import AgentConfig
 from .core import Town
 from .sessions import Sessions
-from .work import current_work, sling_meta
+from .work import current_work, remember_work, sling_meta
 
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
@@ -162,6 +162,7 @@ def _pin(town: Town, led: Ledger, bead_id: str, agent: AgentConfig, kind: str,
     led.update(bead_id, metadata=meta)
     led.emit("sling", bead_id, {"agent": agent.name, "actor": town.actor_of(agent),
                                 "kind": kind, **sling_info})
+    remember_work(led, agent.name, bead_id)
     return led.get(bead_id)
 
 

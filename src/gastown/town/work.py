@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from ..ledger.core import Ledger
     from ..ledger.model import Bead
 
-__all__ = ["hooked_work", "owed_work", "current_work", "molecule_view", "sling_meta"]
+__all__ = ["hooked_work", "remember_work", "forget_work", "current_work", "molecule_view",
+           "sling_meta"]
 
 def hooked_work(led: Ledger, actor: str) -> list[Bead]:
     """The beads pinned to ``actor``'s hook (status ``hooked``)."""
@@ -27,34 +28,38 @@ def hooked_work(led: Ledger, actor: str) -> list[Bead]:
     return list(hooked(led, actor))
 
 
-def owed_work(led: Ledger, agent_name: str) -> list[str]:
-    """Ids slung to ``agent_name`` that it has not finished with ``gt done`` (oldest first)."""
-    slung: dict[str, int] = {}
-    for ev in led.events(types=["sling", "done", "hook.cleared"]):
-        payload = ev.get("payload") or {}
-        bead = ev.get("bead_id")
-        if not bead or payload.get("agent") != agent_name:
-            continue
-        if ev["type"] == "sling":
-            slung[bead] = ev["seq"]
-        else:
-            slung.pop(bead, None)
-    return [b for b, _ in sorted(slung.items(), key=lambda kv: kv[1])]
+def _owed_key(agent_name: str) -> str:
+    return f"gt.work.{agent_name}"
+
+
+def remember_work(led: Ledger, agent_name: str, bead_id: str) -> None:
+    """Record that ``agent_name`` owes a ``gt done`` for ``bead_id`` (set by sling)."""
+    led.kv_set(_owed_key(agent_name), bead_id)
+
+
+def forget_work(led: Ledger, agent_name: str) -> None:
+    """The agent handed its work in (``gt done``) or had its hook cleared."""
+    led.kv_clear(_owed_key(agent_name))
 
 
 def current_work(led: Ledger, actor: str, agent_name: str) -> Bead | None:
-    """The agent's work: its hooked bead, else the last slung one it still owes ``gt done``."""
+    """The agent's work: its hooked bead, else the slung one it still owes ``gt done``.
+
+    One key lookup when nothing is hooked (agents poll this), never a scan.
+    """
     hooked = hooked_work(led, actor)
     if hooked:
         return hooked[0]
-    for bead_id in reversed(owed_work(led, agent_name)):
-        try:
-            bead = led.get(bead_id)
-        except NotFoundError:
-            continue
-        if bead.get("assignee") in (actor, None, ""):
-            return bead
-    return None
+    bead_id = led.kv_get(_owed_key(agent_name))
+    if not bead_id:
+        return None
+    try:
+        bead = led.get(bead_id)
+    except NotFoundError:
+        return None
+    if bead.get("assignee") not in (actor, None, ""):
+        return None  # someone else has it now: not this agent's to finish
+    return bead
 
 
 def sling_meta(bead: Bead) -> dict[str, Any]:
