@@ -42,8 +42,10 @@ def test_postgres_placeholder_translation(sql: str, want: str) -> None:
 
 def test_postgres_safe_url_never_shows_the_password() -> None:
     assert safe_url("postgresql://bob:s3cret@db.example:6543/town") == \
-        "postgresql://db.example:6543/town"
-    assert safe_url("postgres://bob:s3cret@db.example/town") == "postgresql://db.example:5432/town"
+        "postgresql://bob@db.example:6543/town"
+    assert safe_url("postgres://bob:s3cret@db.example/town") == \
+        "postgresql://bob@db.example:5432/town"
+    assert safe_url("postgresql://db.example/town") == "postgresql://db.example:5432/town"
     assert "s3cret" not in safe_url("postgresql://bob:s3cret@h:5/db?sslmode=bogus&x")
 
 
@@ -63,7 +65,7 @@ def test_postgres_dead_server_is_one_line_without_password() -> None:
     with pytest.raises(StorageError) as err:
         open_store(f"postgresql://agent:hunter2@127.0.0.1:{port}/town")
     msg = str(err.value)
-    assert msg.startswith(f"cannot connect to postgresql://127.0.0.1:{port}/town: ")
+    assert msg.startswith(f"cannot connect to postgresql://agent@127.0.0.1:{port}/town: ")
     assert "refused" in msg.lower()
     assert "\n" not in msg and "hunter2" not in msg
 
@@ -72,7 +74,8 @@ def test_postgres_unknown_database_and_bad_url(pg_server: Any) -> None:
     with pytest.raises(StorageError) as err:
         open_store(pg_server.url("no_such_db").replace("postgres@", "postgres:pw@"))
     msg = str(err.value)
-    assert msg.startswith(f"cannot connect to postgresql://127.0.0.1:{pg_server.port}/no_such_db")
+    assert msg.startswith(
+        f"cannot connect to postgresql://postgres@127.0.0.1:{pg_server.port}/no_such_db")
     assert "no_such_db" in msg and "\n" not in msg and ":pw" not in msg
     with pytest.raises(StorageError) as err:
         open_store("postgresql://u:topsecret@127.0.0.1:notaport/db")
@@ -89,7 +92,7 @@ def test_postgres_bd_cli_dead_server_exits_with_one_line(bd_env: dict[str, str],
     assert proc.returncode == StorageError.exit_code, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
-    assert "cannot connect to postgresql://127.0.0.1" in lines[0]
+    assert "cannot connect to postgresql://agent@127.0.0.1" in lines[0]
     assert "hunter2" not in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
 
@@ -104,7 +107,10 @@ def test_postgres_store_url_and_repr_hide_password(pg_server: Any, pg_database: 
         assert isinstance(store, PostgresStore)
         assert store.dialect == "postgresql"
         assert "ignored-by-trust" not in store.url + repr(store)
-        assert store.url == f"postgresql://127.0.0.1:{pg_server.port}/" + url.rsplit("/", 1)[1]
+        assert store.url == f"postgresql://postgres@127.0.0.1:{pg_server.port}/" + \
+            url.rsplit("/", 1)[1]
+        again = open_store(store.url)  # the shown URL still opens the same database
+        again.close()
     finally:
         store.close()
 

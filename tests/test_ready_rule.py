@@ -495,3 +495,23 @@ def test_ready_json_matches_ready(ledger: Ledger) -> None:
     f = Filter(labels_all=["a"])
     assert json.loads(ledger.ready_json(f)) == [dict(b) for b in ledger.ready(f)]
     assert json.loads(ledger.ready_json(limit=2)) == want[:2]
+
+
+def test_blocking_edges_between_ancestor_and_descendant_are_refused(ledger: Ledger) -> None:
+    """Either direction would deadlock under the rule, so it is refused like a cycle."""
+
+    epic = ledger.create("epic", issue_type="epic")
+    child = ledger.create("child", parent=epic["id"])
+    grandchild = ledger.create("grandchild", parent=child["id"])
+    before = ledger.events()
+    for a, b in ((epic["id"], grandchild["id"]), (grandchild["id"], epic["id"]),
+                 (child["id"], epic["id"])):
+        with pytest.raises(CycleError, match="deadlock"):
+            ledger.add_dep(a, b, "blocks")
+    with pytest.raises(CycleError, match="deadlock"):
+        ledger.create("sub", parent=child["id"], deps=[("blocks", epic["id"])])
+    assert ledger.events() == before
+    # nothing was held by the refused edges
+    assert sorted(b["id"] for b in ledger.ready()) == sorted(
+        [epic["id"], child["id"], grandchild["id"]])
+    ledger.add_dep(epic["id"], grandchild["id"], "related")  # non-blocking edges are fine

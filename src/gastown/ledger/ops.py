@@ -197,9 +197,13 @@ class Txn:
         if parent is not None and not self.exists(parent):
             raise NotFoundError(f"parent {parent!r} not found")
         dep_list = [(check_dep_type(t), target) for t, target in deps]
-        for _, target in dep_list:
+        for dep_type, target in dep_list:
             if not self.exists(target):
                 raise NotFoundError(f"dependency target {target!r} not found")
+            if (parent is not None and dep_type in _ready.BLOCKING_DEP_TYPES
+                    and (target == parent or target in self.ancestors(parent))):
+                raise CycleError(f"refusing a {dep_type} edge to {target}: it is an ancestor of "
+                                 "the new bead, which it would wait for (deadlock)")
         if id is not None:
             if not (_ids.is_valid_id(id) or (is_template and _ids.is_valid_template_id(id))):
                 raise ValidationError(f"invalid id {id!r}: expected PREFIX-HASH or PARENT.N")
@@ -479,6 +483,8 @@ class Txn:
                 raise CycleError(
                     f"adding {issue_id} -> {depends_on_id} ({dep_type}) would create a cycle: "
                     + " -> ".join([issue_id, *path]))
+        if dep_type in _ready.BLOCKING_DEP_TYPES:
+            self._refuse_family_deadlock(issue_id, depends_on_id, dep_type)
         n = self.tx.execute(
             "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, created_by, "
             "metadata) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -511,6 +517,36 @@ class Txn:
         elif dep_type == "parent-child":
             # the child's ancestry changed, and the parent's set of children changed
             _ready.refresh(self.tx, self._waiters(target), [issue_id])
+
+    def ancestors(self, bead_id: str) -> list[str]:
+        """Every ``parent-child`` ancestor of ``bead_id``, nearest first."""
+        seen: list[str] = []
+        frontier = [bead_id]
+        while frontier:
+            nxt = []
+            for node in frontier:
+                for parent in self.parents_of(node):
+                    if parent not in seen and parent != bead_id:
+                        seen.append(parent)
+                        nxt.append(parent)
+            frontier = nxt
+        return seen
+
+    def _refuse_family_deadlock(self, issue_id: str, target: str, dep_type: str) -> None:
+        """A blocking edge between a bead and its own ancestor can never be released.
+
+        A held ancestor holds its descendants (DESIGN §3.4) and a parent cannot
+        close before its children, so either direction waits for ever.
+        """
+        if target in self.ancestors(issue_id):
+            raise CycleError(
+                f"refusing {issue_id} -> {target} ({dep_type}): {target} is an ancestor of "
+                f"{issue_id}, which cannot finish before its own children (deadlock)")
+        if issue_id in self.ancestors(target):
+            raise CycleError(
+                f"refusing {issue_id} -> {target} ({dep_type}): {issue_id} is an ancestor of "
+                f"{target}, and a held parent holds its children (deadlock); children already "
+                "finish before their parent closes")
 
     def path_between(self, start: str, goal: str, dep_type: str) -> list[str]:
         """A path start → … → goal over edges of the same family, or [] if none.

@@ -155,7 +155,7 @@ def _parse_conninfo(conninfo: str) -> dict[str, Any] | None:
 
 
 def safe_url(conninfo: str) -> str:
-    """``postgresql://host:port/db`` for messages: never the user's password."""
+    """``postgresql://user@host:port/db`` for messages and reopening: never the password."""
     params = _parse_conninfo(conninfo)
     if params is None:  # unparsable: redact the password by hand
         return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", conninfo.split("?", 1)[0])
@@ -164,7 +164,11 @@ def safe_url(conninfo: str) -> str:
     dbname = str(params.get("dbname") or params.get("user") or "")
     if host.startswith("/"):  # a unix-socket directory
         host = quote(host, safe="")
-    return f"postgresql://{host}:{port}/{dbname}"
+    # the user name stays (the URL must still open the same database); only the
+    # password is left out
+    user = params.get("user")
+    who = f"{quote(str(user), safe='')}@" if user else ""
+    return f"postgresql://{who}{host}:{port}/{dbname}"
 
 
 def _one_line(text: str, secret: str | None) -> str:
