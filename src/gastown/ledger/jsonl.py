@@ -339,6 +339,8 @@ def import_jsonl(ledger: Any, path: str, dry_run: bool = False,
                            (prefix[0][0],))
                 ledger._prefix = None
         _write_records(tx, records, progress)
+        # imported comments may carry higher integer ids: recount on next comment
+        tx.execute("DELETE FROM config WHERE key = 'last_comment_id'")
         _ready.recompute_all(tx)
         tx.insert_event_returning_seq(
             "INSERT INTO events (ts, type, actor, bead_id, payload) VALUES (?, ?, ?, ?, ?)",

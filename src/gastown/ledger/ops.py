@@ -617,9 +617,15 @@ class Txn:
         self.status_of(bead_id)
         if not text.strip():
             raise ValidationError("comment text is empty")
-        top = self.tx.query("SELECT id FROM comments")
-        numeric = [int(r[0]) for r in top if str(r[0]).isdigit()]
-        cid = str(max(numeric, default=0) + 1)
+        # integer comment ids are ledger-wide, as in beads; the last one is kept in
+        # config so a comment costs one lookup, not a scan (import clears the key)
+        last = self.tx.scalar("SELECT value FROM config WHERE key = 'last_comment_id'")
+        if last is None:
+            numeric = [int(r[0]) for r in self.tx.query("SELECT id FROM comments")
+                       if str(r[0]).isdigit()]
+            last = max(numeric, default=0)
+        cid = str(int(last) + 1)
+        self.kv_set("last_comment_id", cid, table="config")
         who = author or self.actor
         self.tx.execute("INSERT INTO comments (id, issue_id, author, text, created_at) "
                         "VALUES (?, ?, ?, ?, ?)", (cid, bead_id, who, text, self._now))
