@@ -67,5 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     COMMANDS, argv, ALIASES)
 
 
+def console_main() -> None:
+    """The ``bd`` console script: :func:`main`, then a fast exit (see ``exit_now``)."""
+    from ._app import exit_now
+
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

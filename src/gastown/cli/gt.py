@@ -70,5 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_main("gt", "gt: a town of coding agents working from one ledger", COMMANDS, args)
 
 
+def console_main() -> None:
+    """The ``gt`` console script: :func:`main`, then a fast exit (see ``exit_now``)."""
+    from ._app import exit_now
+
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -131,7 +131,7 @@ class Txn:
 
     # ------------------------------------------------------------------ ids
     def _new_id(self, seed: str) -> str:
-        count = int(self.tx.scalar("SELECT COUNT(*) FROM issues") or 0)
+        count = int(self.tx.scalar(self.tx.approx_count_sql) or 0)
         length = _ids.id_length_for(count + 1)
         for nonce in range(40):
             candidate = _ids.hash_id(self.prefix, f"{seed}\0{self._now}", length, nonce)

@@ -24,6 +24,9 @@ __all__ = ["Store", "Tx", "open_store"]
 class Tx(abc.ABC):
     """One open transaction.  Statements use ``?`` placeholders on every backend."""
 
+    #: a cheap upper bound of the number of beads (sizes new hash ids)
+    approx_count_sql = "SELECT COUNT(*) FROM issues"
+
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the number of rows it changed."""
