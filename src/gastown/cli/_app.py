@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path ski
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any, NoReturn
 
-__all__ = ["Ctx", "Parser", "run_main", "common_options", "emit_json", "exit_now"]
+__all__ = ["Ctx", "Parser", "run_main", "common_options", "emit_json", "exit_now", "split_csv"]
 
 
 # argparse translates its few fixed strings through gettext, whose first lookup
@@ -46,6 +46,14 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                         help="run as if started in DIR")
     parser.add_argument("-q", "--quiet", action="store_true", default=sup,
                         help="print only what scripts need")
+
+
+def split_csv(values: list[str] | None) -> list[str]:
+    """Values of a repeatable, comma-separated option (``-l a,b -l c``), flattened."""
+    out: list[str] = []
+    for v in values or []:
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out
 
 
 def emit_json(obj: Any) -> None:

@@ -11,20 +11,13 @@ import json
 import sys
 
 from ..errors import UsageError, ValidationError
-from ._app import Ctx, common_options, emit_json
+from ._app import Ctx, common_options, emit_json, split_csv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
     from typing import Any
 
 _TYPES_HELP = "task, bug, feature, epic, chore, decision, spike, story, milestone, …"
-
-
-def _split(values: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out += [x.strip() for x in v.split(",") if x.strip()]
-    return out
 
 
 def _metadata(text: str | None) -> dict[str, Any] | None:
@@ -43,7 +36,7 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
 def _deps(ctx: Ctx, values: list[str] | None) -> list[tuple[str, str]]:
     """``type:id`` or bare ``id`` (= blocks), comma separated."""
     out = []
-    for item in _split(values):
+    for item in split_csv(values):
         dep_type, _, target = item.rpartition(":")
         out.append((dep_type or "blocks", ctx.resolve(target)))
     return out
@@ -103,7 +96,7 @@ def _create(ctx: Ctx, quick: bool = False) -> int:
         title, issue_type=a.type, priority=a.priority,
         description=_text_arg(a.description, a.description_file, "the description") or "",
         design=a.design or "", acceptance_criteria=a.acceptance or "", notes=a.notes or "",
-        labels=_split(a.labels), parent=ctx.resolve(a.parent) if a.parent else None,
+        labels=split_csv(a.labels), parent=ctx.resolve(a.parent) if a.parent else None,
         deps=_deps(ctx, a.deps), id=a.force_id, assignee=a.assignee, owner=a.owner,
         defer_until=a.defer, due_at=a.due, ephemeral=a.ephemeral,
         metadata=_metadata(a.metadata), estimated_minutes=a.estimate,
@@ -206,15 +199,15 @@ def _update(ctx: Ctx) -> int:
             if a.claim:
                 t.claim(bead_id)
             if a.set_labels is not None:
-                wanted = set(_split(a.set_labels))
+                wanted = set(split_csv(a.set_labels))
                 current = set(t.get(bead_id).get("labels") or [])
                 for label in sorted(current - wanted):
                     t.remove_label(bead_id, label)
                 for label in sorted(wanted - current):
                     t.add_label(bead_id, label)
-            for label in _split(a.add_label):
+            for label in split_csv(a.add_label):
                 t.add_label(bead_id, label)
-            for label in _split(a.remove_label):
+            for label in split_csv(a.remove_label):
                 t.remove_label(bead_id, label)
             bead = t.update(bead_id, **per) if per else t.get(bead_id)
         results.append(bead)

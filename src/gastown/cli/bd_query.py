@@ -10,18 +10,11 @@ import sys
 
 from ..errors import UsageError
 from ..ledger.query import Filter
-from ._app import Ctx, common_options, emit_json
+from ._app import Ctx, common_options, emit_json, split_csv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
     from typing import Any
-
-
-def _split(values: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out += [x.strip() for x in v.split(",") if x.strip()]
-    return out
 
 
 def _priority(value: str | None) -> int | None:
@@ -35,12 +28,12 @@ def _priority(value: str | None) -> int | None:
 def _filter(ctx: Ctx) -> Filter:
     a = ctx.args
     f = Filter()
-    f.status = [s.replace("-", "_") for s in _split(getattr(a, "status", None))]
-    f.issue_type = _split(getattr(a, "type", None))
+    f.status = [s.replace("-", "_") for s in split_csv(getattr(a, "status", None))]
+    f.issue_type = split_csv(getattr(a, "type", None))
     f.assignee = getattr(a, "assignee", None)
     f.unassigned = bool(getattr(a, "unassigned", False))
-    f.labels_all = _split(getattr(a, "label", None))
-    f.labels_any = _split(getattr(a, "label_any", None))
+    f.labels_all = split_csv(getattr(a, "label", None))
+    f.labels_any = split_csv(getattr(a, "label_any", None))
     exact = _priority(getattr(a, "priority", None))
     f.priority_min = _priority(getattr(a, "priority_min", None))
     f.priority_max = _priority(getattr(a, "priority_max", None))
@@ -195,7 +188,7 @@ def _events(ctx: Ctx) -> int:
     since = a.since_seq
     if a.tail and not since:
         since = max(0, led.last_event_seq() - a.tail)
-    types = _split(a.type)
+    types = split_csv(a.type)
     events = led.events(since, limit=a.limit, bead_id=a.bead, types=types)
     if not a.follow:
         ctx.out(events, lambda: "\n".join(_event_line(e) for e in events) or "No events")
