@@ -7,8 +7,6 @@ in the README.
 
 from __future__ import annotations
 
-import sys
-
 from ._app import run_main
 
 TYPE_CHECKING = False
