@@ -221,7 +221,7 @@ def main() -> int:
     res: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                    f"{platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d")}
+        "date": time.strftime("%Y-%m-%d"), "load_before": os.getloadavg()[0]}
     try:
         res["python_pass_ms"] = time_command([sys.executable, "-c", "pass"], work, runs, env)
         res["import_sqlite_json_ms"] = time_command(
@@ -255,6 +255,7 @@ def main() -> int:
             res["taskwarrior_ready_10k_ms"] = tw
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    res["load_after"] = os.getloadavg()[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")

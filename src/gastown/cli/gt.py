@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prime": (_W, "an agent's role prompt, hooked work, current step and mail"),
     "done": (_W, "hand in the hooked work: push the branch, file a merge request"),
     "mail": (_M, "messages: send, inbox, read, reply, archive, check"),
+    "up": ("gastown.cli.gt_controller", "start the town's controller (dispatch, patrol, merges)"),
+    "down": ("gastown.cli.gt_controller", "stop the town's controller"),
+    "mq": ("gastown.cli.gt_mq", "the merge queue: list, status, retry, reject"),
+    "convoy": ("gastown.cli.gt_convoy", "batches of beads that land together: create, add, "
+                                        "status, list"),
 }
 
 

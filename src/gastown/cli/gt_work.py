@@ -15,6 +15,8 @@ def _sling(ctx: Ctx) -> int:
 
     a = ctx.args
     town = get_town(ctx)
+    if a.more:
+        return _sling_batch(ctx, [a.what, a.target, *a.more[:-1]], a.more[-1])
     result = sling(town, a.what, a.target, parse_vars(a.var), nudge=not a.no_nudge,
                    wisp=a.wisp, actor=ctx.actor)
     if ctx.quiet and not ctx.json:
@@ -36,6 +38,27 @@ def _sling(ctx: Ctx) -> int:
         return "\n".join(lines)
 
     ctx.out(result.to_json(), text)
+    return 0
+
+
+def _sling_batch(ctx: Ctx, items: list[str], target: str) -> int:
+    """``gt sling A B C TARGET``: every item to TARGET, tracked by a new convoy."""
+    from ..controller.convoy import sling_batch
+
+    a = ctx.args
+    if a.wisp:
+        raise UsageError("--wisp applies to one formula, not to a batch")
+    out = sling_batch(get_town(ctx), items, target, vars=parse_vars(a.var),
+                      nudge=not a.no_nudge, actor=ctx.actor)
+
+    def text() -> str:
+        lines = [f"Convoy {out['convoy']} tracks {len(out['beads'])} beads"]
+        lines += [f"  {r['id']} -> {r['agent']} ({r['session']})" for r in out["slung"]]
+        lines += [f"  {w['id']} waits for a free worker (the controller slings it)"
+                  for w in out["waiting"]]
+        return "\n".join(lines)
+
+    ctx.out(out, text)
     return 0
 
 
@@ -133,6 +156,9 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("what", help="a bead id, or a formula (or proto) to pour")
         p.add_argument("target", nargs="?",
                        help="an agent, a pool or a rig (default: yourself, in a session)")
+        p.add_argument("more", nargs="*", metavar="... TARGET",
+                       help="a batch: `gt sling A B C TARGET` slings every bead (or formula) "
+                            "to TARGET and tracks them in a convoy")
         p.add_argument("--var", action="append", metavar="KEY=VALUE",
                        help="a formula variable (repeatable)")
         p.add_argument("--no-nudge", action="store_true", help="do not nudge the agent")

@@ -63,6 +63,10 @@ class RigConfig:
     branch: str = "main"
     pool: str | None = None
     push: bool = False
+    #: the merge queue runs this (an argv) in a scratch worktree before landing
+    test: list[str] | None = None
+    #: when set, the merge queue runs this (an argv) to land instead of fast-forwarding
+    land: list[str] | None = None
 
 
 @dataclass
@@ -239,9 +243,12 @@ def _known(t: dict[str, Any], allowed: set[str], where: str) -> None:
 
 def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
     """Validate parsed TOML ``data`` into a :class:`TownConfig` (``path`` is for messages)."""
+    from ..controller.policies import TABLES, parse_command, parse_policies
     from .agents import load_presets
 
-    _known(data, {"town", "rigs", "agents", "pools", "roles", "groups", "presets"}, path)
+    _known(data, {"town", "rigs", "agents", "pools", "roles", "groups", "presets", *TABLES},
+           path)
+    parse_policies(data, path)  # the controller's tables: refuse mistakes at load time
     t = _table(data, "town", path)
     where = f"{path}: town"
     _known(t, {"name", "prefix", "provider", "email", "formula_paths", "escalate_to",
@@ -271,7 +278,7 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
         check_name("rig", name, path)
         if not isinstance(r, dict):
             raise ValidationError(f"{where} must be a table")
-        _known(r, {"source", "branch", "pool", "push"}, where)
+        _known(r, {"source", "branch", "pool", "push", "test", "land"}, where)
         source = _str(r, "source", where)
         if not source:
             raise ValidationError(f"{where}.source is required (the path or URL cloned)")
@@ -279,7 +286,9 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
         if not isinstance(push, bool):
             raise ValidationError(f"{where}.push must be true or false")
         cfg.rigs[name] = RigConfig(name, source, _str(r, "branch", where, "main") or "main",
-                                   _str(r, "pool", where), push)
+                                   _str(r, "pool", where), push,
+                                   test=parse_command(r.get("test"), f"{where}.test"),
+                                   land=parse_command(r.get("land"), f"{where}.land"))
     worker_keys = {"rig", "role", "preset", "command", "args", "provider", "env"}
     for name, a in _table(data, "agents", path).items():
         where = f"{path}: agents.{name}"

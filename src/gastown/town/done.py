@@ -64,7 +64,7 @@ def _hand_in(town: Town, led: Ledger, agent: AgentConfig, work: Bead,
         with led.transaction() as t:
             mr = t.create(
                 f"Merge {branch}: {' '.join(work['title'].split())}"[:200],
-                issue_type="merge-request",
+                issue_type="merge-request", priority=work.get("priority", 2),
                 description=(f"Branch `{branch}` of rig {rig.name} at {commit[:12]}, "
                              f"{out['ahead']} commit(s) ahead of `{rig.branch}`.\n"
                              f"Work: {work['id']}. Author: {town.actor_of(agent)}."),

@@ -21,9 +21,10 @@ from ..ledger.query import Filter
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
     from ..ledger.model import Bead
+    from ..ledger.ops import Txn
     from .core import Town
 
-__all__ = ["resolve_address", "send", "inbox", "read", "reply", "archive", "unread",
+__all__ = ["resolve_address", "send", "send_txn", "inbox", "read", "reply", "archive", "unread",
            "inject_text", "READ_LABEL"]
 
 READ_LABEL = "read"
@@ -63,30 +64,41 @@ def send(town: Town, led: Ledger, to: str, subject: str, body: str = "", *,
          sender: str | None = None, reply_to: str | None = None,
          thread: str | None = None) -> list[Bead]:
     """Send a message; returns the message beads (one per recipient)."""
+    who = sender or led.actor
+    with led.transaction(who) as t:
+        return send_txn(town, t, to, subject, body, reply_to=reply_to, thread=thread)
+
+
+def send_txn(town: Town, t: Txn, to: str, subject: str, body: str = "", *,
+             reply_to: str | None = None, thread: str | None = None) -> list[Bead]:
+    """:func:`send` inside a transaction the caller holds (the sender is ``t.actor``).
+
+    The controller uses it so that a state change and the mail announcing it
+    commit together (a merge sent back, a convoy landed): neither without the other.
+    """
     subject = " ".join(subject.split())
     if not subject:
         raise UsageError("a message needs a subject (-s SUBJECT)")
     recipients = resolve_address(town, to)
     if not recipients:
         raise NotFoundError(f"address {to!r} reaches nobody")
-    who = sender or led.actor
+    who = t.actor
     out: list[Bead] = []
-    with led.transaction(who) as t:
-        for rcpt in recipients:
-            meta: dict[str, Any] = {"from": who, "to": rcpt, "address": to}
-            if thread:
-                meta["thread"] = thread
-            if reply_to:
-                meta["reply_to"] = reply_to
-            bead = t.create(subject[:500], issue_type="message", description=body,
-                            assignee=rcpt, metadata=meta,
-                            deps=[("replies-to", reply_to)] if reply_to else ())
-            if not thread:
-                meta["thread"] = bead["id"]
-                bead = t.update(bead["id"], metadata=meta)
-            t.emit("mail.sent", bead["id"], {"from": who, "to": rcpt, "address": to,
-                                             "subject": subject[:200]})
-            out.append(bead)
+    for rcpt in recipients:
+        meta: dict[str, Any] = {"from": who, "to": rcpt, "address": to}
+        if thread:
+            meta["thread"] = thread
+        if reply_to:
+            meta["reply_to"] = reply_to
+        bead = t.create(subject[:500], issue_type="message", description=body,
+                        assignee=rcpt, metadata=meta,
+                        deps=[("replies-to", reply_to)] if reply_to else ())
+        if not thread:
+            meta["thread"] = bead["id"]
+            bead = t.update(bead["id"], metadata=meta)
+        t.emit("mail.sent", bead["id"], {"from": who, "to": rcpt, "address": to,
+                                         "subject": subject[:200]})
+        out.append(bead)
     return out
 
 

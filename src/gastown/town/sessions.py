@@ -140,9 +140,11 @@ class Sessions:
 
                 provider.nudge(name, sanitize(beacon(self.town.actor_of(agent), agent.name)))
         with self.town.ledger(actor) as led:
+            # the pid lets a controller tell a session the town started from one it did not
             led.emit("session.started", None, {
                 "agent": agent.name, "provider": provider.kind, "session": name,
-                "workdir": workdir, "program": self.program(agent, False)[0]})
+                "workdir": workdir, "program": self.program(agent, False)[0],
+                "preset": agent.preset, "pid": provider.pid(name)})
         return self.info(agent), True
 
     def stop(self, agent: AgentConfig, *, actor: str | None = None) -> bool:

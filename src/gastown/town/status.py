@@ -41,8 +41,20 @@ def town_status(town: Town, led: Ledger, events: int = 10) -> dict[str, Any]:
         })
     last = led.last_event_seq()
     recent = led.events(since_seq=max(0, last - events)) if events else []
+    from ..controller.service import controller_info
+
+    with led.store.read() as tx:
+        queued = dict(tx.query("SELECT status, COUNT(*) FROM issues WHERE issue_type = "
+                               "'merge-request' AND status <> 'closed' GROUP BY status"))
+        convoys = tx.scalar("SELECT COUNT(*) FROM issues WHERE issue_type = 'convoy' "
+                            "AND status <> 'closed'")
     return {"town": town.name, "root": town.root, "provider": town.config.town.provider,
-            "rigs": sorted(town.config.rigs), "agents": agents, "events": recent}
+            "rigs": sorted(town.config.rigs), "agents": agents, "events": recent,
+            "controller": controller_info(town),
+            "merge_queue": {"queued": int(queued.get("open", 0)),
+                            "landing": int(queued.get("in_progress", 0)),
+                            "sent_back": int(queued.get("blocked", 0))},
+            "convoys_in_flight": int(convoys or 0)}
 
 
 def _ago(ts: float | None) -> str:
@@ -71,7 +83,18 @@ def render_event(ev: dict[str, Any]) -> str:
 def render_status(data: dict[str, Any]) -> str:
     """The text of ``gt status``."""
     out = [f"Town {data['town']}  ({data['root']})",
-           f"Rigs: {', '.join(data['rigs']) or '(none: gt rig add NAME PATH)'}", ""]
+           f"Rigs: {', '.join(data['rigs']) or '(none: gt rig add NAME PATH)'}"]
+    ctl = data.get("controller") or {}
+    if ctl.get("running"):
+        out.append(f"Controller: up (pid {ctl['pid']}, last pass {_ago(ctl.get('last_tick'))})")
+    elif ctl:
+        out.append("Controller: down (start it with gt up)")
+    mq = data.get("merge_queue")
+    if mq is not None:
+        out.append(f"Merge queue: {mq['queued']} queued, {mq['landing']} landing, "
+                   f"{mq['sent_back']} sent back; convoys in flight: "
+                   f"{data.get('convoys_in_flight', 0)}")
+    out.append("")
     if not data["agents"]:
         out.append("No agents yet: gt agent add NAME --rig RIG --preset PRESET")
     else:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ...errors import ValidationError
-from .base import NudgeResult, Provider, SessionSpec
+from .base import NudgeResult, Provider, SessionSpec, SessionState
 from .subproc import SubprocessProvider
 from .tmux import TmuxProvider
 
-__all__ = ["Provider", "SessionSpec", "NudgeResult", "TmuxProvider", "SubprocessProvider",
-           "make_provider", "KINDS"]
+__all__ = ["Provider", "SessionSpec", "SessionState", "NudgeResult", "TmuxProvider",
+           "SubprocessProvider", "make_provider", "KINDS"]
 
 KINDS = ("tmux", "subprocess")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-__all__ = ["SessionSpec", "NudgeResult", "Provider"]
+__all__ = ["SessionSpec", "NudgeResult", "Provider", "SessionState"]
 
 
 @dataclass
@@ -35,6 +35,16 @@ class NudgeResult:
     chunks: int = 0
     text: str = ""
     detail: str = ""
+
+
+@dataclass
+class SessionState:
+    """One session as a snapshot sees it (a controller looks at all of them each tick)."""
+
+    name: str
+    alive: bool
+    pid: int | None = None
+    last_activity: float | None = None
 
 
 class Provider(ABC):
@@ -94,3 +104,12 @@ class Provider(ABC):
     @abstractmethod
     def sessions(self) -> list[str]:
         """Names of the sessions this provider has."""
+
+    def snapshot(self) -> dict[str, SessionState]:
+        """Every session's state at once (providers override this with one cheap call)."""
+        out: dict[str, SessionState] = {}
+        for name in self.sessions():
+            alive = self.is_alive(name)
+            out[name] = SessionState(name, alive, self.pid(name) if alive else None,
+                                     self.last_activity(name))
+        return out

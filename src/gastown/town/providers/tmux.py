@@ -19,7 +19,7 @@ import time
 
 from ...errors import ProviderError
 from ..text import chunks, tmux_arg
-from .base import NudgeResult, Provider, SessionSpec
+from .base import NudgeResult, Provider, SessionSpec, SessionState
 
 __all__ = ["TmuxProvider", "socket_path"]
 
@@ -238,6 +238,27 @@ class TmuxProvider(Provider):
             return []
         proc = self._run(["list-sessions", "-F", "#{session_name}"], check=False)
         return proc.stdout.split() if proc.returncode == 0 else []
+
+    def snapshot(self) -> dict[str, SessionState]:
+        """Every session's state from one ``list-panes -a`` call (a controller's tick)."""
+        if not os.path.exists(self.socket):
+            return {}
+        proc = self._run(["list-panes", "-a", "-F",
+                          "#{session_name}\t#{pane_dead}\t#{pane_pid}\t#{window_activity}"],
+                         check=False)
+        out: dict[str, SessionState] = {}
+        if proc.returncode != 0:
+            return out  # no server: no sessions
+        for line in proc.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) != 4 or parts[0] in out:
+                continue  # one pane per session; a person's extra pane is not ours
+            name, dead, pid, activity = parts
+            alive = dead == "0"
+            out[name] = SessionState(
+                name, alive, int(pid) if alive and pid.isdigit() else None,
+                float(activity) if activity.isdigit() else None)
+        return out
 
     def kill_server(self) -> None:
         """Stop the town's private server (tests, and a controller shutting down)."""

@@ -1,0 +1,65 @@
+"""``gt up`` and ``gt down``: the town's controller daemon."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ._app import Ctx
+from .gt_common import add_parser, get_town
+
+
+def _up(ctx: Ctx) -> int:
+    from ..controller.service import controller_info, run_foreground, up
+
+    town = get_town(ctx)
+    if ctx.args.foreground:
+        return run_foreground(town)
+    info = up(town, wait=ctx.args.wait)
+    verb = "Controller up" if info["started"] else "Controller already running"
+    ctx.out(info, f"{verb} for {town.name} (pid {info['pid']}); log: {info['log']}")
+    if ctx.args.wait_tick:
+        deadline = time.monotonic() + ctx.args.wait
+        while not controller_info(town).get("last_tick") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return 0
+
+
+def _down(ctx: Ctx) -> int:
+    from ..controller.service import down
+
+    town = get_town(ctx)
+    out = down(town, timeout=ctx.args.timeout, sessions=ctx.args.sessions)
+    if out["stopped"]:
+        text = f"Controller stopped (pid {out.get('pid')})" + (
+            " after SIGKILL" if out["killed"] else "")
+    elif out["was_running"]:
+        text = f"Controller (pid {out.get('pid')}) did not stop"
+    else:
+        text = "No controller was running"
+    if ctx.args.sessions:
+        stopped = out.get("sessions_stopped") or []
+        text += f"; stopped sessions: {', '.join(stopped) or 'none'}"
+    ctx.out(out, text)
+    return 0 if out["stopped"] or not out["was_running"] else 9
+
+
+def setup(name: str, sub: Any) -> None:
+    """Add the parser for ``up`` or ``down``."""
+    from .gt import COMMANDS
+
+    p = add_parser(sub, name, COMMANDS[name][1])
+    if name == "up":
+        p.add_argument("--foreground", action="store_true",
+                       help="run in this terminal (logs on stderr) until Ctrl-C")
+        p.add_argument("--wait", type=float, default=20.0, metavar="S",
+                       help="how long to wait for the daemon to start (default 20)")
+        p.add_argument("--wait-tick", action="store_true",
+                       help="also wait until its first pass over the town is done")
+        p.set_defaults(func=_up)
+    else:
+        p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                       help="seconds to wait for a clean stop before SIGKILL (default 30)")
+        p.add_argument("--sessions", action="store_true",
+                       help="also stop the agent sessions the town started")
+        p.set_defaults(func=_down)

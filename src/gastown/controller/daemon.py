@@ -1,0 +1,382 @@
+"""The controller: one per town, a loop that follows the event log and ticks.
+
+``gt up`` starts it as a daemon (``python -m gastown.controller.daemon``);
+``gt down`` stops it.  It holds an exclusive ``flock`` on ``.gt/controller.lock``
+for its whole life -- the kernel releases it when the process dies, even by
+SIGKILL, so a stale lock can never keep a new controller out -- and writes its
+pid and a heartbeat to ``.gt/controller.json`` and its log to
+``.gt/logs/controller.log``.
+
+Threads, each with one job:
+
+* the main thread follows the event log (:func:`gastown.ledger.events.follow`,
+  one cheap query per ``[controller] poll``) and hands closed steps to the
+  dispatcher, merge requests to the refinery, everything else to the ticker;
+* the ticker runs the health patrol, pool feeding and convoy landing every
+  ``tick`` seconds, or sooner when an event asks for it;
+* one refinery thread per target branch lands merge requests one at a time;
+* a small pool delivers nudges.
+
+All state that matters lives in the ledger: the event cursor (kv
+``gt.controller.cursor``), merge requests, convoys, hooks, restart counts as
+events.  A controller killed at any moment and started again re-reads it and
+carries on; the work it resumes is idempotent (see each module).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConflictError
+from .mergeq import controller_actor, targets
+from .policies import Policies
+
+if TYPE_CHECKING:
+    from ..ledger.core import Ledger
+    from ..town.core import Town
+
+__all__ = ["Controller", "main", "CURSOR_KEY", "LOCK_NAME", "STATE_FILE"]
+
+CURSOR_KEY = "gt.controller.cursor"
+LOCK_NAME = "controller.lock"
+STATE_FILE = "controller.json"
+#: how far back a starting controller reads the log to rebuild its memory
+REPLAY_EVENTS = 20000
+#: events that make the ticker run now instead of at the next tick
+_WAKE_TICKER = ("done", "sling", "hook.pinned", "hook.unpinned", "hook.cleared",
+                "convoy.created", "convoy.added", "merge.sent_back", "session.stopped")
+
+
+class Controller:
+    """The reconcile loop of one town."""
+
+    def __init__(self, town: Town, policies: Policies | None = None,
+                 log_file: Any = None) -> None:
+        self.town = town
+        self.policies = policies or Policies.of(town.config)
+        self.actor = controller_actor(town)
+        self.stop_event = threading.Event()
+        self._log_file = log_file or sys.stderr
+        self._log_lock = threading.Lock()
+        self._lock_fd: int | None = None
+        self._tick_wake = threading.Event()
+        self._refinery_wake: dict[tuple[str, str], threading.Event] = {}
+        self._refinery_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.ticks = 0
+        self.started_at = time.time()
+        self.last_tick: float | None = None
+        self._cursor = 0
+        self._saved_cursor = 0
+        self._last_save = 0.0
+
+    # ------------------------------------------------------------- logging
+    def log(self, message: str) -> None:
+        """One timestamped line in the controller's log."""
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n"
+        with self._log_lock:
+            try:
+                self._log_file.write(line)
+                self._log_file.flush()
+            except (OSError, ValueError):
+                pass
+
+    # ---------------------------------------------------------------- lock
+    def acquire(self, wait: float = 1.0) -> None:
+        """Take the town's controller lock or raise ConflictError naming the holder."""
+        path = self.town.runtime(LOCK_NAME)
+        # O_CLOEXEC (Python's default): sessions and tmux servers started from here must
+        # not inherit the lock, or it would outlive this process
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # someone checking whether we run holds it for microseconds: try again
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    pid = read_state(self.town).get("pid")
+                    raise ConflictError(f"a controller already runs for this town "
+                                        f"(pid {pid or '?'})") from None
+                time.sleep(0.05)
+        self._lock_fd = fd
+        self._write_state()
+
+    def release(self) -> None:
+        """Give the lock back (the state file says we stopped)."""
+        if self._lock_fd is not None:
+            self._write_state(stopped=True)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _write_state(self, stopped: bool = False) -> None:
+        state = {"pid": os.getpid(), "started_at": self.started_at, "ticks": self.ticks,
+                 "last_tick": self.last_tick, "cursor": self._cursor, "stopped": stopped,
+                 "tick_s": self.policies.controller.tick, "poll_s": self.policies.controller.poll}
+        path = self.town.runtime(STATE_FILE)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(state, fh)
+        os.replace(tmp, path)
+
+    # ---------------------------------------------------------------- run
+    def run(self) -> int:
+        """Take the lock, run until :meth:`stop`, release; returns an exit status."""
+        self.acquire()
+        try:
+            self._run()
+        finally:
+            self.release()
+        return 0
+
+    def stop(self) -> None:
+        """Ask the loop and every thread to finish (safe from a signal handler)."""
+        self.stop_event.set()
+        self._tick_wake.set()
+        for ev in list(self._refinery_wake.values()):
+            ev.set()
+
+    def setup(self) -> Ledger:
+        """Open the ledger and build the parts (the loop calls it; benchmarks too)."""
+        from ..town.sessions import Sessions
+        from .dispatch import Dispatcher, PoolFeeder
+        from .patrol import Memory, Patrol
+
+        led = self.town.ledger(self.actor)
+        self.led = led
+        sessions = Sessions(self.town)
+        pol = self.policies
+        self.memory = Memory()
+        self.dispatcher = Dispatcher(self.town, led, sessions, self.actor,
+                                     pol.controller.nudge_workers, self.log)
+        self.feeder = PoolFeeder(self.town, led, sessions, self.actor, self.dispatcher, self.log)
+        self.patrol = Patrol(self.town, led, sessions, pol.patrol, self.actor, self.memory,
+                             self.log)
+        self._cursor = self._load_cursor(led)
+        self._replay(led)
+        return led
+
+    def _run(self) -> None:
+        from ..ledger.events import follow
+
+        led = self.setup()
+        pol = self.policies
+        led.emit("controller.started", None, {"pid": os.getpid(), "cursor": self._cursor})
+        self.log(f"controller up for {self.town.root} (pid {os.getpid()}, cursor "
+                 f"{self._cursor}, tick {pol.controller.tick:g}s, poll {pol.controller.poll:g}s)")
+        self._spawn("ticker", self._ticker)
+        self._tick_wake.set()  # the first pass now: resume what a previous run left
+        try:
+            for event in follow(led, self._cursor, interval=pol.controller.poll,
+                                stop=self._between_polls):
+                self._on_event(event)
+        finally:
+            self.stop()
+            for t in self._threads:
+                t.join(timeout=30)
+            self.dispatcher.close()
+            self._save_cursor(force=True)
+            # after the cursor: the next controller re-reads it, harmlessly; jumping the
+            # cursor past it could skip an agent's event committed in the meantime
+            led.emit("controller.stopped", None, {"pid": os.getpid(), "cursor": self._cursor})
+            self.log("controller down")
+            led.close()
+
+    def _spawn(self, name: str, target: Any, *args: Any) -> None:
+        t = threading.Thread(target=self._guarded, args=(name, target, *args), name=name,
+                             daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _guarded(self, name: str, target: Any, *args: Any) -> None:
+        """Run a thread's loop; an unexpected error is logged and the loop restarted."""
+        while not self.stop_event.is_set():
+            try:
+                target(*args)
+                return
+            except Exception:  # noqa: BLE001 - a thread of the controller must not just die
+                self.log(f"{name}: crashed, restarting in 1s:\n{traceback.format_exc()}")
+                self.stop_event.wait(1.0)
+
+    # ------------------------------------------------------------- cursor
+    def _load_cursor(self, led: Ledger) -> int:
+        value = led.kv_get(CURSOR_KEY)
+        if value and value.isdigit():
+            return int(value)
+        return led.last_event_seq()  # first run: what happened before is history
+
+    def _save_cursor(self, force: bool = False) -> None:
+        """Persist how far the log was handled (at most once a second).
+
+        Written without an event, directly in the kv table: an event here would be
+        an event to follow, and the loop would write again for ever.  Handling is
+        idempotent, so a cursor a little behind only means a little re-reading.
+        """
+        now = time.monotonic()
+        if self._cursor == self._saved_cursor or (not force and now - self._last_save < 1.0):
+            return
+        with self.led.store.write() as tx:
+            tx.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", (CURSOR_KEY, str(self._cursor)))
+        self._saved_cursor, self._last_save = self._cursor, now
+
+    def _replay(self, led: Ledger) -> None:
+        """Rebuild the memory from the last events (restart counts, pids, dispatches)."""
+        from .dispatch import epoch
+
+        last = led.last_event_seq()
+        for ev in led.events(since_seq=max(0, min(self._cursor, last) - REPLAY_EVENTS)):
+            if ev["seq"] > self._cursor:
+                break
+            ts = epoch(ev["ts"])
+            self.memory.learn(ev, ts)
+            if ev["type"] == "dispatch":
+                self._remember_dispatch(ev)
+        # closed steps after the cursor that were dispatched already (we died mid-batch)
+        for ev in led.events(since_seq=self._cursor, types=["dispatch"]):
+            self._remember_dispatch(ev)
+
+    def _remember_dispatch(self, ev: dict[str, Any]) -> None:
+        payload = ev.get("payload") or {}
+        for seq in [payload.get("after"), *(payload.get("covers") or [])]:
+            if isinstance(seq, int):
+                self.dispatcher.remember(seq)
+
+    # ------------------------------------------------------------ events
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        from .dispatch import epoch
+
+        self._cursor = max(self._cursor, ev["seq"])
+        kind = ev["type"]
+        self.memory.learn(ev, epoch(ev["ts"]))
+        if kind == "bead.closed":
+            self.dispatcher.on_closed(ev)
+            self._tick_wake.set()  # a tracked bead may have finished a convoy
+        elif kind in ("merge.requested", "merge.retry"):
+            payload = ev.get("payload") or {}
+            self._wake_refinery(None if kind == "merge.retry" else
+                                (str(payload.get("rig")), str(payload.get("base") or "")))
+        elif kind in _WAKE_TICKER and ev["actor"] != self.actor:
+            self._tick_wake.set()
+
+    def _between_polls(self) -> bool:
+        """After each poll's batch: send the nudges it called for, save the cursor."""
+        if self.dispatcher._pending:  # noqa: SLF001 - same package
+            self.dispatcher.flush()
+        self._save_cursor()
+        return self.stop_event.is_set()
+
+    # ------------------------------------------------------------ ticker
+    def _ticker(self) -> None:
+        tick = self.policies.controller.tick
+        next_tick = time.monotonic() + tick  # the first pass comes from the wake in _run
+        while not self.stop_event.is_set():
+            woken = self._tick_wake.wait(timeout=max(0.0, next_tick - time.monotonic()))
+            if self.stop_event.is_set():
+                return
+            self._tick_wake.clear()
+            started = time.monotonic()
+            self.tick()
+            next_tick = started + tick
+            if woken:
+                # bursts of events (a whole molecule closing) cost one pass, not one each
+                self.stop_event.wait(0.2)
+
+    def tick(self) -> dict[str, Any]:
+        """One reconcile pass: patrol, pools and convoys, the merge queue, heartbeat."""
+        from .convoy import land_ready
+
+        out: dict[str, Any] = {}
+        for name, step in (("patrol", self.patrol.run), ("pools", self.feeder.feed),
+                           ("convoys", lambda: land_ready(self.town, self.led)),
+                           ("merge", self._wake_refinery)):
+            try:
+                out[name] = step()
+            except Exception:  # noqa: BLE001 - one failing part must not stop the others
+                self.log(f"tick: {name} failed:\n{traceback.format_exc()}")
+        if out.get("convoys"):
+            self.log(f"convoys landed: {', '.join(out['convoys'])}")
+        self.ticks += 1
+        self.last_tick = time.time()
+        self._write_state()
+        return out
+
+    # ----------------------------------------------------------- refinery
+    def _wake_refinery(self, target: tuple[str, str] | None = None) -> None:
+        """Make sure a refinery thread serves ``target`` (every queued one when None)."""
+        wanted = {target} if target and all(target) else targets(self.led)
+        # the loop and the ticker both wake refineries: one thread per target, ever
+        with self._refinery_lock:
+            for key in wanted:
+                ev = self._refinery_wake.get(key)
+                if ev is None:
+                    ev = self._refinery_wake[key] = threading.Event()
+                    self._spawn(f"refinery:{key[0]}/{key[1]}", self._refinery_loop, key, ev)
+                ev.set()
+
+    def _refinery_loop(self, key: tuple[str, str], wake: threading.Event) -> None:
+        from .refinery import Refinery
+
+        refinery = Refinery(self.town, self.led, self.policies.merge, self.actor,
+                            self.stop_event, self.log)
+        while not self.stop_event.is_set():
+            wake.wait(timeout=self.policies.controller.tick * 6)
+            wake.clear()
+            if self.stop_event.is_set():
+                return
+            refinery.run_target(*key)
+
+
+# ---------------------------------------------------------------- state
+def read_state(town: Town) -> dict[str, Any]:
+    """The controller's state file (pid, heartbeat), or {}."""
+    try:
+        with open(os.path.join(town.gt_dir, STATE_FILE), encoding="utf-8") as fh:
+            data: dict[str, Any] = json.load(fh)
+            return data
+    except (OSError, ValueError):
+        return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gastown.controller.daemon --town DIR``: run a controller in this process."""
+    from ..errors import GastownError
+    from ..town.core import Town
+
+    parser = argparse.ArgumentParser(prog="gastown.controller.daemon")
+    parser.add_argument("--town", required=True)
+    args = parser.parse_args(argv)
+    try:
+        town = Town.find(args.town)
+        ctl = Controller(town, log_file=sys.stderr)
+    except GastownError as exc:
+        sys.stderr.write(f"controller: {exc}\n")
+        return exc.exit_code
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        ctl.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal is no reason to stop
+    try:
+        return ctl.run()
+    except GastownError as exc:
+        sys.stderr.write(f"controller: {exc}\n")
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Dispatch: the next step reaches its agent the moment the previous one closes.
+
+The controller hands every ``bead.closed`` event of a molecule step to
+:meth:`Dispatcher.on_closed`.  The molecule's holder (the agent whose hook it is
+on) is nudged with the step to do now -- or told to run ``gt done`` when every
+step is closed -- and a ``dispatch`` event records it, naming the ``bead.closed``
+event it answers (``after``) so that step-closed → next-step-delivered latency
+can be read from the event log.  Nudges go out on a small thread pool: typing
+into a tmux pane takes a few tmux calls, and one slow session must not delay
+the others.
+
+Each closed step is dispatched at most once, also across controller restarts:
+the ``after`` sequence numbers of recent ``dispatch`` events are loaded at
+start-up and skipped.
+
+:class:`PoolFeeder` sends ready work routed to a pool (label ``pool:NAME``) and
+stranded convoy work to free workers, never more than the pool's ``max``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConflictError, GastownError, NotFoundError
+from ..ledger.model import INFRA_TYPES
+from ..ledger.query import Filter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..ledger.core import Ledger
+    from ..town.config import AgentConfig
+    from ..town.core import Town
+    from ..town.sessions import Sessions
+
+__all__ = ["Dispatcher", "PoolFeeder", "deliver", "epoch"]
+
+
+def epoch(ts: str) -> float:
+    """Seconds since the epoch of a ledger timestamp."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def deliver(sessions: Sessions, agent: AgentConfig, text: str) -> dict[str, Any]:
+    """Type ``text`` into the agent's live session; what happened (never raises)."""
+    from ..town.text import sanitize
+
+    clean = sanitize(text)
+    try:
+        # the provider checks the session is alive itself: no second look (a tmux call)
+        result = sessions.provider_for(agent).nudge(sessions.session_name(agent), clean)
+    except GastownError as exc:
+        return {"delivered": False, "verified": False, "detail": str(exc)}
+    return {"delivered": result.delivered, "verified": result.verified, "detail": result.detail}
+
+
+class Dispatcher:
+    """Turns closed steps into nudges for the agents holding their molecules."""
+
+    def __init__(self, town: Town, led: Ledger, sessions: Sessions, actor: str, workers: int,
+                 log: Callable[[str], None] = lambda _m: None) -> None:
+        self.town = town
+        self.led = led
+        self.sessions = sessions
+        self.actor = actor
+        self.log = log
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nudge")
+        self._done: set[int] = set()      # `after` seqs already dispatched
+        self._lock = threading.Lock()      # guards _done between the loop and nudge threads
+        self._pending: list[dict[str, Any]] = []
+
+    def remember(self, after: int) -> None:
+        """A closed step (by its event seq) that was dispatched before (start-up replay)."""
+        with self._lock:
+            self._done.add(after)
+
+    def on_closed(self, event: dict[str, Any]) -> None:
+        """Queue a ``bead.closed`` event; :meth:`flush` decides after the poll's batch."""
+        if event["actor"] == self.actor:
+            return  # the controller's own closes (merge requests, convoys, patrol wisps)
+        with self._lock:
+            if event["seq"] in self._done:
+                return
+        self._pending.append(event)
+
+    def flush(self) -> int:
+        """Hand the queued closes to the nudge pool; returns how many nudges will go out.
+
+        Closes are grouped by molecule (a step's id extends its molecule's): when an
+        agent closed several steps of one molecule within one poll, one nudge, for
+        the latest, answers them all (its ``dispatch`` event lists them in
+        ``covers``).  Planning happens on the pool too, so a burst of closes across
+        many molecules is planned and delivered side by side.
+        """
+        pending, self._pending = self._pending, []
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for event in pending:
+            groups.setdefault(str(event.get("bead_id") or "").split(".")[0], []).append(event)
+        for events in groups.values():
+            with self._lock:
+                self._done.update(e["seq"] for e in events)
+            self.pool.submit(self._dispatch, events)
+        return len(groups)
+
+    def _dispatch(self, events: list[dict[str, Any]]) -> None:
+        """Plan and deliver one nudge for a molecule's closes (runs on the nudge pool)."""
+        try:
+            plan = None
+            for event in reversed(events):  # the latest close that calls for a nudge
+                plan = self._plan(event)   # (a molecule's own close, right after its
+                if plan is not None:       # last step's, does not)
+                    break
+            if plan is not None:
+                plan["covers"] = [e["seq"] for e in events]
+                self._send(plan)
+        except Exception as exc:  # noqa: BLE001 - a nudge thread must never die silently
+            self.log(f"dispatch: {events[-1].get('bead_id')}: {type(exc).__name__}: {exc}")
+
+    def _plan(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Who to nudge with what, for one closed bead; None when nobody needs telling."""
+        from ..chemistry.inspect import current_step, mol_root
+
+        bead_id = event.get("bead_id")
+        if not bead_id:
+            return None
+        try:
+            bead = self.led.get(bead_id)
+            if bead.get("issue_type") in INFRA_TYPES:
+                return None  # a root, a message, a merge request: not a step
+            root_id = mol_root(self.led, bead_id)
+            if root_id == bead_id:
+                return None  # a lone bead: its agent runs `gt done` on its own
+            root = self.led.get(root_id)
+        except NotFoundError:
+            return None  # burned meanwhile (a wisp)
+        holder = root.get("assignee")
+        agent = self.town.agent_by_address(str(holder)) if holder else None
+        if agent is None:
+            return None
+        base = {"agent": agent.name, "root": root_id, "closed": bead_id,
+                "after": event["seq"], "closed_ts": event["ts"]}
+        if root["status"] == "closed":
+            return {**base, "step": None,
+                    "text": f"[gt] every step of {root_id} is closed: run `gt done` now."}
+        if root["status"] != "hooked":
+            return None  # nobody's hook: the pool feeder or a person decides
+        step = current_step(self.led, root_id)
+        if step is None or step["status"] != "open":
+            return None  # waiting on other steps, or the agent is already on one
+        return {**base, "step": step["id"],
+                "text": f"[gt] next step {step['id']} of {root_id} is ready: {step['title']}. "
+                        "Run `gt prime` and do it now."}
+
+    def _send(self, plan: dict[str, Any]) -> None:
+        """Deliver one nudge and record it."""
+        agent = self.town.agent(plan["agent"])
+        result = deliver(self.sessions, agent, plan["text"])
+        latency = time.time() - epoch(plan["closed_ts"])
+        payload = {k: plan[k] for k in ("agent", "root", "step", "closed", "after")}
+        if len(plan.get("covers") or []) > 1:
+            payload["covers"] = plan["covers"]
+        payload.update(result, latency_ms=round(latency * 1000, 1), text=plan["text"][:300])
+        self.led.emit("dispatch", plan["step"] or plan["root"], payload)
+
+    def close(self) -> None:
+        """Finish the nudges in flight."""
+        self.pool.shutdown(wait=True, cancel_futures=False)
+
+
+class PoolFeeder:
+    """Routes ready work to pool workers (label ``pool:NAME``) and stranded convoy work."""
+
+    def __init__(self, town: Town, led: Ledger, sessions: Sessions, actor: str,
+                 dispatcher: Dispatcher, log: Callable[[str], None] = lambda _m: None) -> None:
+        self.town = town
+        self.led = led
+        self.sessions = sessions
+        self.actor = actor
+        self.dispatcher = dispatcher
+        self.log = log
+        self._reported: set[str] = set()
+
+    def _default_target(self, convoy_target: str | None) -> str | None:
+        if convoy_target:
+            return convoy_target
+        pools = list(self.town.config.pools)
+        return pools[0] if len(pools) == 1 else None
+
+    def feed(self) -> dict[str, list[str]]:
+        """One pass: sling what can go to a free worker; report stranded convoy work."""
+        from .convoy import stranded
+
+        slung: list[str] = []
+        waiting: list[str] = []
+        work: dict[str, str | None] = {}
+        for pool in self.town.config.pools:
+            for ready in self.led.ready(Filter(labels_all=[f"pool:{pool}"], unassigned=True)):
+                work.setdefault(ready["id"], pool)
+        from_convoys: set[str] = set()
+        for convoy, item in stranded(self.led):
+            target = self._default_target((convoy.get("metadata") or {}).get("target"))
+            work.setdefault(item["id"], target)
+            from_convoys.add(item["id"])
+        full: set[str] = set()
+        for bead_id, target in work.items():
+            if target is None or target in full:
+                waiting.append(bead_id)
+            elif self._sling(bead_id, target):
+                slung.append(bead_id)
+            else:
+                full.add(target)
+                waiting.append(bead_id)
+        fresh = [b for b in waiting if b in from_convoys and b not in self._reported]
+        if fresh:
+            # reported once per bead (per controller run), not on every tick
+            self.led.emit("convoy.stranded", None, {"beads": fresh})
+            self._reported.update(fresh)
+        self._reported.difference_update(slung)
+        return {"slung": slung, "waiting": waiting, "reported": fresh}
+
+    def _sling(self, bead_id: str, target: str) -> bool:
+        """Sling to a free worker (starting or waking it); False when none is free."""
+        from ..town.sling import sling
+
+        try:
+            result = sling(self.town, bead_id, target, nudge=False, actor=self.actor)
+        except ConflictError:
+            return False  # pool full or agent busy: it waits for the next free worker
+        except GastownError as exc:
+            self.log(f"pools: cannot sling {bead_id} to {target}: {exc}")
+            return False
+        if result.session == "running" and not result.already:
+            agent = self.town.agent(result.agent)
+            text = f"[gt] {result.id} is on your hook: {result.title}. Run `gt prime`."
+            self.dispatcher.pool.submit(self._wake, agent, text, result.id)
+        self.log(f"pools: {bead_id} -> {result.agent} ({result.session})")
+        return True
+
+    def _wake(self, agent: AgentConfig, text: str, bead_id: str) -> None:
+        try:
+            result = deliver(self.sessions, agent, text)
+            self.led.emit("dispatch", bead_id, {"agent": agent.name, "root": bead_id,
+                                                "step": None, "kind": "sling", **result})
+        except Exception as exc:  # noqa: BLE001 - never kill the nudge pool
+            self.log(f"pools: waking {agent.name}: {exc}")

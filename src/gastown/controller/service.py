@@ -1,0 +1,154 @@
+"""``gt up`` / ``gt down`` / the controller line of ``gt status``.
+
+Whether a controller runs is decided by its lock, never by a pid file alone: the
+lock is free exactly when no controller process is alive.  ``up`` starts the
+daemon in its own session (it outlives the terminal and the ``gt`` that started
+it) and waits until it holds the lock; ``down`` sends SIGTERM and waits for the
+lock to be released (SIGKILL only when it does not stop in time).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TownError
+from .daemon import LOCK_NAME, Controller, read_state
+
+if TYPE_CHECKING:
+    from ..town.core import Town
+
+__all__ = ["is_running", "controller_info", "up", "down", "run_foreground",
+           "stop_town_sessions", "LOG_NAME"]
+
+LOG_NAME = "controller.log"
+#: variables of an agent session that a controller started from inside one must not keep
+_SESSION_VARS = ("GT_AGENT", "GT_RIG", "GT_ROLE", "GT_POOL", "BD_ACTOR", "TMUX", "TMUX_PANE",
+                 "GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME", "GIT_AUTHOR_EMAIL",
+                 "GIT_COMMITTER_EMAIL", "GIT_DIR", "GIT_WORK_TREE")
+
+
+def is_running(town: Town) -> bool:
+    """True while some process holds the town's controller lock."""
+    path = os.path.join(town.gt_dir, LOCK_NAME)
+    if not os.path.exists(path):
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)  # held for microseconds; a starter retries
+        return False
+    finally:
+        os.close(fd)
+
+
+def controller_info(town: Town) -> dict[str, Any]:
+    """Running or not, its pid, uptime and last tick (no ledger access: cheap)."""
+    state = read_state(town)
+    running = is_running(town)
+    last = state.get("last_tick")
+    return {"running": running, "pid": state.get("pid") if running else None,
+            "started_at": state.get("started_at") if running else None,
+            "last_tick": last if running else None, "ticks": state.get("ticks"),
+            "tick_s": state.get("tick_s"), "log": os.path.join(town.gt_dir, "logs", LOG_NAME)}
+
+
+def run_foreground(town: Town) -> int:
+    """Run the controller in this process until SIGTERM or Ctrl-C."""
+    ctl = Controller(town, log_file=sys.stderr)
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        ctl.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return ctl.run()
+
+
+def up(town: Town, wait: float = 20.0) -> dict[str, Any]:
+    """Start the town's controller daemon unless one runs; returns its info."""
+    if is_running(town):
+        return {**controller_info(town), "started": False}
+    log_path = town.runtime("logs", LOG_NAME)
+    env = {k: v for k, v in os.environ.items() if k not in _SESSION_VARS}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gastown.controller.daemon", "--town", town.root],
+            cwd=town.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            if is_running(town):  # another `gt up` won the race: that one is ours too
+                return {**controller_info(town), "started": False}
+            raise TownError(f"the controller exited at once (status {code}): "
+                            f"{_tail(log_path)}")
+        if is_running(town) and read_state(town).get("pid") == proc.pid:
+            return {**controller_info(town), "started": True}
+        time.sleep(0.05)
+    raise TownError(f"the controller did not start within {wait:g}s; see {log_path}")
+
+
+def down(town: Town, timeout: float = 30.0, sessions: bool = False) -> dict[str, Any]:
+    """Stop the controller (SIGTERM, then SIGKILL after ``timeout``); optionally sessions."""
+    out: dict[str, Any] = {"was_running": False, "stopped": False, "killed": False}
+    if is_running(town):
+        pid = read_state(town).get("pid")
+        out["was_running"] = True
+        out["pid"] = pid
+        if isinstance(pid, int) and pid > 0:
+            _signal(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while is_running(town) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if is_running(town):
+                _signal(pid, signal.SIGKILL)
+                out["killed"] = True
+                while is_running(town) and time.monotonic() < deadline + 5:
+                    time.sleep(0.05)
+        out["stopped"] = not is_running(town)
+    if sessions:
+        out["sessions_stopped"] = stop_town_sessions(town)
+    return out
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_town_sessions(town: Town) -> list[str]:
+    """Stop every running agent session the town itself started (by recorded pid)."""
+    from ..town.sessions import Sessions
+
+    sessions = Sessions(town)
+    started: dict[str, Any] = {}
+    with town.ledger() as led:
+        for ev in led.events(types=["session.started"]):
+            started[str((ev["payload"] or {}).get("agent"))] = (ev["payload"] or {}).get("pid")
+    stopped = []
+    for agent in town.config.all_agents():
+        pid = sessions.provider_for(agent).pid(sessions.session_name(agent))
+        if pid is not None and started.get(agent.name) == pid:
+            sessions.stop(agent)
+            stopped.append(agent.name)
+    return stopped
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return " | ".join(fh.read().strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
