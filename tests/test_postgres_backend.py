@@ -348,8 +348,11 @@ def test_postgres_concurrent_writers_keep_ready_state_exact(pg_database: str,
             other = Ledger.open(pg_database, actor=f"w{k}")
             try:
                 for i in range(15):
-                    b = other.create(f"w{k}-{i}", parent=roots[(k + i) % len(roots)])
-                    other.add_dep(b.id, roots[(k * 3 + i) % len(roots)], "blocks")
+                    p = (k + i) % len(roots)
+                    b = other.create(f"w{k}-{i}", parent=roots[p])
+                    # never its own parent: that edge is refused as a deadlock
+                    d = (k * 3 + i) % len(roots)
+                    other.add_dep(b.id, roots[d if d != p else (d + 1) % len(roots)], "blocks")
                     if i % 4 == 0:
                         other.close_bead(roots[(k + i) % len(roots)], force=True)
                     if i % 5 == 0:
