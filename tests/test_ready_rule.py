@@ -483,7 +483,7 @@ def test_ready_json_matches_ready(ledger: Ledger) -> None:
                   metadata={"z": None, "a": [1, {"b": True}], "s": "quote\"d ünï"},
                   estimated_minutes=15)
     ledger.create("pinned-status target")
-    ledger.create("plain 'quoted' \\ title")
+    ledger.create("plain 'quoted' \\ title 100% %s %d", description="tab\there\nnew line\x01")
     got = json.loads(ledger.ready_json())
     want = [dict(b) for b in ledger.ready()]
     assert got == want

@@ -165,7 +165,8 @@ def json_object_sql(store: Store) -> str:
         parts.append(f"CASE WHEN {name} = 1 THEN ',\"{name}\":true' ELSE '' END")
     parts.append(store.json_labels_fragment_sql("issues.id"))
     parts.append(opt("metadata", "metadata", "metadata IS NOT NULL"))
-    return " || ".join(parts) + " || '}'"
+    parts.append("'}'")
+    return store.concat_sql(parts)
 
 
 def ready_sql(extra_where: str, include_ephemeral: bool, index_hint: str = "") -> str:

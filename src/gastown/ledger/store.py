@@ -98,6 +98,10 @@ class Store(abc.ABC):
     def json_labels_fragment_sql(self, id_expr: str) -> str:
         """SQL text expression ``,"labels":[…]`` (sorted), or ``''`` when there are none."""
 
+    def concat_sql(self, parts: Sequence[str]) -> str:
+        """SQL expression concatenating text expressions (none of them NULL)."""
+        return " || ".join(parts)
+
     #: text placed after ``FROM issues`` in the ready query (an index hint, or nothing)
     ready_index_hint: str = ""
 
