@@ -186,8 +186,10 @@ class TmuxProvider(Provider):
 
     def peek(self, name: str, lines: int = 40) -> str:
         """The last ``lines`` lines of the pane (wrapped lines joined)."""
-        if not self.exists(name):
+        if not os.path.exists(self.socket):
             return ""
+        # no separate has-session call: capture-pane fails on a missing session,
+        # and a nudge's verification polls this (each tmux call is a process)
         proc = self._run(["capture-pane", "-p", "-J", "-t", self._target(name),
                           "-S", f"-{max(1, lines)}"], check=False)
         out: list[str] = []
@@ -220,6 +222,7 @@ class TmuxProvider(Provider):
         if not tail:
             return True
         deadline = time.monotonic() + within
+        time.sleep(0.02)  # let the pane draw the text: the first look then usually hits
         while True:
             screen = re.sub(r"\s+", "", self.peek(name, self.height * 4))
             if tail in screen:
