@@ -203,11 +203,22 @@ class TmuxProvider(Provider):
 
     def nudge(self, name: str, text: str, verify_s: float = 3.0) -> NudgeResult:
         """Type ``text`` literally in chunks, check it arrived, then press Enter."""
-        if not self.is_alive(name):
+        if not os.path.exists(self.socket):
             return NudgeResult(False, False, text=text, detail="session is not running")
         pieces = chunks(text)
-        for piece in pieces:
-            self._run(["send-keys", "-t", self._target(name), "-l", "--", tmux_arg(piece)])
+        if not pieces:
+            return NudgeResult(False, False, text=text, detail="nothing to type")
+        target = self._target(name)
+        # one tmux process both checks the pane is alive and types the first chunk
+        # (a burst of nudges is bound by how many tmux processes it starts); keys
+        # sent to a dead pane go nowhere, so typing before the answer is harmless
+        first = self._run(["display-message", "-p", "-t", target, "#{pane_dead}", ";",
+                           "send-keys", "-t", target, "-l", "--", tmux_arg(pieces[0])],
+                          check=False)
+        if first.returncode != 0 or first.stdout.strip() != "0":
+            return NudgeResult(False, False, text=text, detail="session is not running")
+        for piece in pieces[1:]:
+            self._run(["send-keys", "-t", target, "-l", "--", tmux_arg(piece)])
         verified = self._wait_for(name, text, verify_s)
         # a pause lets programs that treat fast input as a paste settle first
         time.sleep(0.1)
