@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -197,21 +196,9 @@ def _strlist(t: dict[str, Any], key: str, where: str) -> list[str] | None:
 
 def _command(t: dict[str, Any], where: str) -> list[str] | None:
     """``command`` as a string (split once, like a shell would, but never run by one) or list."""
-    value = t.get("command")
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            words = shlex.split(value)
-        except ValueError as exc:
-            raise ValidationError(f"{where}.command: {exc}") from None
-    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-        words = list(value)
-    else:
-        raise ValidationError(f"{where}.command must be a string or a list of strings")
-    if not words:
-        raise ValidationError(f"{where}.command is empty")
-    return words
+    from ..controller.policies import parse_command
+
+    return parse_command(t.get("command"), f"{where}.command")
 
 
 def _env(t: dict[str, Any], where: str) -> dict[str, str]:
