@@ -89,6 +89,8 @@ def test_close_refuses_open_blockers_unless_forced(repo: Path, bd_env: dict[str,
     (["frobnicate"], 2, "frobnicate"),
     (["import", "/nonexistent.jsonl"], 3, "/nonexistent.jsonl"),
     (["create", "x", "--metadata", "{bad"], 5, "--metadata is not valid JSON"),
+    (["import", "/"], 5, "/: cannot read"),
+    (["export", "-o", "/nonexistent-dir/x.jsonl"], 6, "cannot write /nonexistent-dir/x.jsonl"),
 ])
 def test_user_mistakes_are_one_line(repo: Path, bd_env: dict[str, str], args: list[str],
                                     code: int, fragment: str) -> None:

@@ -133,7 +133,10 @@ def export_jsonl(ledger: Any, path: str | None = None, include_all: bool = False
         out.flush()
         return total
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".issues-", suffix=".jsonl.tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".issues-", suffix=".jsonl.tmp", dir=directory)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             for i, (_, line) in enumerate(lines, 1):
@@ -307,6 +310,8 @@ def import_jsonl(ledger: Any, path: str, dry_run: bool = False,
             raise NotFoundError(f"{path}: no such file") from None
         except UnicodeDecodeError as exc:
             raise ImportFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:  # a directory, no permission, …
+            raise ImportFormatError(f"{path}: cannot read ({exc.strerror})") from None
     seen: dict[str, int] = {}
     for i, rec in enumerate(records):
         seen[rec["id"]] = i  # a later line for the same id wins, as in git merges
