@@ -90,6 +90,8 @@ def test_close_refuses_open_blockers_unless_forced(repo: Path, bd_env: dict[str,
     (["import", "/nonexistent.jsonl"], 3, "/nonexistent.jsonl"),
     (["create", "x", "--metadata", "{bad"], 5, "--metadata is not valid JSON"),
     (["import", "/"], 5, "/: cannot read"),
+    (["--db", "sqlite:///tmp/gt-no-such-ledger.db", "ready"], 6,
+     "no ledger database at /tmp/gt-no-such-ledger.db"),
     (["export", "-o", "/nonexistent-dir/x.jsonl"], 6, "cannot write /nonexistent-dir/x.jsonl"),
 ])
 def test_user_mistakes_are_one_line(repo: Path, bd_env: dict[str, str], args: list[str],

@@ -13,7 +13,7 @@ import os
 import re
 from contextlib import contextmanager
 
-from ..errors import ConflictError, NotFoundError, StorageError, UsageError, ValidationError
+from ..errors import ConflictError, NotFoundError, UsageError, ValidationError
 from . import discovery, timefmt
 from . import ids as _ids
 from . import ready as _ready
@@ -53,9 +53,7 @@ class Ledger:
              actor: str | None = None) -> Ledger:
         """Open the ledger named by ``db`` (URL or path), or found upward from ``cwd``."""
         url, beads_dir = discovery.resolve_url(db, cwd)
-        if not url.startswith(("postgres", "sqlite:")) and not os.path.exists(url):
-            raise StorageError(f"no ledger database at {url}")
-        return cls(open_store(url), actor=actor, beads_dir=beads_dir)
+        return cls(open_store(url, create=False), actor=actor, beads_dir=beads_dir)
 
     @classmethod
     def init(cls, directory: str = ".", *, prefix: str | None = None, db: str | None = None,

@@ -113,11 +113,13 @@ class Store(abc.ABC):
     autoincrement_pk: str = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, create: bool = True) -> Store:
     """Open the backend a URL names.
 
     ``sqlite:///abs/path.db``, ``sqlite:relative.db`` or a bare file path select
-    SQLite; ``postgresql://…`` (or ``postgres://…``) selects PostgreSQL.
+    SQLite; ``postgresql://…`` (or ``postgres://…``) selects PostgreSQL.  With
+    ``create=False`` a SQLite file that does not exist yet is an error instead of
+    a new, empty ledger (a typo in ``--db`` must not look like an empty ledger).
     """
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
@@ -140,4 +142,6 @@ def open_store(url: str) -> Store:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise StorageError(f"cannot open ledger {path}: directory {directory} does not exist")
+    if not create and not os.path.exists(path):
+        raise StorageError(f"no ledger database at {path}")
     return SqliteStore(path)
