@@ -69,3 +69,45 @@ def test_gt_demo_headless_cleans_up_after_itself(tmp_path: Path) -> None:
     assert s["ok"] and s["merged"] == 3 and s["provider"] == "subprocess"
     assert not Path(s["town"]).exists() and not Path(s["sample_repo"]).exists()
     assert list(tmp_path.iterdir()) == [], "nothing left in the temporary directory"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_gt_demo_passes_in_a_users_clean_environment(tmp_path: Path) -> None:
+    """As a user runs it: no USER, no git identity, bytecode writing on (env -i style)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "TMPDIR": str(tmp_path)}
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    proc = subprocess.run([str(BIN / "gt"), "demo", "--json", "--keep"], capture_output=True,
+                          text=True, env=env, timeout=240, check=False, cwd=tmp_path)
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr[-4000:]
+    s = json.loads(lines[-1])
+    try:
+        assert proc.returncode == 0 and s["ok"], (s, proc.stderr[-4000:])
+        assert s["merged"] == 3 and s["sample_tests"] == "pass"
+        sample = Path(s["sample_repo"])
+        tracked = git(sample, "ls-tree", "-r", "--name-only", "main").split()
+        assert not [f for f in tracked if "__pycache__" in f or f.endswith(".pyc")], tracked
+        assert any(sample.rglob("*.pyc")), "the tests really wrote bytecode"
+    finally:
+        shutil.rmtree(Path(s["town"]).parent, ignore_errors=True)
+
+
+def test_gt_demo_fails_fast_and_names_what_was_sent_back() -> None:
+    """Agents whose branches conflict: the demo stops within seconds and says why."""
+    from gastown.demo.run import render_summary, run_demo
+
+    said: list[str] = []
+    s = run_demo(say=said.append, timeout=200, provider="subprocess",
+                 agent_args=["--scribble", "NOTES.txt"])
+    assert not s["ok"]
+    assert s["merged"] == 1, s
+    assert s["seconds"] < 90, f"waited for the timeout instead of stopping: {s['seconds']}s"
+    backs = s["sent_back"]
+    assert len(backs) == 2 and {b["why"] for b in backs} == {"conflict"}, backs
+    assert all("NOTES.txt" in b["files"] for b in backs), backs
+    text = render_summary(s)
+    assert "FAILED" in text and "sent back" in text and "NOTES.txt" in text
+    assert all(b["request"] in text for b in backs)

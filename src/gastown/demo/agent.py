@@ -17,7 +17,9 @@ and the ``gt``/``bd`` commands on its PATH.
 Options: ``--once`` exits after one ``gt done``; ``--wait S`` is how long to
 wait for work when the hook is empty; ``--step-delay S`` pauses after each claim
 (the chaos tests kill it there, mid-step); ``--crash`` exits at once with
-status 3 (a crash loop, for the patrol's tests).
+status 3 (a crash loop, for the patrol's tests); ``--scribble PATH`` also writes
+its own name into PATH at every step and commits it (two agents doing that
+make each other's branches conflict: the tests of the merge queue use it).
 """
 
 from __future__ import annotations
@@ -86,16 +88,24 @@ def prime() -> dict[str, Any]:
     return data
 
 
-def commit_all(message: str) -> bool:
-    """Commit every change in the worktree; False when there was nothing to commit."""
-    run("git", "add", "-A")
+def commit_files(paths: list[str], message: str) -> bool:
+    """Commit the files this step changed; False when there was nothing to commit.
+
+    Only the step's own files are staged -- never ``git add -A``: whatever else
+    the worktree holds (bytecode the tests wrote, an editor's swap file) is not
+    the agent's work and would make every branch conflict with every other.
+    """
+    if not paths:
+        return False
+    run("git", "add", "--", *paths)
     if run("git", "diff", "--cached", "--quiet", check=False).returncode == 0:
         return False
     run("git", "commit", "-q", "-m", message)
     return True
 
 
-def do_step(step: dict[str, Any], hook: dict[str, Any], delay: float) -> None:
+def do_step(step: dict[str, Any], hook: dict[str, Any], delay: float,
+            scribble: str = "") -> None:
     """Claim, edit, test, commit, close: one step."""
     if step["status"] == "open":
         run("bd", "update", step["id"], "--claim")
@@ -114,7 +124,10 @@ def do_step(step: dict[str, Any], hook: dict[str, Any], delay: float) -> None:
             data = json.loads(shown.stdout)
             issue_title = str((data[0] if isinstance(data, list) else data).get("title", ""))
     todo = plan(str(meta.get("formula") or ""), variables, key, issue_title)
-    for rel, text in todo.files.items():
+    files = dict(todo.files)
+    if scribble:
+        files[scribble] = f"{os.environ.get('GT_AGENT', 'agent')} was here ({step['id']})\n"
+    for rel, text in files.items():
         os.makedirs(os.path.dirname(rel) or ".", exist_ok=True)
         with open(rel, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -122,7 +135,7 @@ def do_step(step: dict[str, Any], hook: dict[str, Any], delay: float) -> None:
         tests = run(sys.executable, "-m", "unittest", "discover", "-s", "tests", "-t", ".",
                     "-q", check=False)
         log(f"tests {'pass' if tests.returncode == 0 else 'FAIL'} ({step['id']})")
-    committed = commit_all(f"{step['id']}: {step['title']}")
+    committed = commit_files(sorted(files), f"{step['id']}: {step['title']}")
     run("bd", "close", step["id"], "-r", todo.note or "done")
     log(f"closed {step['id']}" + (" (committed)" if committed else ""))
 
@@ -135,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nudge-timeout", type=float, default=30.0)
     parser.add_argument("--step-delay", type=float, default=0.0)
     parser.add_argument("--crash", action="store_true")
+    parser.add_argument("--scribble", default="")
     args = parser.parse_args(argv)
     if args.crash:
         log("crashing on purpose")
@@ -158,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             deadline = time.monotonic() + args.wait
             continue
         if mol is None:
-            do_step({**hook, "status": "hooked"}, hook, args.step_delay)
+            do_step({**hook, "status": "hooked"}, hook, args.step_delay, args.scribble)
             continue
         if step is not None:
-            do_step(step, hook, args.step_delay)
+            do_step(step, hook, args.step_delay, args.scribble)
         started = time.monotonic()
         heard = inbox.wait(args.nudge_timeout)
         if heard is None:

@@ -54,14 +54,17 @@ def _pct(values: list[float], q: float) -> float:
 
 
 class _Demo:
-    def __init__(self, say: Callable[[str], None], provider: str | None) -> None:
+    def __init__(self, say: Callable[[str], None], provider: str | None,
+                 agent_args: list[str] | None = None) -> None:
         self.say = say
+        self.agent_args = list(agent_args or [])
         self.provider = provider or ("tmux" if shutil.which("tmux") else "subprocess")
         self.root = tempfile.mkdtemp(prefix="gt-demo-")
         self.sample = os.path.join(self.root, "textkit")
         self.town_dir = os.path.join(self.root, "town")
         self.t0 = time.monotonic()
         self.town: Any = None
+        self.sent_back: dict[str, dict[str, Any]] = {}
 
     def setup(self) -> None:
         from ..town.config import append_table
@@ -85,7 +88,7 @@ class _Demo:
             append_table(town.config_path, f"agents.{name}", {
                 "rig": "textkit", "role": "worker", "preset": "command",
                 "command": [sys.executable, "-m", "gastown.demo.agent", "--once",
-                            "--nudge-timeout", "20"]},
+                            "--nudge-timeout", "20", *self.agent_args]},
                 comment="a scripted stand-in for a model (gastown.demo.agent)")
         town.reload()
         self.town = town
@@ -121,27 +124,64 @@ class _Demo:
         return roots
 
     def follow(self, roots: dict[str, str], timeout: float) -> bool:
-        """Print the story from the event log until every merge landed (or time runs out)."""
+        """Print the story from the event log until every merge landed.
+
+        It also stops -- within seconds, not at the timeout -- when nothing more
+        can happen: a request was sent back, every agent's session has exited and
+        no other request is still waiting in the queue.  ``self.stuck`` then says
+        which requests came back and why.
+        """
         from ..ledger.events import follow
         from ..town.status import render_event
 
         need = len(roots)
         landed: set[str] = set()
+        requested: set[str] = set()
         convoys: list[str] = []
         deadline = time.monotonic() + timeout
+        idle_since: list[float] = []
+        checked = [0.0]
+
+        def hopeless() -> bool:
+            """Sent back, no agent left to fix it, nothing else in flight."""
+            if not self.sent_back or requested - landed - set(self.sent_back):
+                return False
+            now = time.monotonic()
+            if now - checked[0] < 0.5:
+                return bool(idle_since) and now - idle_since[0] > 2.0
+            checked[0] = now
+            if self._any_agent_alive():
+                idle_since.clear()
+                return False
+            if not idle_since:
+                idle_since.append(now)
+            return now - idle_since[0] > 2.0
 
         def finished() -> bool:
-            return (len(landed) >= need and bool(convoys)) or time.monotonic() > deadline
+            return ((len(landed) >= need and bool(convoys)) or time.monotonic() > deadline
+                    or hopeless())
 
         with self.town.ledger() as led:
             for ev in follow(led, 0, interval=0.2, stop=finished):
-                if ev["type"] == "merge.landed":
+                kind, payload = ev["type"], ev.get("payload") or {}
+                if kind == "merge.requested":
+                    requested.add(ev["bead_id"])
+                elif kind == "merge.landed":
                     landed.add(ev["bead_id"])
-                elif ev["type"] == "convoy.landed":
+                    self.sent_back.pop(ev["bead_id"], None)
+                elif kind == "merge.sent_back":
+                    self.sent_back[ev["bead_id"]] = payload
+                elif kind == "convoy.landed":
                     convoys.append(ev["bead_id"])
-                if ev["type"] in _SHOWN:
+                if kind in _SHOWN:
                     self.say(f"{time.monotonic() - self.t0:6.1f}s {render_event(ev)[7:]}")
         return len(landed) >= need and bool(convoys)
+
+    def _any_agent_alive(self) -> bool:
+        from ..town.sessions import Sessions
+
+        sessions = Sessions(self.town)
+        return any(sessions.is_alive(self.town.agent(name)) for name in AGENTS)
 
     def summary(self, ok: bool, keep: bool) -> dict[str, Any]:
         from ..chemistry.inspect import work_steps
@@ -182,6 +222,9 @@ class _Demo:
             "model_sessions": len(models),
             "sessions": sum(1 for e in events if e["type"] == "session.started"),
             "events": len(events), "agents": agents,
+            "sent_back": [{"request": mr, "why": p.get("why"), "detail": p.get("detail"),
+                           "branch": p.get("branch"), "files": p.get("files") or []}
+                          for mr, p in self.sent_back.items()],
             "seconds": round(time.monotonic() - self.t0, 2)}
 
     def diagnose(self) -> None:
@@ -216,9 +259,13 @@ def _git(cwd: str, *args: str) -> str:
 
 
 def run_demo(*, keep: bool = False, say: Callable[[str], None] = print,
-             timeout: float = 180.0, provider: str | None = None) -> dict[str, Any]:
-    """Run the demo; returns the summary (``ok`` tells whether everything landed)."""
-    demo = _Demo(say, provider)
+             timeout: float = 180.0, provider: str | None = None,
+             agent_args: list[str] | None = None) -> dict[str, Any]:
+    """Run the demo; returns the summary (``ok`` tells whether everything landed).
+
+    ``agent_args`` go to every scripted agent (see :mod:`.agent`).
+    """
+    demo = _Demo(say, provider, agent_args)
     ok = False
     summary: dict[str, Any] = {"ok": False, "town": demo.town_dir, "sample_repo": demo.sample}
     try:
@@ -248,6 +295,10 @@ def render_summary(s: dict[str, Any]) -> str:
     for name, a in (s.get("agents") or {}).items():
         lines.append(f"  {name:<18} {a['steps']} steps, {a['commits']} commits, "
                      f"{a['merges']} merged")
+    for back in s.get("sent_back") or []:
+        files = ", ".join(back["files"]) or "none named"
+        lines.append(f"  sent back          {back['request']} ({back['branch']}): "
+                     f"{back['why']} -- {back['detail']}; files: {files}")
     town = s.get("town")
     if s.get("kept"):
         lines += ["", "Look around (the town is kept):",

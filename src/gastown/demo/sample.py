@@ -17,6 +17,8 @@ TEST_ARGS = ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-q"]
 BUG_TITLE = "title_case capitalises the letter after an apostrophe (\"Don'T\")"
 
 FILES: dict[str, str] = {
+    # what running the tests leaves behind never belongs in a commit
+    ".gitignore": "__pycache__/\n*.py[cod]\n",
     "README.md": """\
 # textkit
 
