@@ -10,10 +10,10 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["color", "bead_line", "table", "Progress", "priority_label"]
+__all__ = ["color", "painter", "bead_line", "table", "Progress", "priority_label"]
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35",
           "cyan": "36", "dim": "2", "bold": "1"}
@@ -33,6 +33,17 @@ def color(text: str, name: str, stream: Any = None) -> str:
     if not _use_color(stream):
         return text
     return f"\x1b[{_CODES[name]}m{text}\x1b[0m"
+
+
+def painter(stream: Any = None) -> Callable[[str, str], str]:
+    """A ``paint(text, colour)`` function for ``stream`` (stdout): colours only on a terminal.
+
+    Decided once, so a screen is painted all or nothing; ``NO_COLOR`` (set
+    and not empty) and ``TERM=dumb`` turn colour off.
+    """
+    if not _use_color(stream):
+        return lambda text, _name: text
+    return lambda text, name: f"\x1b[{_CODES[name]}m{text}\x1b[0m"
 
 
 def priority_label(p: Any) -> str:

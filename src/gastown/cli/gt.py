@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ._app import run_main
 
@@ -19,6 +20,7 @@ _M = "gastown.cli.gt_mail"
 
 #: command name -> (module that builds and runs it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "bd": ("gastown.cli.gt", "the ledger commands of bd, unchanged (gt bd --help)"),
     "demo": ("gastown.cli.gt_demo", "run the demo: a town that gets work done, start to finish"),
     "init": (_T, "create a town: town.toml, .beads/, .gt/"),
     "config": (_T, "show the town's configuration (show, path)"),
@@ -65,13 +67,22 @@ def _town_after_command(args: list[str]) -> list[str]:
     return out
 
 
+def setup(name: str, sub: Any) -> None:
+    """The ``bd`` entry of ``gt --help`` (``main`` hands ``gt bd …`` to ``bd`` itself)."""
+    sub.add_parser(name, help=COMMANDS[name][1], add_help=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gt`` console script."""
+    from ._app import _command_name
+
     args = _town_after_command(list(sys.argv[1:] if argv is None else argv))
-    if args and args[0] == "bd":
+    if _command_name(args) == "bd":
         from .bd import main as bd_main
 
-        return bd_main(args[1:])
+        # options before it (--json, --db, -C …) are bd's too; an option's value is not it
+        at = next(i for i, a in enumerate(args) if a == "bd" and _command_name(args[:i + 1]))
+        return bd_main(args[:at] + args[at + 1:])
     return run_main("gt", "gt: a town of coding agents working from one ledger", COMMANDS, args)
 
 

@@ -34,6 +34,13 @@ def _config_json(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def _argv_text(argv: list[str] | None) -> str:
+    """An argument vector as one shell-quoted line (how town.toml may write it)."""
+    import shlex
+
+    return shlex.join(argv) if argv else ""
+
+
 def _config_show(ctx: Ctx) -> int:
     from ..town.prime import role_template
 
@@ -52,9 +59,14 @@ def _config_show(ctx: Ctx) -> int:
         lines = [f"Town {t.name} ({town.root})", f"  config:   {cfg.path}",
                  f"  prefix:   {t.prefix}", f"  provider: {t.provider}",
                  f"  email:    {t.email}", "", "Rigs:"]
-        lines += [f"  {r.name:<16} {r.branch:<10} {r.source}" + (f"  pool={r.pool}" if r.pool
-                                                                 else "")
-                  for r in cfg.rigs.values()] or ["  (none)"]
+        for r in cfg.rigs.values():
+            lines.append(f"  {r.name:<16} {r.branch:<10} {r.source}"
+                         + (f"  pool={r.pool}" if r.pool else ""))
+            lines += [f"    test: {_argv_text(r.test) or '(none: lands without testing)'}",
+                      f"    push: {'yes' if r.push else 'no'}",
+                      f"    land: {_argv_text(r.land) or '(fast-forward)'}"]
+        if not cfg.rigs:
+            lines.append("  (none)")
         lines += ["", "Agents:"]
         lines += [f"  {a.name:<16} rig={a.rig or '-':<12} role={a.role:<12} preset={a.preset}"
                   + (f" provider={a.provider}" if a.provider else "")
@@ -83,9 +95,11 @@ def _config_path(ctx: Ctx) -> int:
 # ---------------------------------------------------------------- status
 def _status(ctx: Ctx) -> int:
     from ..town.status import render_status, town_status
+    from ._output import painter
 
-    data = town_status(get_town(ctx), town_ledger(ctx), events=ctx.args.events)
-    ctx.out(data, lambda: render_status(data))
+    data = town_status(get_town(ctx), town_ledger(ctx), events=ctx.args.events,
+                       everything=ctx.args.verbose)
+    ctx.out(data, lambda: render_status(data, painter()))
     return 0
 
 
@@ -93,16 +107,17 @@ def _feed(ctx: Ctx) -> int:
     import shutil
 
     from ..town.status import render_feed, town_status
+    from ._output import painter
 
     town = get_town(ctx)
     led = town_ledger(ctx)
     while True:
         size = shutil.get_terminal_size((120, 40))
-        data = town_status(town, led, events=size.lines)
+        data = town_status(town, led, events=size.lines, everything=ctx.args.verbose)
         if ctx.json:
             sys.stdout.write(json.dumps(data, default=str) + "\n")
         else:
-            frame = render_feed(data, size.columns, size.lines - 1)
+            frame = render_feed(data, size.columns, size.lines - 1, painter())
             sys.stdout.write(("\x1b[H\x1b[2J" if ctx.tty else "") + frame)
         sys.stdout.flush()
         if ctx.args.once:
@@ -160,9 +175,14 @@ def setup(name: str, sub: Any) -> None:
         p.set_defaults(func=_config_show)
     elif name == "status":
         p.add_argument("-n", "--events", type=int, default=10, help="recent events to show")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="every recent event, not only milestones")
         p.set_defaults(func=_status)
     elif name == "feed":
         p.add_argument("--once", action="store_true", help="draw one screen and exit")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="every event, not only milestones (steps closed, dispatches, "
+                            "merges, restarts, quarantines)")
         p.add_argument("--interval", type=float, default=1.0, help="seconds between screens")
         p.set_defaults(func=_feed)
     elif name == "events":

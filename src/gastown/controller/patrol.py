@@ -252,17 +252,36 @@ class Patrol:
         detail = (f"{agent.name} was restarted {count} times in "
                   f"{int(self.policy.window)}s; no more restarts until someone starts it "
                   f"by hand (gt session start {agent.name})")
+        quote = self._last_output(agent)  # read before the write lock is taken
         with self.led.transaction(self.actor) as t:
             t.kv_set(QUARANTINE_KEY + agent.name, json.dumps(record))
             t.emit("patrol.quarantined", work, {"agent": agent.name, "restarts": count,
                                                 "notify": owner})
             if owner and not any(ch.isspace() for ch in owner):
                 send_txn(self.town, t, owner, f"Agent {agent.name} quarantined (crash loop)",
-                         f"{detail}.\nIts work {work} stays on its hook. Last output: "
-                         f"gt peek {agent.name}")
+                         f"{detail}.\nIts work {work} stays on its hook.\n\n"
+                         f"{quote}")
         self._quarantine[agent.name] = json.dumps(record)
         self.log(f"patrol: quarantined {agent.name}")
         return {"agent": agent.name, "finding": "crash-loop", "work": work, "detail": detail}
+
+    def _last_output(self, agent: AgentConfig, lines: int = 15) -> str:
+        """The session's last lines of output, quoted for a mail (cleaned of escapes)."""
+        from ..town.text import sanitize
+
+        try:
+            screen = self.sessions.provider_for(agent).peek(self.sessions.session_name(agent),
+                                                            lines)
+        except GastownError:
+            screen = ""
+        # a fence inside the quote would end it early
+        shown = [sanitize(line).replace("```", "'''") for line in screen.splitlines()]
+        while shown and not shown[-1]:
+            shown.pop()
+        if not shown:
+            return f"Its session showed no output (gt peek {agent.name} to look again)."
+        return ("Its last output:\n```\n" + "\n".join(shown[-lines:]) + "\n```\n"
+                f"(more: gt peek {agent.name})")
 
     def _owner(self) -> str | None:
         """Whoever created the town (the actor of its ``town.init`` event)."""

@@ -1,14 +1,21 @@
-"""``gt status`` and ``gt feed``: agents, their hooks, sessions and recent events.
+"""``gt status`` and ``gt feed``: what each agent is doing, what is stuck, and why.
 
-Text meant for a terminal passes through :func:`gastown.town.nudge.sanitize`:
-a bead title can carry escape sequences, and a status screen must not run them.
+:func:`town_status` gathers the data (``--json`` prints it as is); the render
+functions turn it into text, abnormal things first.  Text meant for a terminal
+passes through :func:`gastown.town.text.sanitize`: a bead title or a session's
+output can carry escape sequences, and a status screen must not run them.
+Colour comes from a ``paint(text, colour)`` function the caller passes (the
+command line's, which paints only on a terminal without ``NO_COLOR``).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .observe import PROMPT_QUIET_S, STATE_ORDER, observe, quarantined
 from .sessions import Sessions
 from .text import sanitize
 from .work import current_work, molecule_view
@@ -17,12 +24,42 @@ if TYPE_CHECKING:
     from ..ledger.core import Ledger
     from .core import Town
 
-__all__ = ["town_status", "render_status", "render_event", "render_feed"]
+__all__ = ["town_status", "render_status", "render_event", "render_feed", "recent_events",
+           "MILESTONES"]
+
+Paint = Callable[[str, str], str]
+
+#: the events ``gt status`` and ``gt feed`` show without ``-v``
+MILESTONES = ("bead.closed", "dispatch", "merge.*", "patrol.restarted", "patrol.started",
+              "patrol.quarantined", "patrol.released", "session.started", "session.stopped",
+              "convoy.created", "convoy.landed", "convoy.stranded", "sling", "done",
+              "controller.started", "controller.stopped")
+_MQ_ORDER = {"landing": 1, "queued": 2}  # everything else is sent back: listed first
 
 
-def town_status(town: Town, led: Ledger, events: int = 10) -> dict[str, Any]:
-    """Agents (with hook, step and session), rigs and the latest events."""
+def _plain(text: str, _colour: str) -> str:
+    return text
+
+
+def recent_events(led: Ledger, count: int, everything: bool = False) -> list[dict[str, Any]]:
+    """The last ``count`` events, oldest first: only milestones unless ``everything``."""
+    if count <= 0:
+        return []
+    last = led.last_event_seq()
+    if everything:
+        return led.events(since_seq=max(0, last - count))
+    window = count * 8
+    while True:
+        since = max(0, last - window)
+        found = led.events(since_seq=since, types=MILESTONES)
+        if len(found) >= count or since == 0:
+            return found[-count:]
+        window *= 8
+
+
+def _agents(town: Town, led: Ledger, quiet_after: float) -> list[dict[str, Any]]:
     sessions = Sessions(town)
+    held = quarantined(led)
     agents = []
     for info in sessions.list():
         agent = town.agent(info.agent)
@@ -30,31 +67,67 @@ def town_status(town: Town, led: Ledger, events: int = 10) -> dict[str, Any]:
         work = current_work(led, actor, agent.name)
         mol = molecule_view(led, work, actor) if work is not None else None
         step = mol["current"] if mol else None
+        seen = observe(sessions, agent, info, held.get(agent.name), quiet_after=quiet_after)
         agents.append({
             "name": agent.name, "actor": actor, "rig": agent.rig, "role": agent.role,
-            "preset": agent.preset, "pool": agent.pool, "session": info.to_json(),
+            "preset": agent.preset, "pool": agent.pool, **seen, "session": info.to_json(),
             "hook": {"id": work["id"], "title": work["title"], "status": work["status"]}
             if work else None,
             "progress": {"closed": mol["closed"], "total": mol["total"]} if mol else None,
             "step": {"id": step["id"], "title": step["title"], "status": step["status"]}
             if step else None,
         })
-    last = led.last_event_seq()
-    recent = led.events(since_seq=max(0, last - events)) if events else []
+    # abnormal first; a stable sort keeps the configuration's order within a state
+    agents.sort(key=lambda a: STATE_ORDER.get(a["state"], 9))
+    return agents
+
+
+def _merge_queue(town: Town, led: Ledger) -> dict[str, Any]:
+    from ..controller.mergeq import describe, queue
+    from ..controller.policies import Policies
+
+    aging = Policies.of(town.config).merge.aging
+    beads = queue(led, aging, statuses=("open", "in_progress", "blocked"))
+    requests = []
+    for d in (describe(b, aging) for b in beads):
+        mq = d["mq"]
+        reason = "" if d["state"] in _MQ_ORDER else str(mq.get("detail") or mq.get("reason")
+                                                          or d["state"])
+        requests.append({"id": d["id"], "state": d["state"], "status": d["status"],
+                         "rig": d["rig"], "base": d["base"], "branch": d["branch"],
+                         "author": d["author"], "reason": reason,
+                         "files": list(mq.get("files") or [])})
+    requests.sort(key=lambda r: _MQ_ORDER.get(r["state"], 0))
+    count = {s: sum(1 for r in requests if r["status"] == s)
+             for s in ("open", "in_progress", "blocked")}
+    return {"queued": count["open"], "landing": count["in_progress"],
+            "sent_back": count["blocked"], "requests": requests}
+
+
+def _convoys(led: Ledger) -> list[dict[str, Any]]:
+    from ..controller.convoy import list_convoys
+
+    out = [{"id": c["id"], "title": c["title"], "closed": c["closed"], "total": c["total"],
+            "stranded": c["stranded"], "target": c["target"]} for c in list_convoys(led)]
+    out.sort(key=lambda c: not c["stranded"])  # stranded work first
+    return out
+
+
+def town_status(town: Town, led: Ledger, events: int = 10, *, everything: bool = False,
+                quiet_after: float = PROMPT_QUIET_S) -> dict[str, Any]:
+    """Agents (state, last output, hook, step), merge queue, convoys and recent events.
+
+    ``everything``: every recent event, not only milestones.  ``quiet_after``:
+    seconds of silence at a prompt after which an agent counts as waiting.
+    """
     from ..controller.service import controller_info
 
-    with led.store.read() as tx:
-        queued = dict(tx.query("SELECT status, COUNT(*) FROM issues WHERE issue_type = "
-                               "'merge-request' AND status <> 'closed' GROUP BY status"))
-        convoys = tx.scalar("SELECT COUNT(*) FROM issues WHERE issue_type = 'convoy' "
-                            "AND status <> 'closed'")
+    convoys = _convoys(led)
     return {"town": town.name, "root": town.root, "provider": town.config.town.provider,
-            "rigs": sorted(town.config.rigs), "agents": agents, "events": recent,
-            "controller": controller_info(town),
-            "merge_queue": {"queued": int(queued.get("open", 0)),
-                            "landing": int(queued.get("in_progress", 0)),
-                            "sent_back": int(queued.get("blocked", 0))},
-            "convoys_in_flight": int(convoys or 0)}
+            "rigs": sorted(town.config.rigs), "controller": controller_info(town),
+            "agents": _agents(town, led, quiet_after), "merge_queue": _merge_queue(town, led),
+            "convoys": convoys, "convoys_in_flight": len(convoys),
+            "events": recent_events(led, events, everything)}
 
 
 def _ago(ts: float | None) -> str:
@@ -72,7 +145,8 @@ def render_event(ev: dict[str, Any]) -> str:
     """One line for an event: seq, time, type, actor, bead and a short payload."""
     payload = ev.get("payload") or {}
     bits = []
-    for key in ("agent", "title", "subject", "to", "status", "reason", "branch", "formula"):
+    for key in ("agent", "title", "subject", "to", "status", "reason", "why", "detail",
+                "branch", "formula"):
         if key in payload and payload[key] not in (None, "", {}):
             bits.append(f"{key}={sanitize(str(payload[key]))[:60]}")
     ts = str(ev.get("ts") or "")[11:19]
@@ -80,46 +154,107 @@ def render_event(ev: dict[str, Any]) -> str:
             f"{ev.get('bead_id') or '-':<14} {' '.join(bits)}").rstrip()
 
 
-def render_status(data: dict[str, Any]) -> str:
-    """The text of ``gt status``."""
+_STATE_COLOUR = {"quarantined": "red", "waiting for input": "yellow", "running": "green",
+                 "stopped": "dim"}
+
+
+def _state_colour(a: dict[str, Any]) -> str:
+    if a["state"] == "exited":
+        return "dim" if a["session"].get("exit_status") in (0, None) else "red"
+    return _STATE_COLOUR.get(a["state"], "bold")
+
+
+def _agent_lines(a: dict[str, Any], paint: Paint) -> list[str]:
+    hook, step, prog = a["hook"], a["step"], a["progress"]
+    step_txt = (step["id"] if step else "") + (f" {prog['closed']}/{prog['total']}"
+                                                if prog else "")
+    line = (f"{a['name']:<16} {paint(a['state'].ljust(17), _state_colour(a))} "
+            f"{hook['id'] if hook else '-':<14} {step_txt or '-':<18} "
+            f"{sanitize(a.get('last_line') or '') or '-'}")
+    out = [line.rstrip()]
+    if a.get("reason"):
+        out.append("  " + paint(f"why: {sanitize(a['reason'])}", _state_colour(a)))
+    return out
+
+
+def _queue_lines(mq: dict[str, Any], paint: Paint) -> list[str]:
+    out = [f"Merge queue: {mq['queued']} queued, {mq['landing']} landing, "
+           f"{mq['sent_back']} sent back"]
+    for r in mq.get("requests", []):
+        sent_back = r["state"] not in _MQ_ORDER
+        state = paint(f"{'sent back' if sent_back else r['state']:<10}",
+                      "red" if sent_back else "bold")
+        line = (f"  {r['id']:<14} {state} {sanitize(str(r['branch'] or '-')):<24} "
+                f"-> {r['rig']}/{r['base']}")
+        if sent_back:
+            line += f"  {r['state']}: {sanitize(r['reason'])[:100]}"
+        out.append(line)
+    return out
+
+
+def _convoy_lines(convoys: list[dict[str, Any]], paint: Paint) -> list[str]:
+    out = [f"Convoys in flight: {len(convoys)}"]
+    for c in convoys:
+        line = f"  {c['id']:<14} {c['closed']}/{c['total']} closed  {sanitize(c['title'])[:50]}"
+        if c["stranded"]:
+            line += "  " + paint(f"stranded: {', '.join(c['stranded'])}", "yellow")
+        out.append(line)
+    return out
+
+
+def render_status(data: dict[str, Any], paint: Paint | None = None) -> str:
+    """The text of ``gt status`` (``paint`` colours failures; default: no colour)."""
+    paint = paint or _plain
     out = [f"Town {data['town']}  ({data['root']})",
            f"Rigs: {', '.join(data['rigs']) or '(none: gt rig add NAME PATH)'}"]
     ctl = data.get("controller") or {}
     if ctl.get("running"):
         out.append(f"Controller: up (pid {ctl['pid']}, last pass {_ago(ctl.get('last_tick'))})")
     elif ctl:
-        out.append("Controller: down (start it with gt up)")
-    mq = data.get("merge_queue")
-    if mq is not None:
-        out.append(f"Merge queue: {mq['queued']} queued, {mq['landing']} landing, "
-                   f"{mq['sent_back']} sent back; convoys in flight: "
-                   f"{data.get('convoys_in_flight', 0)}")
+        out.append("Controller: " + paint("down", "yellow") + " (start it with gt up)")
+    if ctl.get("config"):  # town.toml edited since the controller loaded it, or broken
+        out.append("  " + paint(sanitize(str(ctl["config"])), "yellow"))
     out.append("")
     if not data["agents"]:
         out.append("No agents yet: gt agent add NAME --rig RIG --preset PRESET")
     else:
-        out.append(f"{'AGENT':<18} {'SESSION':<9} {'ACTIVE':<9} {'HOOK':<14} {'STEP':<16} TITLE")
+        out.append(f"{'AGENT':<16} {'STATE':<17} {'HOOK':<14} {'STEP':<18} LAST OUTPUT")
         for a in data["agents"]:
-            s = a["session"]
-            hook = a["hook"]
-            step = a["step"]
-            prog = a["progress"]
-            title = sanitize(hook["title"])[:40] if hook else ""
-            step_txt = (f"{step['id']}" if step else "") + (
-                f" {prog['closed']}/{prog['total']}" if prog else "")
-            out.append(f"{a['name']:<18} {s['state']:<9} {_ago(s['last_activity']):<9} "
-                       f"{hook['id'] if hook else '-':<14} {step_txt or '-':<16} {title}")
+            out += _agent_lines(a, paint)
+    out.append("")
+    if data.get("merge_queue") is not None:
+        out += _queue_lines(data["merge_queue"], paint)
+    if data.get("convoys") is not None:
+        out += _convoy_lines(data["convoys"], paint)
     if data["events"]:
         out += ["", "Recent events:"]
         out += [render_event(ev) for ev in data["events"]]
     return "\n".join(out) + "\n"
 
 
-def render_feed(data: dict[str, Any], width: int = 120, height: int = 40) -> str:
-    """One screen: the status table, then as many recent events as fit."""
-    lines = render_status({**data, "events": []}).rstrip("\n").splitlines()
+_ESC = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _cut(line: str, width: int) -> str:
+    """``line`` cut to ``width`` visible characters (colour codes do not count)."""
+    out, seen, pos = [], 0, 0
+    for m in _ESC.finditer(line):
+        text = line[pos:m.start()]
+        take = text[:max(0, width - seen)]
+        out.append(take)
+        seen += len(take)
+        out.append(m.group())
+        pos = m.end()
+    out.append(line[pos:][:max(0, width - seen)])
+    return "".join(out)
+
+
+def render_feed(data: dict[str, Any], width: int = 120, height: int = 40,
+                paint: Paint | None = None) -> str:
+    """One screen: the status, then as many recent events as fit."""
+    lines = render_status({**data, "events": []}, paint).rstrip("\n").splitlines()
     room = max(3, height - len(lines) - 3)
     events = data["events"][-room:]
     lines += ["", f"Events (last {len(events)}):"]
     lines += [render_event(ev) for ev in events]
-    return "\n".join(line[:width] for line in lines[:height]) + "\n"
+    return "\n".join(_cut(line, width) for line in lines[:height]) + "\n"
