@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from agents.townkit import add_agent, gt, gt_json, wait_for
+from gastown import Ledger
 from gastown.town.core import Town
 from gastown.town.sling import sling
 from test_status_view import _on_a_terminal
@@ -55,7 +56,10 @@ def test_the_feed_shows_milestones_and_everything_with_v(town: Town) -> None:
     assert "bead.closed" in text and "bead.created" not in text and "bead.updated" not in text
     assert "waiting for input" in text and "Do you want to overwrite setup.cfg? [y/n]" in text
     assert "bead.created" in gt(town, "feed", "--once", "--verbose").stdout
-    # gt status follows the same rule
+    # gt status follows the same rule, and -n counts milestones
+    last_two = gt_json(town, "status", "-n", "2")["events"]
+    assert last_two == gt_json(town, "status", "-n", "50")["events"][-2:]
+    assert len(last_two) == 2
     assert "bead.created" not in gt(town, "status").stdout
     assert "bead.created" in gt(town, "status", "-v").stdout
 
@@ -86,3 +90,18 @@ def test_a_coloured_feed_fits_the_terminal_width(town: Town,
     assert all(line.count("\x1b[0m") == line.count("\x1b[3") + line.count("\x1b[2m")
                + line.count("\x1b[1m") for line in screen.splitlines()), \
         "every colour a cut line starts is ended"
+
+
+def test_recent_milestones_on_sqlite_and_postgresql(ledger: Ledger) -> None:
+    from gastown.town.status import recent_events
+
+    first = ledger.create("first")["id"]
+    ledger.close_bead(first)
+    ledger.emit("dispatch", first, {"agent": "ann"})
+    for n in range(5):
+        ledger.create(f"routine {n}")
+    assert [e["type"] for e in recent_events(ledger, 2)] == ["bead.closed", "dispatch"]
+    assert [e["type"] for e in recent_events(ledger, 1)] == ["dispatch"]
+    assert len(recent_events(ledger, 50)) == 2, "only milestones, however many are asked"
+    everything = recent_events(ledger, 3, everything=True)
+    assert [e["type"] for e in everything] == ["bead.created"] * 3

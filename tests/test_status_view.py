@@ -97,6 +97,16 @@ def test_each_agent_has_a_state_a_last_line_and_the_abnormal_come_first(town: To
     assert "\x1b" not in text, "no colour through a pipe"
 
 
+def test_a_headless_session_is_read_from_its_log(town: Town) -> None:
+    add_agent(town, "bg", ASKER, provider="subprocess")
+    _start(town, "bg")
+    data = wait_for(lambda: (d := gt_json(town, "status"))
+                    and _agent(d, "bg")["state"] == "waiting for input" and d, 20, 0.2,
+                    what="the headless agent's question")
+    assert _agent(data, "bg")["last_line"] == "Do you trust the files in this folder? [y/n]"
+    assert _agent(data, "bg")["session"]["provider"] == "subprocess"
+
+
 def test_a_prompt_with_no_progress_is_waiting_but_steady_output_is_not(town: Town) -> None:
     add_agent(town, "quiet", PROMPT)
     add_agent(town, "busy", BUSY)

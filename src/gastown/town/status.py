@@ -48,13 +48,13 @@ def recent_events(led: Ledger, count: int, everything: bool = False) -> list[dic
     last = led.last_event_seq()
     if everything:
         return led.events(since_seq=max(0, last - count))
-    window = count * 8
-    while True:
-        since = max(0, last - window)
-        found = led.events(since_seq=since, types=MILESTONES)
-        if len(found) >= count or since == 0:
-            return found[-count:]
-        window *= 8
+    # the seq of the count-th newest milestone, read backwards along the seq index
+    likes = " OR ".join("type LIKE ?" for _ in MILESTONES)
+    with led.store.read() as tx:
+        row = tx.one(f"SELECT seq FROM events WHERE {likes} ORDER BY seq DESC LIMIT 1 "
+                     f"OFFSET {int(count) - 1}", [m.replace("*", "%") for m in MILESTONES])
+    since = int(row[0]) - 1 if row else 0
+    return led.events(since_seq=since, types=MILESTONES)[-count:]
 
 
 def _agents(town: Town, led: Ledger, quiet_after: float) -> list[dict[str, Any]]:
