@@ -289,8 +289,6 @@ BROKEN = [
      "step 'a': key 'type': unknown step type 'dance'"),
     ('formula = "x"\n[[steps]]\nid = "a"\ntitle = "A"\npriority = 9\n',
      "step 'a': key 'priority' must be an integer 0-4"),
-    ('formula = "x"\n[vars.v]\nrequired = true\ndefault = "d"\n[[steps]]\nid = "a"\ntitle = "A"\n',
-     "vars.v: a variable cannot be both required and have a default"),
     ('formula = "x"\n[vars.v]\nflavour = 1\n[[steps]]\nid = "a"\ntitle = "A"\n',
      "vars.v: unknown key 'flavour'"),
     ('formula = "x"\n[[steps]]\nid = "a"\ntitle = "A"\nloop = { until = "done", max = 3, '

@@ -16,6 +16,11 @@ The passes run in a fixed order, each on a copy of the steps:
 7. ``waits_for`` resolved to the step whose children are awaited.
 
 Then :func:`.graph.validate` checks ids, references and cycles.
+
+Formulas are untrusted: a :class:`~.limits.Budget` is charged *before* every
+pass that makes steps (a loop's iterations, an expansion's template, advice), a
+parent reached twice through ``extends`` is folded once, and every pass over the
+steps is linear (replacements are applied in one walk, not one walk each).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable, Mapping
 
 from ..errors import FormulaError, NotFoundError
 from .graph import entries_and_exits, validate
+from .limits import MAX_EXPAND_DEPTH, MAX_EXTENDS_DEPTH, MAX_STEPS, Budget
 from .model import Blueprint, Formula, Step, VarDef
 from .vars import eval_range, substitute
 
@@ -32,33 +38,36 @@ __all__ = ["compile_formula", "Loader", "MAX_STEPS"]
 
 #: a loader finds a formula by name (extends, expand ``with``, aspects)
 Loader = Callable[[str], Formula]
-#: no formula may compile to more steps than this (a runaway loop is an error)
-MAX_STEPS = 20_000
-_MAX_DEPTH = 8
 
 
 def compile_formula(f: Formula, loader: Loader, values: Mapping[str, str] | None = None
                     ) -> Blueprint:
     """Compose ``f`` into a validated blueprint; ``values`` feed loop ranges and presets."""
     values = dict(values or {})
-    merged = _merge_extends(f, loader, [])
+    where = f.path
+    budget = Budget(where)
+    budget.loaded(f.name, "extends")
+    merged = _merge_extends(f, _counting(loader, budget), [], {}, budget)
+    loader = _counting(loader, budget)
     bp = Blueprint(name=f.name, description=merged.description, type=f.type,
                    phase=merged.phase, pour=merged.pour, version=f.version,
                    vars=dict(merged.vars), steps=[s.clone() for s in merged.steps],
-                   source=f.path, extra=dict(merged.extra))
-    where = f.path
+                   source=f.path, extra=dict(merged.extra), squash=merged.squash,
+                   review_only=merged.review_only)
+    budget.steps = len(bp.all_steps())
     if f.type == "expansion" and not bp.steps:
         # cooked on its own, an expansion wraps one placeholder step named "target"
         bp.vars.setdefault("target", VarDef(name="target", required=True,
                                             description="what the expansion is applied to"))
         placeholder = Step(id="target", title="{{target}}", description="{{target}}",
                            source=f.name)
-        bp.steps = _expand_target(placeholder, merged, {}, where)
-    if f.type == "aspect":
-        raise FormulaError(f"{where}: an aspect has no steps of its own; apply it from a "
-                           "workflow with compose.aspects = [\"" + f.name + "\"]")
+        bp.steps = _expand_target(placeholder, merged, {}, where, budget)
+    if f.type == "aspect" and not bp.steps:
+        # cooked on its own, an aspect wraps one placeholder step per step id it targets
+        bp.steps = _aspect_placeholders(merged)
+        budget.steps = len(bp.steps)
     _apply_preset(bp, values, where)
-    bp.steps = _inline_expansions(bp.steps, loader, bp, where, 0)
+    bp.steps = _inline_expansions(bp.steps, loader, bp, where, 0, budget)
     for rule in merged.compose.get("expand", []):
         target = _find(bp.steps, rule["target"])
         if target is None:
@@ -67,15 +76,14 @@ def compile_formula(f: Formula, loader: Loader, values: Mapping[str, str] | None
         exp = _load_expansion(loader, rule["with"], where, "compose.expand")
         _merge_vars(bp, exp)
         bp.steps = _replace(bp.steps, target.id,
-                            _expand_target(target, exp, rule.get("vars", {}), where))
+                            _expand_target(target, exp, rule.get("vars", {}), where, budget))
     for rule in merged.compose.get("map", []):
         exp = _load_expansion(loader, rule["with"], where, "compose.map")
         _merge_vars(bp, exp)
         matches = [s for s in _all(bp.steps) if fnmatch.fnmatchcase(s.id, rule["select"])]
-        for target in matches:
-            bp.steps = _replace(bp.steps, target.id,
-                                _expand_target(target, exp, rule.get("vars", {}), where))
-    bp.steps = _apply_loops(bp.steps, values, where)
+        bp.steps = _replace_many(bp.steps, {
+            t.id: _expand_target(t, exp, rule.get("vars", {}), where, budget) for t in matches})
+    bp.steps = _apply_loops(bp.steps, values, where, budget)
     for name in merged.compose.get("aspects", []):
         aspect = _load(loader, name, where, "compose.aspects")
         if aspect.type != "aspect":
@@ -83,9 +91,9 @@ def compile_formula(f: Formula, loader: Loader, values: Mapping[str, str] | None
                                "formula, not an aspect")
         _merge_vars(bp, aspect)
         for rule in aspect.advice:
-            _apply_advice(bp, rule, aspect.pointcuts, aspect.name, where)
+            _apply_advice(bp, rule, aspect.pointcuts, aspect.name, where, budget)
     for rule in merged.advice:
-        _apply_advice(bp, rule, merged.pointcuts, f.name, where)
+        _apply_advice(bp, rule, merged.pointcuts, f.name, where, budget)
     for branch in merged.compose.get("branch", []):
         _apply_branch(bp, branch, where)
     _resolve_waits_for(bp.steps, where)
@@ -113,6 +121,16 @@ def _find(steps: list[Step], sid: str) -> Step | None:
     return None
 
 
+def _counting(loader: Loader, budget: Budget) -> Loader:
+    """``loader`` that counts the distinct formulas one compile loads."""
+    def load(name: str) -> Formula:
+        f = loader(name)
+        budget.loaded(f.name, "extends/expand/aspects")
+        return f
+
+    return load
+
+
 def _load(loader: Loader, name: str, where: str, key: str) -> Formula:
     try:
         return loader(name)
@@ -135,32 +153,47 @@ def _merge_vars(bp: Blueprint, other: Formula) -> None:
         bp.vars.setdefault(name, v)
 
 
-def _merge_extends(f: Formula, loader: Loader, chain: list[str]) -> Formula:
-    """``f`` with its parents folded in (depth first, in ``extends`` order)."""
+def _merge_extends(f: Formula, loader: Loader, chain: list[str], memo: dict[str, Formula],
+                   budget: Budget) -> Formula:
+    """``f`` with its parents folded in (depth first, in ``extends`` order).
+
+    ``memo`` keeps each merged parent, so a diamond (two parents sharing a
+    grandparent, repeated level after level) is merged once per formula, not
+    once per path.
+    """
     if f.name in chain:
         raise FormulaError(f"{f.path}: extends cycle: {' -> '.join([*chain, f.name])}")
     if not f.extends:
         return f
-    if len(chain) > _MAX_DEPTH:
-        raise FormulaError(f"{f.path}: extends is nested more than {_MAX_DEPTH} deep")
+    if f.name in memo:
+        return memo[f.name]
+    if len(chain) > MAX_EXTENDS_DEPTH:
+        raise FormulaError(f"{f.path}: key 'extends' is nested more than {MAX_EXTENDS_DEPTH} "
+                           "deep")
     base = Formula(name=f.name, path=f.path)
-    for parent_name in f.extends:
+    for parent_name in dict.fromkeys(f.extends):
         parent = _merge_extends(_load(loader, parent_name, f.path, "extends"), loader,
-                                [*chain, f.name])
+                                [*chain, f.name], memo, budget)
         if parent.type not in ("workflow", "convoy"):
             raise FormulaError(f"{f.path}: extends: {parent_name!r} is a {parent.type} "
                                "formula; only workflows can be extended")
-        _fold(base, parent)
-    _fold(base, f)
+        _fold(base, parent, budget)
+    _fold(base, f, budget)
     base.type = f.type
     base.extends = []
+    memo[f.name] = base
     return base
 
 
-def _fold(into: Formula, layer: Formula) -> None:
+def _fold(into: Formula, layer: Formula, budget: Budget) -> None:
+    if len(_all(into.steps)) + len(_all(layer.steps)) > MAX_STEPS:
+        raise FormulaError(f"{budget.where}: key 'extends': the formula would compile to more "
+                           f"than {MAX_STEPS} steps")
     into.description = layer.description or into.description
     into.phase = layer.phase or into.phase
     into.pour = layer.pour if layer.pour is not None else into.pour
+    into.squash = layer.squash if layer.squash is not None else into.squash
+    into.review_only = layer.review_only if layer.review_only is not None else into.review_only
     into.vars.update(layer.vars)
     index = {s.id: i for i, s in enumerate(into.steps)}
     for step in layer.steps:
@@ -200,20 +233,22 @@ def _target_subst(text: str, target: Step) -> str:
             .replace("{target.description}", target.description))
 
 
-def _expand_target(target: Step, exp: Formula, rule_vars: Mapping[str, str], where: str
-                   ) -> list[Step]:
+def _expand_target(target: Step, exp: Formula, rule_vars: Mapping[str, str], where: str,
+                   budget: Budget) -> list[Step]:
     """The expansion's template steps instantiated for ``target``, wired into its place."""
     if target.children:
         raise FormulaError(f"{where}: step '{target.id}': a step with children cannot be "
                            "expanded")
     out: list[Step] = []
     template = exp.template or exp.steps
+    budget.charge(len(_all(template)) - 1, f"step '{target.id}': expand with {exp.name!r}")
 
     def inst(t: Step) -> Step:
         s = t.clone()
         s.id = _target_subst(t.id, target)
         for key in ("title", "description", "acceptance", "notes"):
-            setattr(s, key, substitute(_target_subst(getattr(t, key), target), rule_vars))
+            setattr(s, key, substitute(_target_subst(getattr(t, key), target), rule_vars,
+                                       f"{where}: step '{target.id}'"))
         s.needs = [_target_subst(n, target) for n in t.needs]
         s.labels = [_target_subst(lb, target) for lb in t.labels]
         s.children = [inst(c) for c in t.children]
@@ -244,14 +279,24 @@ def _prefix_ids(steps: list[Step], prefix: str, ids: set[str]) -> list[Step]:
 
 def _replace(steps: list[Step], target_id: str, new: list[Step]) -> list[Step]:
     """Put ``new`` where ``target_id`` was and point its dependents at ``new``'s exits."""
-    _, exits = entries_and_exits(new)
-    new_ids = {s.id for s in _all(new)}
+    return _replace_many(steps, {target_id: new})
+
+
+def _replace_many(steps: list[Step], replacements: Mapping[str, list[Step]]) -> list[Step]:
+    """:func:`_replace` for many targets in one walk (linear, whatever their number)."""
+    if not replacements:
+        return steps
+    exits = {tid: entries_and_exits(new)[1] for tid, new in replacements.items()}
+    own: dict[str, str] = {}
+    for tid, new in replacements.items():
+        for s in _all(new):
+            own[s.id] = tid
 
     def swap(level: list[Step]) -> list[Step]:
         out: list[Step] = []
         for s in level:
-            if s.id == target_id:
-                out += new
+            if s.id in replacements:
+                out += replacements[s.id]
                 continue
             s.children = swap(s.children)
             out.append(s)
@@ -259,55 +304,67 @@ def _replace(steps: list[Step], target_id: str, new: list[Step]) -> list[Step]:
 
     result = swap(steps)
     for s in _all(result):
-        if s.id in new_ids:
-            continue
+        mine = own.get(s.id)
         for attr in ("needs", "conditional"):
             deps: list[str] = getattr(s, attr)
-            if target_id in deps:
+            if any(d in replacements and d != mine for d in deps):
                 fresh: list[str] = []
                 for d in deps:
-                    for x in (exits if d == target_id else [d]):
+                    for x in (exits[d] if d in replacements and d != mine else [d]):
                         if x not in fresh:
                             fresh.append(x)
                 setattr(s, attr, fresh)
-        if s.waits_for == f"children-of({target_id})":
-            s.waits_for = f"children-of({exits[-1]})" if exits else None
+        spec = s.waits_for or ""
+        if spec.startswith("children-of(") and spec.endswith(")"):
+            tid = spec[len("children-of("):-1].strip()
+            if tid in replacements and tid != mine:
+                s.waits_for = f"children-of({exits[tid][-1]})" if exits[tid] else None
     return result
 
 
 def _inline_expansions(steps: list[Step], loader: Loader, bp: Blueprint, where: str,
-                       depth: int) -> list[Step]:
-    if depth > _MAX_DEPTH:
-        raise FormulaError(f"{where}: expansions nest more than {_MAX_DEPTH} deep")
-    for target in [s for s in _all(steps) if s.expand]:
+                       depth: int, budget: Budget) -> list[Step]:
+    targets = [s for s in _all(steps) if s.expand]
+    if not targets:
+        return steps
+    if depth >= MAX_EXPAND_DEPTH:
+        raise FormulaError(f"{where}: step '{targets[0].id}': key 'expand': expansions nest "
+                           f"more than {MAX_EXPAND_DEPTH} deep")
+    replacements: dict[str, list[Step]] = {}
+    for target in targets:
         exp = _load_expansion(loader, target.expand or "", where, f"step '{target.id}': expand")
         _merge_vars(bp, exp)
-        new = _expand_target(target, exp, target.expand_vars, where)
-        new = _inline_expansions(new, loader, bp, where, depth + 1)
-        steps = _replace(steps, target.id, new)
-    return steps
+        new = _expand_target(target, exp, target.expand_vars, where, budget)
+        replacements[target.id] = _inline_expansions(new, loader, bp, where, depth + 1, budget)
+    return _replace_many(steps, replacements)
 
 
-def _apply_loops(steps: list[Step], values: Mapping[str, str], where: str) -> list[Step]:
-    for loop_step in [s for s in _all(steps) if s.loop]:
-        steps = _replace(steps, loop_step.id, _expand_loop(loop_step, values, where))
-    return steps
+def _apply_loops(steps: list[Step], values: Mapping[str, str], where: str, budget: Budget
+                 ) -> list[Step]:
+    return _replace_many(steps, {s.id: _expand_loop(s, values, where, budget)
+                                 for s in _all(steps) if s.loop})
 
 
-def _expand_loop(step: Step, values: Mapping[str, str], where: str) -> list[Step]:
+def _expand_loop(step: Step, values: Mapping[str, str], where: str, budget: Budget
+                 ) -> list[Step]:
     loop = step.loop
     assert loop is not None
     sw = f"{where}: step '{step.id}': loop"
     if step.children:
         raise FormulaError(f"{sw}: a loop step cannot also have children")
+    key = "count"
     if loop.count is not None:
-        iterations = list(range(1, loop.count + 1))
+        start, end = 1, loop.count
     else:
+        key = "range"
         start, end = eval_range(loop.range or "", values, sw)
-        iterations = list(range(start, end + 1))
-    if len(iterations) * len(loop.body) > MAX_STEPS:
-        raise FormulaError(f"{sw}: {len(iterations)} iterations of {len(loop.body)} steps is "
-                           f"more than {MAX_STEPS} steps")
+    body_size = len(_all(loop.body))
+    n_iter = end - start + 1
+    if n_iter * body_size > MAX_STEPS:
+        raise FormulaError(f"{sw}: key '{key}': {n_iter} iterations of {body_size} steps would "
+                           f"make more than {MAX_STEPS} steps")
+    budget.charge(n_iter * body_size - 1, f"step '{step.id}': loop")
+    iterations = range(start, end + 1)
     body_ids = {s.id for s in _all(loop.body)}
     out: list[Step] = []
     prev_exits: list[str] = []
@@ -319,7 +376,7 @@ def _expand_loop(step: Step, values: Mapping[str, str], where: str) -> list[Step
             s = b.clone()
             s.id = f"{prefix}.{b.id}"
             for key in ("title", "description", "acceptance", "notes"):
-                text = substitute(getattr(b, key), local)
+                text = substitute(getattr(b, key), local, f"{where}: step '{step.id}'")
                 for k, v in local.items():
                     text = text.replace("{" + k + "}", v)
                 setattr(s, key, text)
@@ -328,7 +385,7 @@ def _expand_loop(step: Step, values: Mapping[str, str], where: str) -> list[Step
             return s
 
         it = [inst(b) for b in loop.body]
-        it = _apply_loops(it, {**values, **local}, where)
+        it = _apply_loops(it, {**values, **local}, where, budget)
         entries, exits = entries_and_exits(it)
         for s in it:
             if s.id in entries:
@@ -337,6 +394,18 @@ def _expand_loop(step: Step, values: Mapping[str, str], where: str) -> list[Step
         prev_exits = exits
         out += it
     return out
+
+
+def _aspect_placeholders(aspect: Formula) -> list[Step]:
+    """Steps named after the literal ids an aspect's advice targets, in a chain."""
+    names: dict[str, None] = {}
+    for rule in aspect.advice:
+        names[str(rule.get("target") or "")] = None
+    for pc in aspect.pointcuts:
+        names[pc.get("glob") or ""] = None
+    ids = [n for n in names if n and not any(c in n for c in "*?[]")] or ["target"]
+    return [Step(id=sid, title=sid, needs=[ids[i - 1]] if i else [], source=aspect.name)
+            for i, sid in enumerate(ids)]
 
 
 def _matches(step: Step, target: str, pointcuts: list[dict[str, str]]) -> bool:
@@ -369,7 +438,7 @@ def _advice_step(spec: dict[str, object], target: Step, source: str) -> Step:
 
 
 def _apply_advice(bp: Blueprint, rule: dict[str, object], pointcuts: list[dict[str, str]],
-                  source: str, where: str) -> None:
+                  source: str, where: str, budget: Budget) -> None:
     target_glob = str(rule.get("target") or "")
     if not target_glob and not pointcuts:
         raise FormulaError(f"{where}: advice from {source!r} has no target and no pointcuts")
@@ -377,30 +446,41 @@ def _apply_advice(bp: Blueprint, rule: dict[str, object], pointcuts: list[dict[s
     assert isinstance(around, dict)
     before = list(rule.get("before") or []) + list(around.get("before") or [])  # type: ignore[call-overload]
     after = list(around.get("after") or []) + list(rule.get("after") or [])  # type: ignore[call-overload]
-    for target in [s for s in _all(bp.steps) if _matches(s, target_glob, pointcuts)]:
+    targets = [s for s in _all(bp.steps) if _matches(s, target_glob, pointcuts)]
+    budget.charge(len(targets) * (len(before) + len(after)), f"advice from {source!r}")
+    around_of: dict[str, tuple[list[Step], list[Step]]] = {}
+    #: whoever needed a target with "after" advice now needs the last advice step
+    renamed: dict[str, str] = {}
+    keep: set[int] = set()  # the first "after" step of each target keeps needing it
+    for target in targets:
         pre = [_advice_step(spec, target, source) for spec in before]
         post = [_advice_step(spec, target, source) for spec in after]
         for i, s in enumerate(pre):
             s.needs = list(target.needs) if i == 0 else [pre[i - 1].id]
         if pre:
             target.needs = [pre[-1].id]
-        dependents = [s for s in _all(bp.steps) if target.id in s.needs]
         for i, s in enumerate(post):
             s.needs = [target.id] if i == 0 else [post[i - 1].id]
         if post:
-            for d in dependents:
-                d.needs = [post[-1].id if n == target.id else n for n in d.needs]
-        bp.steps = _insert_around(bp.steps, target.id, pre, post)
+            renamed[target.id] = post[-1].id
+            keep.add(id(post[0]))
+        around_of[target.id] = (pre, post)
+    bp.steps = _insert_around(bp.steps, around_of)
+    if renamed:
+        for s in _all(bp.steps):
+            if id(s) not in keep and any(n in renamed for n in s.needs):
+                s.needs = [renamed.get(n, n) for n in s.needs]
 
 
-def _insert_around(steps: list[Step], target_id: str, pre: list[Step], post: list[Step]
+def _insert_around(steps: list[Step], around_of: Mapping[str, tuple[list[Step], list[Step]]]
                    ) -> list[Step]:
     out: list[Step] = []
     for s in steps:
-        if s.id == target_id:
+        if s.id in around_of:
+            pre, post = around_of[s.id]
             out += [*pre, s, *post]
         else:
-            s.children = _insert_around(s.children, target_id, pre, post)
+            s.children = _insert_around(s.children, around_of)
             out.append(s)
     return out
 
@@ -408,14 +488,13 @@ def _insert_around(steps: list[Step], target_id: str, pre: list[Step], post: lis
 def _apply_branch(bp: Blueprint, branch: dict[str, object], where: str) -> None:
     src = str(branch["from"])
     join = str(branch["join"])
+    index = {s.id: s for s in _all(bp.steps)}
     for sid in [src, join, *branch["steps"]]:  # type: ignore[misc]
-        if _find(bp.steps, str(sid)) is None:
+        if str(sid) not in index:
             raise FormulaError(f"{where}: compose.branch: step {sid!r} not found")
-    join_step = _find(bp.steps, join)
-    assert join_step is not None
+    join_step = index[join]
     for sid in branch["steps"]:  # type: ignore[attr-defined]
-        s = _find(bp.steps, str(sid))
-        assert s is not None
+        s = index[str(sid)]
         if src not in s.needs:
             s.needs.append(src)
         if sid not in join_step.needs:

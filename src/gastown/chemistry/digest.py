@@ -12,6 +12,7 @@ id that is already gone is a no-op.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, UsageError
@@ -19,7 +20,7 @@ from ..ledger.core import Ledger
 from ..ledger.model import INFRA_TYPES, Bead
 from ..ledger.ops import Txn
 
-__all__ = ["squash", "burn", "DIGEST_LABEL"]
+__all__ = ["squash", "squash_in", "auto_squash", "burn", "DIGEST_LABEL"]
 
 DIGEST_LABEL = "digest"
 #: a wisp's digest keeps at most this many step records (the rest are counted)
@@ -71,47 +72,94 @@ def squash(ledger: Ledger, mol_id: str, summary: str | None = None, *, force: bo
     with reason ``squashed``); a wisp is squashed whatever its steps' states.
     """
     with ledger.transaction(actor) as t:
-        root = _top_root(t, mol_id, "squash")
-        if DIGEST_LABEL in (root.get("labels") or []):
-            return root  # squashing twice leaves one digest
-        descendants = _descendants(t, mol_id)
-        work = [b for b in descendants if b.get("issue_type") not in INFRA_TYPES]
-        vapor = bool(root.get("ephemeral"))
-        open_steps = [b["id"] for b in work if b["status"] != "closed"]
-        if open_steps and not vapor and not force:
-            raise ConflictError(
-                f"cannot squash {mol_id}: {len(open_steps)} step(s) still open "
-                f"({', '.join(open_steps[:5])}{' …' if len(open_steps) > 5 else ''}); "
-                "finish them or use --force")
-        text = (summary or "").strip() or _summary(root, work)
-        record: dict[str, Any] = {
-            "summary": text, "phase": "vapor" if vapor else "liquid",
-            "total": len(work), "closed": sum(1 for b in work if b["status"] == "closed"),
-            "squashed_by": t.actor,
-        }
-        if vapor:
-            record["steps"] = [
-                {k: b[k] for k in ("id", "title", "status", "assignee", "close_reason",
-                                   "closed_at") if b.get(k)}
-                | {"step": (b.get("metadata") or {}).get("step")} for b in work[:_MAX_RECORDS]]
-            if len(work) > _MAX_RECORDS:
-                record["steps_omitted"] = len(work) - _MAX_RECORDS
-            for kid in t.children_of(mol_id):
-                t.delete(kid, cascade=True)
-        else:
-            # deepest first, gates and containers included, so nothing is left open
-            for b in reversed(descendants):
-                if t.status_of(b["id"]) != "closed":
-                    t.close(b["id"], reason="squashed", force=True)
-        meta = dict(root.get("metadata") or {})
-        meta["digest"] = record
-        t.update(mol_id, ephemeral=False, notes=text, metadata=meta)
-        t.add_label(mol_id, DIGEST_LABEL)
-        if t.status_of(mol_id) != "closed":
-            t.close(mol_id, reason="squashed", force=True)
-        t.emit("mol.squashed", mol_id, {"phase": record["phase"], "steps": len(work),
-                                        "closed": record["closed"]})
-        return t.get(mol_id)
+        return squash_in(t, mol_id, summary, force=force)
+
+
+def auto_squash(t: Txn, root_id: str) -> bool:
+    """Squash a molecule that just closed itself, if its formula says ``[squash]
+    trigger = "on_complete"``; True when it did.  Runs in the closing transaction."""
+    if not t.exists(root_id):
+        return False  # squashed away with its wisp a moment ago
+    bead = t.get(root_id)
+    squash_spec = (bead.get("metadata") or {}).get("squash")
+    if not isinstance(squash_spec, dict) or squash_spec.get("trigger") != "on_complete":
+        return False
+    if bead.get("is_template") or t.parents_of(root_id):
+        return False  # a container step, or a bonded sub-molecule: the top root decides
+    if DIGEST_LABEL in (bead.get("labels") or []):
+        return False
+    squash_in(t, root_id, None, force=True, auto=True)
+    return True
+
+
+def _metrics(root: Bead, work: list[Bead]) -> dict[str, Any]:
+    def parse(ts: str) -> datetime:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+    def seconds(b: Bead) -> float | None:
+        if not b.get("closed_at") or not b.get("created_at"):
+            return None
+        return round((parse(b["closed_at"]) - parse(b["created_at"])).total_seconds(), 3)
+
+    durations = [d for d in (seconds(b) for b in work) if d is not None]
+    return {"steps": len(work), "closed": sum(1 for b in work if b["status"] == "closed"),
+            "step_seconds_total": round(sum(durations), 3),
+            "step_seconds_max": max(durations, default=0.0),
+            "assignees": sorted({str(b["assignee"]) for b in work if b.get("assignee")})}
+
+
+def squash_in(t: Txn, mol_id: str, summary: str | None = None, *, force: bool = False,
+              auto: bool = False) -> Bead:
+    """:func:`squash` inside an open transaction."""
+    root = _top_root(t, mol_id, "squash")
+    if DIGEST_LABEL in (root.get("labels") or []):
+        return root  # squashing twice leaves one digest
+    descendants = _descendants(t, mol_id)
+    work = [b for b in descendants if b.get("issue_type") not in INFRA_TYPES]
+    vapor = bool(root.get("ephemeral"))
+    open_steps = [b["id"] for b in work if b["status"] != "closed"]
+    if open_steps and not vapor and not force:
+        raise ConflictError(
+            f"cannot squash {mol_id}: {len(open_steps)} step(s) still open "
+            f"({', '.join(open_steps[:5])}{' …' if len(open_steps) > 5 else ''}); "
+            "finish them or use --force")
+    text = (summary or "").strip() or _summary(root, work)
+    record: dict[str, Any] = {
+        "summary": text, "phase": "vapor" if vapor else "liquid",
+        "total": len(work), "closed": sum(1 for b in work if b["status"] == "closed"),
+        "squashed_by": t.actor,
+    }
+    spec = (root.get("metadata") or {}).get("squash")
+    if isinstance(spec, dict):
+        if spec.get("template_type"):
+            record["template_type"] = spec["template_type"]
+        if spec.get("include_metrics"):
+            record["metrics"] = _metrics(root, work)
+    if auto:
+        record["trigger"] = "on_complete"
+    if vapor:
+        record["steps"] = [
+            {k: b[k] for k in ("id", "title", "status", "assignee", "close_reason",
+                               "closed_at") if b.get(k)}
+            | {"step": (b.get("metadata") or {}).get("step")} for b in work[:_MAX_RECORDS]]
+        if len(work) > _MAX_RECORDS:
+            record["steps_omitted"] = len(work) - _MAX_RECORDS
+        for kid in t.children_of(mol_id):
+            t.delete(kid, cascade=True)
+    else:
+        # deepest first, gates and containers included, so nothing is left open
+        for b in reversed(descendants):
+            if t.status_of(b["id"]) != "closed":
+                t.close(b["id"], reason="squashed", force=True)
+    meta = dict(root.get("metadata") or {})
+    meta["digest"] = record
+    t.update(mol_id, ephemeral=False, notes=text, metadata=meta)
+    t.add_label(mol_id, DIGEST_LABEL)
+    if t.status_of(mol_id) != "closed":
+        t.close(mol_id, reason="squashed", force=True)
+    t.emit("mol.squashed", mol_id, {"phase": record["phase"], "steps": len(work),
+                                    "closed": record["closed"]})
+    return t.get(mol_id)
 
 
 def burn(ledger: Ledger, wisp_id: str, *, actor: str | None = None) -> list[str]:

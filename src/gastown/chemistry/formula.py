@@ -16,7 +16,9 @@ from typing import Any
 
 from ..errors import FormulaError
 from ..ledger.model import ISSUE_TYPES
-from .model import FORMULA_TYPES, Formula, Gate, Loop, Step, VarDef
+from . import limits
+from .model import FORMULA_TYPES, Check, Formula, Gate, Loop, Step, VarDef
+from .patterns import check_pattern
 
 __all__ = ["load_file", "parse_formula", "NAME_RE", "STEP_ID_RE", "STEP_TYPE_ALIASES"]
 
@@ -26,17 +28,17 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 STEP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)*$")
 
 #: step types that are not bead types: (issue type, extra label)
-STEP_TYPE_ALIASES = {"human": ("task", "human")}
+STEP_TYPE_ALIASES = {"human": ("task", "human"), "parallel": ("epic", "parallel")}
 
 _TOP_KEYS = {
     "formula", "description", "version", "type", "extends", "vars", "inputs", "steps",
     "template", "compose", "advice", "pointcuts", "phase", "pour", "legs", "synthesis",
-    "prompts", "output", "presets",
+    "prompts", "output", "presets", "squash", "review_only",
 }
 _STEP_KEYS = {
     "id", "title", "description", "acceptance", "notes", "needs", "depends_on", "type",
     "priority", "labels", "tags", "metadata", "assignee", "condition", "children", "gate",
-    "loop", "waits_for", "expand", "expand_vars",
+    "loop", "waits_for", "expand", "expand_vars", "ralph", "retry",
 }
 _LEG_KEYS = _STEP_KEYS | {"focus"}
 _VAR_KEYS = {"description", "default", "required", "enum", "pattern", "type", "required_unless"}
@@ -47,6 +49,15 @@ _COMPOSE_KEYS = {"expand", "map", "branch", "aspects"}
 _ADVICE_KEYS = {"target", "before", "after", "around"}
 _ADVICE_STEP_KEYS = {"id", "title", "description", "acceptance", "type", "priority", "labels"}
 _POINTCUT_KEYS = {"glob", "type", "label"}
+_SQUASH_KEYS = {"trigger", "template_type", "include_metrics"}
+_SQUASH_TRIGGERS = ("on_complete", "manual")
+_RALPH_KEYS = {"max_attempts", "check", "comment"}
+_CHECK_KEYS = {"mode", "path", "timeout"}
+_RETRY_KEYS = {"max_attempts", "on_exhausted"}
+_ON_EXHAUSTED = ("hard_fail", "soft_fail")
+#: a check or retry may ask for at most this many attempts, each at most this long
+MAX_ATTEMPTS = 100
+MAX_CHECK_TIMEOUT_S = 3600.0
 #: keys other tools define that we recognise but deliberately do not implement
 _NOT_SUPPORTED = {
     "on_complete": "runtime for-each expansion",
@@ -55,9 +66,7 @@ _NOT_SUPPORTED = {
     "bond_points": "named bond points",
     "hooks": "label-triggered attachments",
     "gate": "runtime gate conditions",
-    "check": "check/retry loops",
-    "ralph": "check/retry loops",
-    "retry": "check/retry loops",
+    "check": "a step-level check (put it under [steps.ralph])",
     "drain": "convoy drains",
     "timeout": "step timeouts",
     "description_file": "descriptions read from files",
@@ -68,9 +77,12 @@ def load_file(path: str) -> Formula:
     """Read and check one formula file."""
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(limits.MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise FormulaError(f"{path}: cannot read formula: {exc.strerror}") from None
+    if len(raw) > limits.MAX_FILE_BYTES:
+        raise FormulaError(f"{path}: formula file is larger than "
+                           f"{limits.MAX_FILE_BYTES >> 20} MiB")
     try:
         if path.endswith(".json"):
             data = json.loads(raw.decode("utf-8"))
@@ -81,6 +93,8 @@ def load_file(path: str) -> Formula:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         kind = "JSON" if path.endswith(".json") else "TOML"
         raise FormulaError(f"{path}: invalid {kind}: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise FormulaError(f"{path}: values are nested too deeply") from None
     if not isinstance(data, dict):
         raise FormulaError(f"{path}: a formula must be a table of keys")
     return parse_formula(data, path)
@@ -100,6 +114,8 @@ class _Reader:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        #: steps read so far (children, loop bodies and templates included)
+        self.steps = 0
 
     def fail(self, where: str, msg: str) -> FormulaError:
         prefix = f"{self.path}: {where}: " if where else f"{self.path}: "
@@ -171,9 +187,14 @@ def parse_formula(data: dict[str, Any], path: str) -> Formula:
     pour = data.get("pour")
     if pour is not None and not isinstance(pour, bool):
         raise r.fail("", "key 'pour' must be true or false")
+    review_only = data.get("review_only")
+    if review_only is not None and not isinstance(review_only, bool):
+        raise r.fail("", "key 'review_only' must be true or false")
+    extends = list(dict.fromkeys(r.str_list(data, "extends", "")))  # a parent folds in once
     f = Formula(name=name, path=path, description=r.string(data, "description", ""),
-                version=version, type=ftype, extends=r.str_list(data, "extends", ""),
-                phase=phase, pour=pour)
+                version=version, type=ftype, extends=extends,
+                phase=phase, pour=pour, review_only=review_only,
+                squash=_parse_squash(r, data))
     for vname, vdata in r.table(data, "vars", "").items():
         f.vars[vname] = _parse_var(r, vname, vdata, "vars")
     for vname, vdata in r.table(data, "inputs", "").items():
@@ -201,6 +222,8 @@ def _parse_var(r: _Reader, name: str, data: Any, section: str) -> VarDef:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
         raise r.fail(where, "invalid variable name (letters, digits, '_' and '-')")
     if isinstance(data, (str, int, float)) and not isinstance(data, bool):
+        if len(str(data)) > limits.MAX_VALUE_CHARS:
+            raise r.fail(where, f"default is longer than {limits.MAX_VALUE_CHARS} characters")
         return VarDef(name=name, default=str(data))
     if not isinstance(data, dict):
         raise r.fail(where, "a variable is a string default or a table")
@@ -213,19 +236,19 @@ def _parse_var(r: _Reader, name: str, data: Any, section: str) -> VarDef:
         if not isinstance(default, (str, int, float)):
             raise r.fail(where, "key 'default' must be a string")
         v.default = str(default)
+        if len(v.default) > limits.MAX_VALUE_CHARS:
+            raise r.fail(where, f"key 'default' is longer than {limits.MAX_VALUE_CHARS} "
+                                "characters")
     required = data.get("required", False)
     if not isinstance(required, bool):
         raise r.fail(where, "key 'required' must be true or false")
-    v.required = required
-    if v.required and v.default is not None:
-        raise r.fail(where, "a variable cannot be both required and have a default")
+    v.required = required  # (with a default as well, the default satisfies it)
     v.enum = [str(x) for x in r.str_list(data, "enum", where)]
     v.pattern = r.string(data, "pattern", where) or None
     if v.pattern:
-        try:
-            re.compile(v.pattern)
-        except re.error as exc:
-            raise r.fail(where, f"key 'pattern' is not a valid regular expression: {exc}") from None
+        problem = check_pattern(v.pattern)
+        if problem:
+            raise r.fail(where, f"key 'pattern': {problem}")
     v.type = r.string(data, "type", where, "string") or "string"
     if v.type not in _VAR_TYPES:
         raise r.fail(where, f"key 'type': unknown type {v.type!r} (string, int, number, bool)")
@@ -242,8 +265,12 @@ def _step_where(data: dict[str, Any], where: str) -> str:
 
 
 def _parse_step(r: _Reader, data: dict[str, Any], where: str, source: str,
-                allowed: set[str] = _STEP_KEYS, template: bool = False) -> Step:
+                allowed: set[str] = _STEP_KEYS, template: bool = False, depth: int = 0
+                ) -> Step:
     where = _step_where(data, where)
+    r.steps += 1
+    if r.steps > limits.MAX_STEPS:
+        raise r.fail(where, f"the file has more than {limits.MAX_STEPS} steps")
     r.keys(data, allowed, where)
     sid = r.string(data, "id", where)
     if not sid:
@@ -294,16 +321,116 @@ def _parse_step(r: _Reader, data: dict[str, Any], where: str, source: str,
         step.gate = Gate(type=gtype, id=r.string(gate, "id", where),
                          timeout=r.string(gate, "timeout", where),
                          description=r.string(gate, "description", where))
+    children = r.tables(data, "children", where)
+    for key in ("children", "loop"):
+        if data.get(key) and depth + 1 >= limits.MAX_NESTING:
+            raise r.fail(where, f"key '{key}': steps nest more than {limits.MAX_NESTING} "
+                                "deep")
     if "loop" in data:
-        step.loop = _parse_loop(r, data["loop"], where, source)
-    step.children = [_parse_step(r, c, f"{where}: children[{i}]", source, allowed, template)
-                     for i, c in enumerate(r.tables(data, "children", where))]
+        step.loop = _parse_loop(r, data["loop"], where, source, depth + 1)
+    if "ralph" in data:
+        step.check = _parse_ralph(r, data["ralph"], where)
+    if "retry" in data:
+        step.retry = _parse_retry(r, data["retry"], where)
+    step.children = [_parse_step(r, c, f"{where}: children[{i}]", source, allowed, template,
+                                 depth + 1)
+                     for i, c in enumerate(children)]
     if not step.title and not step.expand and not step.loop:
         raise r.fail(where, "key 'title' is required")
+    if "parallel" in step.labels and data.get("type") == "parallel" and not step.children:
+        raise r.fail(where, "key 'type': a \"parallel\" step is a container and needs "
+                            "[[children]] to run side by side")
+    if step.loop and (step.check or step.retry):
+        raise r.fail(where, "a loop step cannot have 'ralph' or 'retry' (put them on the "
+                            "loop's body steps)")
     return step
 
 
-def _parse_loop(r: _Reader, data: Any, where: str, source: str) -> Loop:
+def _parse_squash(r: _Reader, data: dict[str, Any]) -> dict[str, Any] | None:
+    """``[squash]``: when and how a finished molecule is condensed into its digest."""
+    if "squash" not in data:
+        return None
+    sq = r.table(data, "squash", "")
+    r.keys(sq, _SQUASH_KEYS, "squash")
+    trigger = r.string(sq, "trigger", "squash", "manual")
+    if trigger not in _SQUASH_TRIGGERS:
+        raise r.fail("squash", f"key 'trigger': {trigger!r} is not supported (use "
+                               "\"on_complete\" or \"manual\")")
+    metrics = sq.get("include_metrics", False)
+    if not isinstance(metrics, bool):
+        raise r.fail("squash", "key 'include_metrics' must be true or false")
+    out: dict[str, Any] = {"trigger": trigger, "include_metrics": metrics}
+    template_type = r.string(sq, "template_type", "squash")
+    if template_type:
+        out["template_type"] = template_type
+    return out
+
+
+def _attempts(r: _Reader, data: dict[str, Any], where: str, default: int) -> int:
+    value = data.get("max_attempts", default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
+        raise r.fail(where, f"key 'max_attempts' must be an integer 1-{MAX_ATTEMPTS}")
+    return value
+
+
+def parse_duration(value: Any) -> float | None:
+    """``"30s"``, ``"2m"``, ``"1h"``, ``"1m30s"`` or a number of seconds; None if malformed."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str) or len(value) > 32:
+        return None
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value.strip())
+    if not parts or "".join(n + u for n, u in parts) != value.strip():
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def _parse_ralph(r: _Reader, data: Any, where: str) -> Check:
+    """``[steps.ralph]``: ``max_attempts`` and ``[steps.ralph.check]`` (mode, path, timeout)."""
+    rw = f"{where}: ralph"
+    if not isinstance(data, dict):
+        raise r.fail(where, "key 'ralph' must be a table (max_attempts, check)")
+    r.keys(data, _RALPH_KEYS, rw)
+    check = data.get("check")
+    if not isinstance(check, dict):
+        raise r.fail(rw, "key 'check' is required: a table with mode = \"exec\", path, timeout")
+    cw = f"{rw}.check"
+    r.keys(check, _CHECK_KEYS, cw)
+    mode = r.string(check, "mode", cw, "exec")
+    if mode != "exec":
+        raise r.fail(cw, f"key 'mode': {mode!r} is not supported (only \"exec\")")
+    path = r.string(check, "path", cw)
+    if not path:
+        raise r.fail(cw, "key 'path' is required (a program inside the worktree)")
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith(("/", "~")) or ".." in parts or "\0" in path or len(path) > 1024:
+        raise r.fail(cw, f"key 'path': {path!r} must be a relative path inside the worktree "
+                         "(no '..')")
+    timeout = parse_duration(check.get("timeout", "5m"))
+    if timeout is None or not 0 < timeout <= MAX_CHECK_TIMEOUT_S:
+        raise r.fail(cw, "key 'timeout' must be a duration like \"30s\" or \"2m\" "
+                         f"(at most {int(MAX_CHECK_TIMEOUT_S)}s)")
+    return Check(path=path, mode=mode, timeout=timeout,
+                 max_attempts=_attempts(r, data, rw, 3))
+
+
+def _parse_retry(r: _Reader, data: Any, where: str) -> dict[str, Any]:
+    """``[steps.retry]``: kept as data (max_attempts, on_exhausted)."""
+    rw = f"{where}: retry"
+    if not isinstance(data, dict):
+        raise r.fail(where, "key 'retry' must be a table (max_attempts, on_exhausted)")
+    r.keys(data, _RETRY_KEYS, rw)
+    on_exhausted = r.string(data, "on_exhausted", rw, "hard_fail")
+    if on_exhausted not in _ON_EXHAUSTED:
+        raise r.fail(rw, f"key 'on_exhausted': {on_exhausted!r} is not one of "
+                         f"{', '.join(_ON_EXHAUSTED)}")
+    return {"max_attempts": _attempts(r, data, rw, 3), "on_exhausted": on_exhausted}
+
+
+def _parse_loop(r: _Reader, data: Any, where: str, source: str, depth: int) -> Loop:
     lw = f"{where}: loop"
     if not isinstance(data, dict):
         raise r.fail(where, "key 'loop' must be a table (count or range, body)")
@@ -314,11 +441,16 @@ def _parse_loop(r: _Reader, data: Any, where: str, source: str) -> Loop:
         raise r.fail(lw, "key 'count' must be an integer (use range = \"1..{{n}}\" for a variable)")
     if count is not None and count < 1:
         raise r.fail(lw, "key 'count' must be at least 1")
+    if count is not None and count > limits.MAX_STEPS:
+        raise r.fail(lw, f"key 'count': {count} iterations would make more than "
+                         f"{limits.MAX_STEPS} steps")
+    if isinstance(rng, str) and len(rng) > limits.MAX_RANGE_CHARS:
+        raise r.fail(lw, f"key 'range' is longer than {limits.MAX_RANGE_CHARS} characters")
     if rng is not None and not isinstance(rng, str):
         raise r.fail(lw, "key 'range' must be a string like \"1..5\"")
     if (count is None) == (rng is None):
         raise r.fail(lw, "exactly one of 'count' or 'range' is required")
-    body = [_parse_step(r, s, f"{lw}: body[{i}]", source) for i, s in
+    body = [_parse_step(r, s, f"{lw}: body[{i}]", source, depth=depth) for i, s in
             enumerate(r.tables(data, "body", lw))]
     if not body:
         raise r.fail(lw, "key 'body' needs at least one step")
@@ -417,6 +549,10 @@ def _parse_convoy(r: _Reader, data: dict[str, Any], f: Formula) -> None:
 
 def _check_shape(r: _Reader, f: Formula) -> None:
     """Per-type shape rules that need the whole file."""
+    rules = sum(len(v) for v in f.compose.values()) + len(f.advice) + len(f.pointcuts)
+    if rules > limits.MAX_RULES:
+        raise r.fail("", f"keys 'compose'/'advice'/'pointcuts': more than {limits.MAX_RULES} "
+                         "rules")
     if f.type == "expansion" and not f.template and not f.steps:
         raise r.fail("", "an expansion formula needs [[template]] steps")
     if f.type != "expansion" and f.template:

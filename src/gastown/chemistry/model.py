@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["VarDef", "Gate", "Loop", "Step", "Formula", "Blueprint", "FORMULA_TYPES"]
+__all__ = ["VarDef", "Gate", "Check", "Loop", "Step", "Formula", "Blueprint", "FORMULA_TYPES"]
 
 FORMULA_TYPES = ("workflow", "expansion", "aspect", "convoy")
 
@@ -81,6 +81,33 @@ class Gate:
 
 
 @dataclass
+class Check:
+    """A verification loop on a step (``[steps.ralph]``): the step counts as done only
+    when the check passes; a failure sends it back to its agent, up to ``max_attempts``.
+
+    ``path`` is a program inside the agent's worktree, run as an argument vector
+    (never through a shell) with ``timeout`` seconds.
+    """
+
+    path: str
+    mode: str = "exec"
+    timeout: float = 300.0
+    max_attempts: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (stored in protos and on the step bead)."""
+        return {"mode": self.mode, "path": self.path, "timeout": self.timeout,
+                "max_attempts": self.max_attempts}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        """The inverse of :meth:`to_dict`."""
+        return cls(path=str(data.get("path", "")), mode=str(data.get("mode", "exec")),
+                   timeout=float(data.get("timeout", 300.0)),
+                   max_attempts=int(data.get("max_attempts", 3)))
+
+
+@dataclass
 class Loop:
     """Repeat a body of steps ``count`` times or over an integer ``range``."""
 
@@ -113,6 +140,10 @@ class Step:
     condition: str | None = None
     children: list[Step] = field(default_factory=list)
     gate: Gate | None = None
+    #: ``[steps.ralph]``: a check that must pass before the step counts as done
+    check: Check | None = None
+    #: ``[steps.retry]``: kept as data (``max_attempts``, ``on_exhausted``)
+    retry: dict[str, Any] | None = None
     loop: Loop | None = None
     expand: str | None = None
     expand_vars: dict[str, str] = field(default_factory=dict)
@@ -152,6 +183,10 @@ class Formula:
     pointcuts: list[dict[str, str]] = field(default_factory=list)
     phase: str | None = None
     pour: bool | None = None
+    #: ``[squash]``: ``trigger = "on_complete"`` squashes the molecule when it completes
+    squash: dict[str, Any] | None = None
+    #: analysis-only work: no commits are expected from it
+    review_only: bool | None = None
     #: keys kept as data only (a convoy's prompts, output, presets)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -170,6 +205,8 @@ class Blueprint:
     steps: list[Step] = field(default_factory=list)
     #: where it came from: a file path, or ``proto:<id>``
     source: str = ""
+    squash: dict[str, Any] | None = None
+    review_only: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def all_steps(self) -> list[Step]:

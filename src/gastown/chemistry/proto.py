@@ -21,8 +21,8 @@ from ..errors import FormulaError, NotFoundError
 from ..ledger.model import Bead
 from ..ledger.ops import Txn
 from .graph import creation_order
-from .model import Blueprint, Gate, Step, VarDef
-from .vars import substitute
+from .model import Blueprint, Check, Gate, Step, VarDef
+from .vars import Substituter
 
 __all__ = ["store_proto", "load_proto", "proto_view", "blueprint_hash", "is_proto",
            "TEMPLATE_LABEL"]
@@ -33,7 +33,8 @@ TEMPLATE_LABEL = "template"
 def blueprint_hash(bp: Blueprint) -> str:
     """A content hash of everything a proto stores (to make re-cooking a no-op)."""
     data = {"name": bp.name, "description": bp.description, "type": bp.type,
-            "phase": bp.phase, "pour": bp.pour,
+            "phase": bp.phase, "pour": bp.pour, "squash": bp.squash,
+            "review_only": bp.review_only,
             "vars": {k: v.to_dict() for k, v in bp.vars.items()},
             "steps": [asdict(s) for s in bp.steps], "extra": bp.extra}
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
@@ -50,11 +51,12 @@ def with_values(bp: Blueprint, values: dict[str, str]) -> Blueprint:
     if not values:
         return bp
     out = Blueprint(**{**bp.__dict__, "steps": [s.clone() for s in bp.steps]})
+    sub = Substituter(values, bp.source or f"formula {bp.name}")
     for s in out.all_steps():
         for key in ("title", "description", "acceptance", "notes", "assignee"):
-            setattr(s, key, substitute(getattr(s, key), values))
-        s.labels = [substitute(lb, values) for lb in s.labels]
-    out.description = substitute(bp.description, values)
+            setattr(s, key, sub(getattr(s, key), s.id))
+        s.labels = [sub(lb, s.id) for lb in s.labels]
+    out.description = sub(bp.description)
     return out
 
 
@@ -80,7 +82,7 @@ def store_proto(t: Txn, bp: Blueprint, cooked_vars: dict[str, str] | None = None
     meta: dict[str, Any] = {"formula": bp.name, "formula_type": bp.type,
                             "vars": {k: v.to_dict() for k, v in bp.vars.items()},
                             "source": bp.source, "cook_hash": digest}
-    for key in ("phase", "pour", "version"):
+    for key in ("phase", "pour", "version", "squash", "review_only"):
         if getattr(bp, key) is not None:
             meta[key] = getattr(bp, key)
     if cooked_vars:
@@ -103,6 +105,10 @@ def store_proto(t: Txn, bp: Blueprint, cooked_vars: dict[str, str] | None = None
             smeta["condition"] = step.condition
         if step.gate:
             smeta["gate"] = step.gate.to_dict()
+        if step.check:
+            smeta["check"] = step.check.to_dict()
+        if step.retry:
+            smeta["retry"] = dict(step.retry)
         if step.metadata:
             smeta["metadata"] = step.metadata
         if step.priority is None:
@@ -146,7 +152,8 @@ def load_proto(t: Txn, proto_id: str) -> Blueprint:
                    type=str(meta.get("formula_type", "workflow")), phase=meta.get("phase"),
                    pour=meta.get("pour"), version=meta.get("version"),
                    vars={k: VarDef.from_dict(k, v) for k, v in (meta.get("vars") or {}).items()},
-                   source=f"proto:{proto_id}", extra=dict(meta.get("extra") or {}))
+                   source=f"proto:{proto_id}", extra=dict(meta.get("extra") or {}),
+                   squash=meta.get("squash"), review_only=meta.get("review_only"))
     for k, v in (meta.get("cooked_vars") or {}).items():
         # baked in at cook time: no longer something a pour must supply
         if k in bp.vars:
@@ -167,7 +174,9 @@ def load_proto(t: Txn, proto_id: str) -> Blueprint:
             labels=[lb for lb in b.get("labels") or [] if lb != TEMPLATE_LABEL],
             metadata=dict(bm.get("metadata") or {}), assignee=b.get("assignee") or "",
             condition=bm.get("condition"), source=str(bm.get("source") or name),
-            gate=Gate(**gate) if isinstance(gate, dict) else None)
+            gate=Gate(**gate) if isinstance(gate, dict) else None,
+            check=Check.from_dict(bm["check"]) if isinstance(bm.get("check"), dict) else None,
+            retry=dict(bm["retry"]) if isinstance(bm.get("retry"), dict) else None)
     ids = list(steps)
     for start in range(0, len(ids), 400):
         part = ids[start:start + 400]
@@ -229,6 +238,10 @@ def proto_view(bp: Blueprint, *, proto_id: str | None = None, stored: bool = Tru
             item["condition"] = s.condition
         if s.gate:
             item["gate"] = s.gate.to_dict()
+        if s.check:
+            item["check"] = s.check.to_dict()
+        if s.retry:
+            item["retry"] = dict(s.retry)
         steps.append(item)
     out: dict[str, Any] = {"id": pid, "title": bp.name, "formula": bp.name, "type": bp.type,
                            "description": bp.description, "is_template": True,
@@ -238,6 +251,10 @@ def proto_view(bp: Blueprint, *, proto_id: str | None = None, stored: bool = Tru
         out["phase"] = bp.phase
     if bp.pour is not None:
         out["pour"] = bp.pour
+    if bp.squash:
+        out["squash"] = dict(bp.squash)
+    if bp.review_only is not None:
+        out["review_only"] = bp.review_only
     if action:
         out["action"] = action
     if bp.source and not bp.source.startswith("proto:"):

@@ -118,19 +118,29 @@ def find_formula(ref: str, paths: list[str]) -> str:
     for suffix in (*_SUFFIXES, ".toml"):
         if base.endswith(suffix):
             base = base[: -len(suffix)]
-    for variant in name_variants(base):
+    wanted = name_variants(base)
+    misnamed: str | None = None  # a file called NAME that declares another name
+    for variant in wanted:
         for directory in paths:
             for cand in _candidates(directory, variant):
                 if os.path.isfile(cand):
-                    return cand
-    # a file may declare a name different from its file name
+                    try:
+                        declared = load_file(cand).name
+                    except FormulaError:
+                        return cand  # broken: loading it reports the problem
+                    if declared in wanted:
+                        return cand
+                    misnamed = misnamed or cand
+    # the name a formula declares (formula = "...") wins over a file's name
     for directory in paths:
         for path in _files_in(directory):
             try:
-                if load_file(path).name in name_variants(base):
+                if load_file(path).name in wanted:
                     return path
             except FormulaError:
                 continue
+    if misnamed:
+        return misnamed
     raise NotFoundError(f"formula {ref!r} not found in the search path "
                         f"({len(paths)} directories; see 'bd formula list --paths')")
 

@@ -14,10 +14,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from ..errors import FormulaError
+from . import limits
 from .model import Blueprint, Step, VarDef
+from .patterns import PatternTimeout, pattern_matches
 
-__all__ = ["PLACEHOLDER", "substitute", "referenced_vars", "resolve_vars", "check_condition",
-           "eval_condition", "eval_range", "parse_var_args"]
+__all__ = ["PLACEHOLDER", "substitute", "Substituter", "referenced_vars", "resolve_vars",
+           "check_condition", "eval_condition", "eval_range", "parse_var_args"]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
 _FALSY = {"", "0", "false", "no", "off", "none", "null"}
@@ -25,16 +27,48 @@ _COND = re.compile(
     r"^\s*(!)?\s*\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}\s*(?:(==|!=)\s*(.*?))?\s*$")
 
 
-def substitute(text: str, values: Mapping[str, str]) -> str:
-    """Replace ``{{name}}`` for every name in ``values``; other placeholders stay."""
+def substitute(text: str, values: Mapping[str, str], where: str = "") -> str:
+    """Replace ``{{name}}`` for every name in ``values``; other placeholders stay.
+
+    A result longer than :data:`~.limits.MAX_TEXT_CHARS` is refused before it is
+    built (``where`` prefixes the error: ``"FILE: step 'x'"``).
+    """
     if not text or "{{" not in text:
         return text
+    size = len(text)
 
     def repl(m: re.Match[str]) -> str:
+        nonlocal size
         name = m.group(1)
-        return values[name] if name in values else m.group(0)
+        if name not in values:
+            return m.group(0)
+        size += len(values[name]) - len(m.group(0))
+        if size > limits.MAX_TEXT_CHARS:
+            prefix = f"{where}: " if where else ""
+            raise FormulaError(f"{prefix}{{{{{name}}}}}: the text would be longer than "
+                               f"{limits.MAX_TEXT_CHARS} characters after substitution")
+        return values[name]
 
     return PLACEHOLDER.sub(repl, text)
+
+
+class Substituter:
+    """:func:`substitute` for one pour or cook, refusing more than MAX_TOTAL_TEXT_CHARS in all."""
+
+    def __init__(self, values: Mapping[str, str], source: str) -> None:
+        self.values = values
+        self.source = source
+        self.total = 0
+
+    def __call__(self, text: str, step_id: str | None = None) -> str:
+        """``text`` with the values filled in; ``step_id`` names the step in errors."""
+        where = f"{self.source}: step '{step_id}'" if step_id else self.source
+        out = substitute(text, self.values, where)
+        self.total += len(out)
+        if self.total > limits.MAX_TOTAL_TEXT_CHARS:
+            raise FormulaError(f"{where}: the steps' text would be longer than "
+                               f"{limits.MAX_TOTAL_TEXT_CHARS} characters after substitution")
+        return out
 
 
 def step_texts(step: Step) -> list[str]:
@@ -53,13 +87,29 @@ def referenced_vars(steps: Iterable[Step]) -> dict[str, str]:
     return out
 
 
+def _short(value: str) -> str:
+    return repr(value) if len(value) <= 80 else repr(value[:77]) + "..."
+
+
 def _check_value(v: VarDef, value: str, where: str) -> None:
     if v.enum and value not in v.enum:
         raise FormulaError(f"{where}: variable {v.name}={value!r} is not one of "
                            f"{', '.join(v.enum)}")
-    if v.pattern and not re.fullmatch(v.pattern, value):
-        raise FormulaError(f"{where}: variable {v.name}={value!r} does not match "
-                           f"pattern {v.pattern!r}")
+    if len(value) > limits.MAX_VALUE_CHARS:
+        raise FormulaError(f"{where}: variable {v.name}: the value is longer than "
+                           f"{limits.MAX_VALUE_CHARS} characters")
+    if v.pattern:
+        try:
+            matched = pattern_matches(v.pattern, value)
+        except PatternTimeout:
+            raise FormulaError(f"{where}: variable {v.name}: checking the value against "
+                               f"pattern {v.pattern!r} took too long (refused)") from None
+        except re.error as exc:
+            raise FormulaError(f"{where}: variable {v.name}: pattern {v.pattern!r} is not a "
+                               f"valid regular expression: {exc}") from None
+        if not matched:
+            raise FormulaError(f"{where}: variable {v.name}={_short(value)} does not match "
+                               f"pattern {v.pattern!r}")
     if v.type in ("int", "integer") and not re.fullmatch(r"[+-]?\d+", value.strip()):
         raise FormulaError(f"{where}: variable {v.name}={value!r} is not an integer")
     if v.type in ("number", "float"):
@@ -90,6 +140,9 @@ def resolve_vars(bp: Blueprint, given: Mapping[str, str] | None, *,
         elif v.default is not None:
             values[name] = v.default
     for name, value in given.items():
+        if len(value) > limits.MAX_VALUE_CHARS:
+            raise FormulaError(f"{where}: variable {name}: the value is longer than "
+                               f"{limits.MAX_VALUE_CHARS} characters")
         values.setdefault(name, value)
     if not strict:
         return values
@@ -146,23 +199,39 @@ _BINOPS: dict[type, Callable[[int, int], int]] = {
 }
 
 
+def _bounded(value: int) -> int:
+    if abs(value) >= 1 << limits.MAX_RANGE_BITS:
+        raise ValueError(f"a number is out of range (at most 2^{limits.MAX_RANGE_BITS})")
+    return value
+
+
 def _eval_int(node: ast.AST) -> int:
-    """A tiny integer calculator over an AST: literals, + - * / ^ and parentheses only."""
+    """A tiny integer calculator over an AST: literals, + - * / ^ and parentheses only.
+
+    Every operand and result stays below ``2^MAX_RANGE_BITS``, checked *before* a
+    multiplication or power is computed, so no expression can build a huge integer.
+    """
     if isinstance(node, ast.Expression):
         return _eval_int(node.body)
     if isinstance(node, ast.Constant) and isinstance(node.value, int) \
             and not isinstance(node.value, bool):
-        return node.value
+        return _bounded(node.value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         v = _eval_int(node.operand)
         return -v if isinstance(node.op, ast.USub) else v
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _eval_int(node.left), _eval_int(node.right)
-        if isinstance(node.op, (ast.Pow, ast.BitXor)) and (right > 64 or right < 0):
-            raise ValueError("exponent out of range")
+        if isinstance(node.op, (ast.Pow, ast.BitXor)):
+            if right < 0 or right > limits.MAX_RANGE_BITS:
+                raise ValueError("exponent out of range")
+            if abs(left) > 1 and (abs(left).bit_length() - 1) * right > limits.MAX_RANGE_BITS:
+                raise ValueError(f"a number is out of range (at most 2^{limits.MAX_RANGE_BITS})")
+        if isinstance(node.op, ast.Mult) and \
+                left.bit_length() + right.bit_length() > limits.MAX_RANGE_BITS + 1:
+            raise ValueError(f"a number is out of range (at most 2^{limits.MAX_RANGE_BITS})")
         if isinstance(node.op, (ast.FloorDiv, ast.Div, ast.Mod)) and right == 0:
             raise ValueError("division by zero")
-        return _BINOPS[type(node.op)](left, right)
+        return _bounded(_BINOPS[type(node.op)](left, right))
     raise ValueError("only integers, + - * / ^ and parentheses are allowed")
 
 
@@ -177,12 +246,16 @@ def eval_range(spec: str, values: Mapping[str, str], where: str) -> tuple[int, i
                            f"{', '.join(unknown)} (pass --var)")
     if ".." not in text:
         raise FormulaError(f"{where}: loop range {spec!r} must look like 'START..END'")
+    if len(text) > limits.MAX_RANGE_CHARS:
+        raise FormulaError(f"{where}: key 'range': {_short(spec)} is longer than "
+                           f"{limits.MAX_RANGE_CHARS} characters once variables are filled in")
     start_s, end_s = text.split("..", 1)
     try:
         start = _eval_int(ast.parse(start_s.strip().replace("^", "**"), mode="eval"))
         end = _eval_int(ast.parse(end_s.strip().replace("^", "**"), mode="eval"))
-    except (SyntaxError, ValueError) as exc:
-        raise FormulaError(f"{where}: loop range {spec!r}: {exc}") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
+        reason = exc.msg if isinstance(exc, SyntaxError) else (str(exc) or type(exc).__name__)
+        raise FormulaError(f"{where}: key 'range': loop range {spec!r}: {reason}") from None
     if end < start:
         raise FormulaError(f"{where}: loop range {spec!r} is empty ({start}..{end})")
     return start, end

@@ -109,6 +109,9 @@ class Dispatcher:
     def _dispatch(self, events: list[dict[str, Any]]) -> None:
         """Plan and deliver one nudge for a molecule's closes (runs on the nudge pool)."""
         try:
+            from .checks import run_checks  # a closed step with a check: run it first
+
+            run_checks(self.town, self.led, events, self.actor, self.log)
             plan = None
             for event in reversed(events):  # the latest close that calls for a nudge
                 plan = self._plan(event)   # (a molecule's own close, right after its

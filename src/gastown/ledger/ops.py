@@ -416,12 +416,18 @@ class Txn:
             "WHERE id = ?", (self._now, reason or None, self._now, bead_id))
         self.emit("bead.closed", bead_id, {"reason": reason} if reason else None)
         _ready.refresh(self.tx, _ready.seeds_for_status_change(self.tx, bead_id, status, "closed"))
+        closed = self.get(bead_id)
         for parent in self.parents_of(bead_id):
             row = self.tx.one("SELECT issue_type, status FROM issues WHERE id = ?", (parent,))
             if (row and row[0] == "molecule" and row[1] != "closed"
                     and not self.has_open_child(parent)):
                 self.close(parent, reason="all steps closed", force=True)
-        return self.get(bead_id)
+                # a formula's [squash] trigger = "on_complete": squash it now (a wisp's
+                # steps, this one included, are gone afterwards: ``closed`` is returned)
+                from ..chemistry.digest import auto_squash
+
+                auto_squash(self, parent)
+        return closed
 
     def reopen(self, bead_id: str, reason: str | None = None) -> Bead:
         """Reopen a closed bead (status ``open``, ``closed_at`` cleared)."""

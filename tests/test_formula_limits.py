@@ -1,0 +1,331 @@
+"""Formulas and their variables are untrusted input: every dimension is bounded.
+
+Each case found by fuzzing runs ``bd cook --dry-run`` in a child process with an
+address-space limit and a wall-clock limit, and must be refused quickly with one
+line naming the key (exit 8, invalid formula) — never a MemoryError, a
+RecursionError, an internal error (exit 70) or minutes of CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gastown.chemistry import api
+from gastown.errors import GastownError
+
+#: generous for a slow, shared machine; the unbounded versions took minutes or GBs
+LIMIT_S = 20.0
+MEMORY_BYTES = 1 << 30
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+
+
+def cook(tmp_path: Path, path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env.pop("GT_FORMULA_PATH", None)
+    env.pop("GT_TOWN", None)
+    start = time.monotonic()
+    proc = subprocess.run(["bd", "cook", "--dry-run", str(path), *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=LIMIT_S * 2,
+                          preexec_fn=_limit_memory)
+    return proc, time.monotonic() - start
+
+
+def refused(tmp_path: Path, path: Path, *args: str, says: str) -> str:
+    proc, elapsed = cook(tmp_path, path, *args)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 8, (proc.returncode, proc.stderr[-2000:])
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert says in lines[0], lines[0]
+    assert elapsed < LIMIT_S, elapsed
+    return lines[0]
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+LOOP = """formula = "big"
+[[steps]]
+id = "rep"
+[steps.loop]
+count = {count}
+[[steps.loop.body]]
+id = "x"
+title = "X"
+"""
+
+
+@pytest.mark.parametrize("count", [10**8, 10**9, 10**18])
+def test_huge_loop_count_is_refused_before_building(tmp_path: Path, count: int) -> None:
+    path = write(tmp_path, "big.formula.toml", LOOP.format(count=count))
+    line = refused(tmp_path, path, says="key 'count'")
+    assert "step 'rep'" in line and str(path) in line
+
+
+def test_nested_loops_are_refused_quickly(tmp_path: Path) -> None:
+    path = write(tmp_path, "nest.formula.toml", """formula = "nest"
+[[steps]]
+id = "outer"
+[steps.loop]
+count = 2000
+[[steps.loop.body]]
+id = "inner"
+[steps.loop.body.loop]
+count = 2000
+[[steps.loop.body.loop.body]]
+id = "x"
+title = "X"
+""")
+    line = refused(tmp_path, path, says="steps")
+    assert "loop" in line and "nest.formula.toml" in line
+
+
+def test_extends_diamond_is_deduplicated(tmp_path: Path) -> None:
+    """12 formulas per level, each extending all 12 of the level below, 9 levels deep."""
+    width, levels = 12, 9
+    for j in range(width):
+        write(tmp_path, f"l0-{j}.formula.toml",
+              f'formula = "l0-{j}"\n[[steps]]\nid = "s{j}"\ntitle = "S{j}"\n')
+    for k in range(1, levels):
+        parents = json.dumps([f"l{k - 1}-{j}" for j in range(width)])
+        for j in range(width):
+            write(tmp_path, f"l{k}-{j}.formula.toml",
+                  f'formula = "l{k}-{j}"\nextends = {parents}\n')
+    last = json.dumps([f"l{levels - 1}-{j}" for j in range(width)])
+    top = write(tmp_path, "top.formula.toml", f'formula = "top"\nextends = {last}\n')
+    proc, elapsed = cook(tmp_path, top)
+    assert elapsed < LIMIT_S, elapsed
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    if proc.returncode == 0:
+        assert "12 steps" in proc.stdout, proc.stdout[:500]
+    else:
+        assert proc.returncode == 8 and len(lines) == 1, proc.stderr[-2000:]
+        assert "extends" in lines[0]
+
+
+def test_repeated_parent_in_extends_is_folded_once(tmp_path: Path) -> None:
+    write(tmp_path, "base.formula.toml", 'formula = "base"\n[[steps]]\nid = "a"\ntitle = "A"\n')
+    prev = "base"
+    for k in range(8):
+        write(tmp_path, f"m{k}.formula.toml",
+              f'formula = "m{k}"\nextends = {json.dumps([prev] * 12)}\n')
+        prev = f"m{k}"
+    top = write(tmp_path, "top.formula.toml", f'formula = "top"\nextends = ["{prev}"]\n')
+    proc, elapsed = cook(tmp_path, top)
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < LIMIT_S
+
+
+def test_expansion_fan_out_is_refused(tmp_path: Path) -> None:
+    """Each expansion's 8 template steps expand the next one: 8^6 steps."""
+    depth, width = 6, 8
+    for k in range(depth):
+        body = "".join(
+            f'[[template]]\nid = "{{target}}.t{j}"\ntitle = "T{j}"\n'
+            + (f'expand = "e{k + 1}"\n' if k + 1 < depth else "") for j in range(width))
+        write(tmp_path, f"e{k}.formula.toml", f'formula = "e{k}"\ntype = "expansion"\n{body}')
+    top = write(tmp_path, "fan.formula.toml",
+                'formula = "fan"\n[[steps]]\nid = "go"\ntitle = "Go"\nexpand = "e0"\n')
+    refused(tmp_path, top, says="steps")
+
+
+def test_self_expansion_is_refused(tmp_path: Path) -> None:
+    body = "".join(f'[[template]]\nid = "{{target}}.t{j}"\ntitle = "T"\nexpand = "me"\n'
+                   for j in range(8))
+    write(tmp_path, "me.formula.toml", f'formula = "me"\ntype = "expansion"\n{body}')
+    top = write(tmp_path, "top.formula.toml",
+                'formula = "top"\n[[steps]]\nid = "go"\ntitle = "Go"\nexpand = "me"\n')
+    refused(tmp_path, top, says="expan")
+
+
+def test_children_nested_500_deep_are_refused(tmp_path: Path) -> None:
+    step = '{"id": "leaf", "title": "Leaf"}'
+    for k in range(500):
+        step = f'{{"id": "c{k}", "title": "C", "children": [{step}]}}'
+    path = write(tmp_path, "deep.formula.json", f'{{"formula": "deep", "steps": [{step}]}}')
+    line = refused(tmp_path, path, says="children")
+    assert "deep.formula.json" in line
+
+
+def test_deep_toml_nesting_is_refused(tmp_path: Path) -> None:
+    value = "[" * 5000 + "]" * 5000
+    path = write(tmp_path, "arr.formula.toml", f'formula = "arr"\nx = {value}\n')
+    refused(tmp_path, path, says="arr.formula.toml")
+
+
+RANGE = """formula = "rng"
+[vars.n]
+default = "3"
+[[steps]]
+id = "rep"
+[steps.loop]
+range = "1..{{n}}"
+[[steps.loop.body]]
+id = "x"
+title = "X"
+"""
+
+
+@pytest.mark.parametrize("expr", ["(((10^64)^64)^64)^64", "9^9^9^9", "2**64**64",
+                                  "10000000000*10000000000*10000000000*1000000000",
+                                  "9" * 5000, "(" * 3000 + "1" + ")" * 3000])
+def test_range_expression_blow_up_is_refused(tmp_path: Path, expr: str) -> None:
+    path = write(tmp_path, "rng.formula.toml", RANGE)
+    line = refused(tmp_path, path, "--var", f"n={expr}", says="range")
+    assert "step 'rep'" in line
+
+
+def test_small_range_still_works(tmp_path: Path) -> None:
+    path = write(tmp_path, "rng.formula.toml", RANGE)
+    proc, _ = cook(tmp_path, path, "--var", "n=2*(1+1)^2-5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    steps = [s["step"] for s in json.loads(proc.stdout)["steps"]]
+    assert steps == ["rep.iter1.x", "rep.iter2.x", "rep.iter3.x"]
+
+
+PATTERN = """formula = "pat"
+[vars.name]
+pattern = '{pattern}'
+[[steps]]
+id = "a"
+title = "Do {{{{name}}}}"
+"""
+
+
+@pytest.mark.parametrize("pattern", ["^(a+)+$", "(a*)*b", r"^(\w+\s?)*$", "(x+x+)+y"])
+def test_catastrophic_pattern_is_refused(tmp_path: Path, pattern: str) -> None:
+    path = write(tmp_path, "pat.formula.toml", PATTERN.format(pattern=pattern))
+    line = refused(tmp_path, path, "--var", "name=" + "a" * 34 + "!", says="pattern")
+    assert "vars.name" in line
+
+
+def test_slow_pattern_is_time_limited(tmp_path: Path) -> None:
+    """No nesting, but polynomial backtracking: the match itself is time-limited."""
+    path = write(tmp_path, "pat.formula.toml", PATTERN.format(pattern="a*a*a*a*a*a*a*b"))
+    refused(tmp_path, path, "--var", "name=" + "a" * 3000, says="pattern")
+
+
+def test_ordinary_patterns_still_match(tmp_path: Path) -> None:
+    path = write(tmp_path, "pat.formula.toml", PATTERN.format(pattern=r"^v?\d+\.\d+\.\d+$"))
+    proc, _ = cook(tmp_path, path, "--var", "name=v1.2.3")
+    assert proc.returncode == 0, proc.stderr
+    refused(tmp_path, path, "--var", "name=1.2", says="does not match")
+
+
+def test_variable_value_length_is_bounded(tmp_path: Path) -> None:
+    path = write(tmp_path, "v.formula.toml", PATTERN.format(pattern=".*"))
+    refused(tmp_path, path, "--var", "name=" + "x" * 100_000, says="name")
+
+
+def test_substitution_blow_up_is_bounded(tmp_path: Path) -> None:
+    path = write(tmp_path, "sub.formula.toml",
+                 'formula = "sub"\n[vars.x]\ndefault = ""\n[[steps]]\nid = "a"\n'
+                 f'title = "A"\ndescription = "{"{{x}}" * 50_000}"\n')
+    refused(tmp_path, path, "--var", "x=" + "y" * 60_000, says="step 'a'")
+
+
+def test_many_loops_compile_in_linear_time(tmp_path: Path) -> None:
+    """5,000 loop steps (one iteration each) chained: no quadratic pass."""
+    parts = ['formula = "many"\n']
+    for k in range(5000):
+        needs = f'needs = ["l{k - 1}"]\n' if k else ""
+        parts.append(f'[[steps]]\nid = "l{k}"\n{needs}[steps.loop]\ncount = 1\n'
+                     f'[[steps.loop.body]]\nid = "x"\ntitle = "X"\n')
+    path = write(tmp_path, "many.formula.toml", "".join(parts))
+    proc, elapsed = cook(tmp_path, path, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert elapsed < LIMIT_S, elapsed
+    steps = json.loads(proc.stdout)["steps"]
+    assert len(steps) == 5000 and steps[-1]["needs"] == ["many.l4998.iter1.x"]
+
+
+# ------------------------------------------------------------------ fuzz
+
+
+_IDS = st.sampled_from(["a", "b", "c", "d", "e"])
+_INTS = st.one_of(st.integers(-5, 30), st.sampled_from([10**6, 10**9, 2**63, 10**30]))
+_EXPRS = st.one_of(st.integers(-3, 9).map(str), st.sampled_from(
+    ["{{n}}", "2^{{n}}", "{{n}}*{{n}}", "(9^9)^9", "{n}", "1/0", "x", "{{m}}", "..", "1..2"]))
+
+
+@st.composite
+def _step(draw: st.DrawFn, depth: int) -> dict[str, object]:
+    step: dict[str, object] = {"id": draw(_IDS)}
+    if draw(st.booleans()):
+        step["title"] = draw(st.sampled_from(["T", "{{n}}", "{{x}} {{x}}", "", "a\nb"]))
+    if draw(st.booleans()):
+        step["needs"] = draw(st.lists(_IDS, max_size=3))
+    kind = draw(st.sampled_from(["plain", "loop", "range", "children", "expand", "check",
+                                 "parallel", "bad"]))
+    if kind == "loop" and depth < 3:
+        step["loop"] = {"count": draw(_INTS),
+                        "body": draw(st.lists(_step(depth + 1), min_size=1, max_size=3))}
+    elif kind == "range" and depth < 3:
+        step["loop"] = {"range": f"{draw(_EXPRS)}..{draw(_EXPRS)}", "var": "i",
+                        "body": draw(st.lists(_step(depth + 1), min_size=1, max_size=3))}
+    elif kind == "children" and depth < 3:
+        step["children"] = draw(st.lists(_step(depth + 1), max_size=3))
+    elif kind == "expand":
+        step["expand"] = draw(st.sampled_from(["exp", "top", "nothing"]))
+    elif kind == "check":
+        step["ralph"] = {"max_attempts": draw(_INTS),
+                         "check": {"mode": "exec", "path": "true", "timeout": "5s"}}
+    elif kind == "parallel":
+        step["type"] = "parallel"
+        step["children"] = draw(st.lists(_step(depth + 1), max_size=3)) if depth < 3 else []
+    elif kind == "bad":
+        step[draw(st.sampled_from(["zz", "priority", "gate", "labels"]))] = draw(
+            st.one_of(st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2)))
+    return step
+
+
+@st.composite
+def _formula(draw: st.DrawFn) -> dict[str, object]:
+    data: dict[str, object] = {"formula": "top", "steps": draw(st.lists(_step(0), max_size=4))}
+    if draw(st.booleans()):
+        data["vars"] = {"n": {"default": draw(_EXPRS)},
+                        "x": {"pattern": draw(st.sampled_from(["^(a+)+$", "a*", "[", ".*"]))}}
+    if draw(st.booleans()):
+        data["extends"] = draw(st.lists(st.sampled_from(["top", "base", "nope"]), max_size=3))
+    if draw(st.booleans()):
+        data["squash"] = {"trigger": draw(st.sampled_from(["on_complete", "never", 3]))}
+    return data
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=_formula(), n=_EXPRS, x=st.text(max_size=40))
+def test_fuzz_random_formulas_never_crash(tmp_path_factory: pytest.TempPathFactory,
+                                          data: dict[str, object], n: str, x: str) -> None:
+    directory = tmp_path_factory.mktemp("fuzz")
+    write(directory, "base.formula.toml",
+          'formula = "base"\n[[steps]]\nid = "a"\ntitle = "A"\n[steps.loop]\ncount = 3\n'
+          '[[steps.loop.body]]\nid = "z"\ntitle = "Z"\n')
+    write(directory, "exp.formula.toml",
+          'formula = "exp"\ntype = "expansion"\n[[template]]\nid = "{target}.one"\n'
+          'title = "One"\nexpand = "exp"\n[[template]]\nid = "{target}.two"\ntitle = "Two"\n'
+          'expand = "exp"\n')
+    path = write(directory, "top.formula.json", json.dumps(data))
+    start = time.monotonic()
+    try:
+        api.compile_ref(str(path), [str(directory)], {"n": n, "x": x})
+        api.cook_view(str(path), [str(directory)], {"n": n, "x": x})
+    except GastownError as exc:
+        assert "\n" not in str(exc).strip() or "Traceback" not in str(exc)
+    assert time.monotonic() - start < 10.0
