@@ -151,7 +151,7 @@ def test_labels_comments_deps_and_tree(repo: Path, bd_env: dict[str, str]) -> No
     assert bd(repo, "comment", a, "looks", "good", env=bd_env).stdout.strip() == \
         f"Comment added to {a}"
     comments = json.loads(bd(repo, "comments", a, "--json", env=bd_env).stdout)
-    assert comments[0]["text"] == "looks good" and comments[0]["id"] == 1
+    assert comments[0]["text"] == "looks good" and comments[0]["id"] == "1"  # beads >= 1.0
     out = bd(repo, "dep", "add", b, a, env=bd_env).stdout.strip()
     assert out == f"✓ Added dependency: {b} depends on {a} (blocks)"
     cycle = bd(repo, "dep", "add", a, b, env=bd_env, ok=False)

@@ -17,6 +17,8 @@ _B = "gastown.cli.bd_beads"
 _Q = "gastown.cli.bd_query"
 _A = "gastown.cli.bd_admin"
 _C = "gastown.cli.bd_chem"
+_U = "gastown.cli.bd_compat"  # upstream bd's commands, loaded only for themselves
+_K = "gastown.cli.bd_upkeep"
 
 #: command name -> (module that builds and runs it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -36,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ready": (_Q, "what is ready to work on (no open blockers)"),
     "blocked": (_Q, "open beads held by blockers, and what blocks them"),
     "search": (_Q, "find beads by text"),
-    "stats": (_Q, "counts by status and type"),
+    "stats": (_U, "counts by state, ready, lead time (same as status)"),
     "events": (_Q, "the event log (--follow to keep reading)"),
     "prime": (_Q, "a compact summary of ready and in-progress work for an agent"),
     "export": (_A, "write beads as JSONL (default .beads/issues.jsonl)"),
@@ -54,6 +56,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pin": (_C, "pin a bead to an agent's hook"),
     "unpin": (_C, "release a bead from a hook"),
     "hook": (_C, "show what is on a hook"),
+    "version": (_U, "print bd's version and the beads CLI level it implements"),
+    "help": (_U, "help on bd or on one command"),
+    "quickstart": (_U, "a quick start guide"),
+    "onboard": (_U, "a snippet for an agent instructions file (AGENTS.md)"),
+    "info": (_U, "the database, issue count and config (--schema for more)"),
+    "where": (_U, "where the ledger is: .beads directory, prefix, database"),
+    "note": (_U, "append a note to a bead's notes"),
+    "status": (_U, "overview: counts by state, ready, lead time, recent activity"),
+    "count": (_U, "count beads matching filters (--by-status, --by-type, …)"),
+    "stale": (_U, "open beads not updated in N days"),
+    "epic": (_U, "epics: status, close-eligible"),
+    "defer": (_U, "put beads on ice (status deferred, --until WHEN)"),
+    "undefer": (_U, "bring deferred beads back to open"),
+    "children": (_U, "list a bead's children"),
+    "migrate": (_U, "schema migration (--inspect shows the state; nothing is pending)"),
+    "repair-deps": (_U, "find (and with --fix remove) dependencies on missing beads"),
+    "lint": (_U, "check beads for missing template sections"),
+    "edit": (_K, "edit a bead's text in $EDITOR (--title, --design, --notes, …)"),
+    "graph": (_K, "the dependency graph in layers (what can run in parallel)"),
+    "rename-prefix": (_K, "give every bead a new id prefix"),
+    "compact": (_K, "find old closed beads; replace their text by a summary"),
+    "restore": (_K, "show (or --apply) a compacted bead's original text"),
+    "duplicates": (_K, "find beads with the same content (--auto-merge closes extras)"),
+    "merge": (_K, "git merge driver for issues.jsonl: OUTPUT BASE LEFT RIGHT"),
+    "hooks": (_K, "git hooks that export/import issues.jsonl: install, uninstall, list"),
 }
 
 ALIASES = {"new": "create", "view": "show", "rm": "delete", "deps": "dep"}

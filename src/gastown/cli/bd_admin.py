@@ -16,15 +16,19 @@ def _init(ctx: Ctx) -> int:
 
     a = ctx.args
     led = Ledger.init(".", prefix=a.prefix, db=ctx.db, actor=ctx.actor,
-                      destroy_existing=a.destroy_existing)
+                      destroy_existing=a.destroy_existing, attach=a.attach)
     ctx._ledger = led
     imported = None
     jsonl = os.path.join(led.beads_dir or ".beads", "issues.jsonl")
-    if os.path.exists(jsonl) and not a.no_import:
-        imported = import_jsonl(led, jsonl)
+    if os.path.exists(jsonl) and not a.no_import and not a.attach:
+        # a clone's issues.jsonl names the project's prefix, unless --prefix chose one
+        imported = import_jsonl(led, jsonl, adopt_prefix=a.prefix is None)
     info = {"beads_dir": led.beads_dir, "database": led.store.url, "prefix": led.prefix,
             "imported": imported.to_json() if imported else None}
-    lines = ["✓ bd initialized successfully!", f"  Database: {led.store.url}",
+    if ctx.quiet and not ctx.json:
+        return 0
+    done = "attached to the existing ledger" if a.attach else "initialized successfully!"
+    lines = [f"✓ bd {done}", f"  Database: {led.store.url}",
              f"  Issue prefix: {led.prefix}",
              f"  Issues will be named: {led.prefix}-<hash> (e.g., {led.prefix}-a3f2)"]
     if imported:
@@ -40,7 +44,8 @@ def _export(ctx: Ctx) -> int:
 
     a = ctx.args
     progress = Progress("Exporting")
-    n = export_jsonl(ctx.ledger, a.output, include_all=a.all, progress=progress)
+    n = export_jsonl(ctx.ledger, a.output, include_all=a.all, progress=progress,
+                     force=a.force)
     progress.finish()
     where = a.output or os.path.join(ctx.ledger.beads_dir or ".beads", "issues.jsonl")
     if a.output == "-":
@@ -64,19 +69,29 @@ def _import(ctx: Ctx) -> int:
         else:
             raise UsageError("usage: bd import FILE (or - for stdin)")
     progress = Progress("Importing")
-    report = import_jsonl(ctx.ledger, path, dry_run=a.dry_run, progress=progress)
+    report = import_jsonl(ctx.ledger, path, dry_run=a.dry_run, progress=progress,
+                          adopt_prefix=a.set_prefix)
     progress.finish()
     verb = "Would import" if a.dry_run else "Import complete"
     text = (f"{verb}: {report.created} created, {report.updated} updated, "
             f"{report.unchanged} unchanged, {report.tombstones} tombstones skipped "
             f"({report.dependencies} dependencies, {report.comments} comments)")
     if report.prefix_adopted:
-        text += f"\n  Issue prefix set to {report.prefix_adopted}"
+        verb = "would be set" if a.dry_run else "set"
+        text += f"\n  Issue prefix {verb} to {report.prefix_adopted}"
+    if report.prefix_found:
+        text += (f"\n  Imported ids mostly use prefix {report.prefix_found}; keeping issue "
+                 f"prefix {ctx.ledger.prefix} (pass --set-prefix to adopt "
+                 f"{report.prefix_found})")
     ctx.out(report.to_json(), text)
     return 0
 
 
 def _doctor(ctx: Ctx) -> int:
+    if ctx.args.check:  # upstream's focused checks live with the other upstream commands
+        from .bd_compat import doctor_check
+
+        return doctor_check(ctx)
     led = ctx.ledger
     fixed = led.recompute_ready_state() if ctx.args.fix else None
     problems = led.integrity_problems()
@@ -149,6 +164,14 @@ def _config(ctx: Ctx) -> int:
                 raise ValidationError(f"invalid prefix {value!r}: letters, digits, '-' and '_'")
         led.set_config(key, value)
         ctx.out({"key": key, "value": value}, f"✓ Set {key} = {value}")
+    elif a.action == "unset":
+        if len(a.args) != 1:
+            raise UsageError("usage: bd config unset KEY")
+        from ..ledger.compat import unset_config
+
+        removed = unset_config(led, a.args[0])
+        ctx.out({"key": a.args[0], "removed": removed},
+                f"Unset {a.args[0]}" if removed else f"{a.args[0]} was not set")
     return 0
 
 
@@ -207,26 +230,39 @@ def setup(name: str, sub: Any) -> None:
                        help="replace an existing ledger here (its data is lost)")
         p.add_argument("--no-import", action="store_true",
                        help="do not import an existing .beads/issues.jsonl")
+        p.add_argument("--attach", action="store_true",
+                       help="with --db URL: use the existing PostgreSQL ledger there from "
+                            "this directory, changing nothing in it")
         p.set_defaults(func=_init)
     elif name == "export":
         p.add_argument("-o", "--output", help="file to write (- = stdout; "
                                               "default .beads/issues.jsonl)")
         p.add_argument("--all", action="store_true", help="include wisps and templates")
+        p.add_argument("--force", action="store_true",
+                       help="replace an existing file that is not a beads export (or a link)")
         p.set_defaults(func=_export)
     elif name == "import":
         p.add_argument("file", nargs="?", help="JSONL file (- = stdin)")
         p.add_argument("-i", "--input", help="JSONL file (same as the positional)")
         p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+        p.add_argument("--set-prefix", action="store_true",
+                       help="adopt the imported ids' most common prefix as the ledger's")
         p.set_defaults(func=_import)
     elif name == "doctor":
         p.add_argument("--fix", action="store_true", help="rebuild the ready state first")
+        p.add_argument("--check", choices=("validate", "pollution"),
+                       help="one focused check: validate (data integrity) or pollution "
+                            "(leaked test issues)")
+        p.add_argument("--clean", action="store_true",
+                       help="with --check=pollution: delete the issues found (needs --yes)")
+        p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
         p.set_defaults(func=_doctor)
     elif name == "kv":
         p.add_argument("action", choices=("set", "get", "list", "clear"))
         p.add_argument("args", nargs="*", metavar="ARG")
         p.set_defaults(func=_kv)
     elif name == "config":
-        p.add_argument("action", choices=("get", "set", "list"))
+        p.add_argument("action", choices=("get", "set", "list", "unset"))
         p.add_argument("args", nargs="*", metavar="ARG")
         p.set_defaults(func=_config)
     elif name == "completion":

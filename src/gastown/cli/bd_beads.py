@@ -11,7 +11,7 @@ import json
 import sys
 
 from ..errors import UsageError, ValidationError
-from ._app import Ctx, common_options, emit_json, split_csv
+from ._app import Ctx, common_options, count, emit_json, split_csv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
@@ -23,13 +23,27 @@ _TYPES_HELP = "task, bug, feature, epic, chore, decision, spike, story, mileston
 def _metadata(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
+    from ..ledger.model import MAX_JSON_DEPTH, json_depth
+
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"--metadata is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ValidationError(f"--metadata nests more than {MAX_JSON_DEPTH} levels deep"
+                              ) from None
+    except ValueError as exc:  # an integer beyond Python's digit limit
+        raise ValidationError(f"--metadata: {str(exc).split(';')[0]}") from None
     if not isinstance(value, dict):
         raise ValidationError("--metadata must be a JSON object")
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValidationError(f"--metadata nests more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("--metadata contains an unpaired surrogate (\\ud800-\\udfff)"
+                              ) from None
     return value
 
 
@@ -80,7 +94,7 @@ def _add_create_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--due", help="due (RFC 3339, YYYY-MM-DD, or +2d)")
     p.add_argument("--ephemeral", action="store_true", help="a wisp: never exported")
     p.add_argument("--metadata", help="JSON object of metadata")
-    p.add_argument("-e", "--estimate", type=int, help="estimated minutes")
+    p.add_argument("-e", "--estimate", type=count, help="estimated minutes")
     p.add_argument("--external-ref", help="external reference (e.g. gh-42)")
     p.add_argument("--silent", action="store_true", help="print only the new id")
 
@@ -91,7 +105,7 @@ def _create(ctx: Ctx, quick: bool = False) -> int:
     if a.title is not None and a.title_opt is not None:
         raise UsageError("give the title once (positional or --title)")
     if not title:
-        raise UsageError("a title is required: bd create \"Title\"")
+        raise UsageError("title required: bd create \"Title\"")
     bead = ctx.ledger.create(
         title, issue_type=a.type, priority=a.priority,
         description=_text_arg(a.description, a.description_file, "the description") or "",
@@ -160,13 +174,22 @@ def _show_text(b: dict[str, Any]) -> str:
 
 def _show(ctx: Ctx) -> int:
     beads = [ctx.ledger.show(ctx.resolve(i)) for i in ctx.args.ids]
+    for b in beads:
+        b["comments"] = _string_ids(b.get("comments") or [])
     ctx.out(beads, lambda: "\n\n".join(_show_text(b) for b in beads))
     return 0
+
+
+def _string_ids(comments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Comment ids as strings in ``--json``, as beads >= 1.0 prints them."""
+    return [{**c, "id": str(c["id"])} for c in comments]
 
 
 # ------------------------------------------------------------------ update
 def _update(ctx: Ctx) -> int:
     a = ctx.args
+    if not a.ids:  # upstream's wording; we keep no "last touched" issue to fall back on
+        raise UsageError("no issue ID provided: bd update ID [ID…] [flags]")
     led = ctx.ledger
     changes: dict[str, Any] = {}
     for attr, field in (("title", "title"), ("description", "description"), ("design", "design"),
@@ -188,13 +211,16 @@ def _update(ctx: Ctx) -> int:
         changes["pinned"] = a.pinned == "true"
     if a.claim and "status" in changes:
         raise UsageError("--claim sets the status itself; drop --status")
+    # every id is resolved before anything is written, and all beads change in one
+    # transaction: an unknown id or a refused change leaves every bead as it was
+    bead_ids = list(dict.fromkeys(ctx.resolve(raw) for raw in a.ids))
     results = []
-    for raw in a.ids:
-        bead_id = ctx.resolve(raw)
-        with led.transaction() as t:
+    with led.transaction() as t:
+        for bead_id in bead_ids:
             per = dict(changes)
             if a.append_notes:
-                old = t.get(bead_id).get("notes") or ""
+                # --notes sets the notes first, --append-notes then adds a line to them
+                old = a.notes if a.notes is not None else t.get(bead_id).get("notes") or ""
                 per["notes"] = (old + "\n" if old else "") + a.append_notes
             if a.claim:
                 t.claim(bead_id)
@@ -209,10 +235,10 @@ def _update(ctx: Ctx) -> int:
                 t.add_label(bead_id, label)
             for label in split_csv(a.remove_label):
                 t.remove_label(bead_id, label)
-            bead = t.update(bead_id, **per) if per else t.get(bead_id)
-        results.append(bead)
-        verb = "Claimed" if a.claim else "Updated"
-        ctx.say(f"✓ {verb} issue: {bead_id}")
+            results.append(t.update(bead_id, **per) if per else t.get(bead_id))
+    for bead in results:  # upstream's line: "✓ Updated issue: ID — Title"; claims keep ours
+        ctx.say(f"✓ Claimed issue: {bead['id']}" if a.claim
+                else f"✓ Updated issue: {bead['id']} — {bead['title']}")
     if ctx.json:
         emit_json(results if len(results) != 1 else results[0])
     return 0
@@ -242,11 +268,17 @@ def _reopen(ctx: Ctx) -> int:
 
 
 def _delete(ctx: Ctx) -> int:
-    if not ctx.args.force:
-        raise UsageError("bd delete removes beads for good; add --force to confirm")
+    bead_ids = list(dict.fromkeys(ctx.resolve(raw) for raw in ctx.args.ids))
+    if not ctx.args.force or ctx.args.dry_run:
+        # upstream's rule: without --force, show what would go and change nothing
+        from .bd_compat import delete_preview
+
+        return delete_preview(ctx, bead_ids)
     deleted: list[str] = []
-    for raw in ctx.args.ids:
-        deleted += ctx.ledger.delete(ctx.resolve(raw), cascade=ctx.args.cascade)
+    with ctx.ledger.transaction() as t:  # all or none
+        for bead_id in bead_ids:
+            if bead_id not in deleted:  # not already gone with a --cascade parent
+                deleted += t.delete(bead_id, cascade=ctx.args.cascade)
     for d in deleted:
         ctx.say(f"✓ Deleted {d}")
     if ctx.json:
@@ -272,18 +304,22 @@ def _label(ctx: Ctx) -> int:
     if len(a.args) < 2:
         raise UsageError(f"usage: bd label {a.action} ID [ID…] LABEL")
     *raw_ids, label = a.args
+    bead_ids = list(dict.fromkeys(ctx.resolve(raw) for raw in raw_ids))
     done = []
-    for raw in raw_ids:
-        bead_id = ctx.resolve(raw)
+    with led.transaction() as t:  # all or none
+        for bead_id in bead_ids:
+            if a.action == "add":
+                changed = t.add_label(bead_id, label)
+            else:
+                changed = t.remove_label(bead_id, label)
+            done.append({"id": bead_id, "label": label, "changed": changed})
+    for d in done:
         if a.action == "add":
-            changed = led.add_label(bead_id, label)
-            ctx.say(f"✓ Added label '{label}' to {bead_id}" if changed
-                    else f"Label '{label}' already on {bead_id}")
+            ctx.say(f"✓ Added label '{label}' to {d['id']}" if d["changed"]
+                    else f"Label '{label}' already on {d['id']}")
         else:
-            changed = led.remove_label(bead_id, label)
-            ctx.say(f"✓ Removed label '{label}' from {bead_id}" if changed
-                    else f"Label '{label}' was not on {bead_id}")
-        done.append({"id": bead_id, "label": label, "changed": changed})
+            ctx.say(f"✓ Removed label '{label}' from {d['id']}" if d["changed"]
+                    else f"Label '{label}' was not on {d['id']}")
     if ctx.json:
         emit_json(done)
     return 0
@@ -310,7 +346,7 @@ def _comments(ctx: Ctx) -> int:
         return _comment(ctx)
     if len(args) != 1:
         raise UsageError("usage: bd comments ID")
-    comments = ctx.ledger.comments(ctx.resolve(args[0]))
+    comments = _string_ids(ctx.ledger.comments(ctx.resolve(args[0])))
 
     def text() -> str:
         if not comments:
@@ -399,7 +435,7 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("ids", nargs="+", metavar="ID")
         p.set_defaults(func=_show)
     elif name == "update":
-        p.add_argument("ids", nargs="+", metavar="ID")
+        p.add_argument("ids", nargs="*", metavar="ID")
         p.add_argument("--title")
         p.add_argument("-d", "--description", "--body", dest="description")
         p.add_argument("--body-file", "--description-file", dest="description_file")
@@ -415,7 +451,7 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("--due")
         p.add_argument("--defer")
         p.add_argument("--external-ref")
-        p.add_argument("-e", "--estimate", type=int)
+        p.add_argument("-e", "--estimate", type=count)
         p.add_argument("--metadata", help="JSON object (replaces the metadata)")
         p.add_argument("--pinned", choices=("true", "false"))
         p.add_argument("--add-label", action="append", help="labels to add (comma separated)")
@@ -436,7 +472,9 @@ def setup(name: str, sub: Any) -> None:
         p.set_defaults(func=_reopen)
     elif name == "delete":
         p.add_argument("ids", nargs="+", metavar="ID")
-        p.add_argument("--force", action="store_true", help="really delete")
+        p.add_argument("-f", "--force", action="store_true",
+                       help="really delete (without it: a preview, nothing changes)")
+        p.add_argument("--dry-run", action="store_true", help="only show what would go")
         p.add_argument("--cascade", action="store_true", help="delete children too")
         p.set_defaults(func=_delete)
     elif name == "label":
@@ -457,7 +495,7 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("action", choices=("add", "remove", "rm", "list", "tree", "cycles"))
         p.add_argument("args", nargs="*", metavar="ID")
         p.add_argument("-t", "--type", default=None, help="dependency type (default blocks)")
-        p.add_argument("--max-depth", type=int, default=50)
+        p.add_argument("--max-depth", type=count, default=50)
         p.add_argument("--reverse", action="store_true", help="tree of dependents instead")
         p.set_defaults(func=_dep_entry)
 

@@ -10,7 +10,7 @@ import sys
 
 from ..errors import UsageError
 from ..ledger.query import Filter
-from ._app import Ctx, common_options, emit_json, split_csv
+from ._app import Ctx, common_options, count, emit_json, split_csv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
@@ -28,7 +28,12 @@ def _priority(value: str | None) -> int | None:
 def _filter(ctx: Ctx) -> Filter:
     a = ctx.args
     f = Filter()
-    f.status = [s.replace("-", "_") for s in split_csv(getattr(a, "status", None))]
+    statuses = split_csv(getattr(a, "status", None))
+    if statuses:  # a misspelt status is an error, not an empty list
+        from ..ledger.ops import check_status
+
+        statuses = [check_status(s) for s in statuses]
+    f.status = statuses
     f.issue_type = split_csv(getattr(a, "type", None))
     f.assignee = getattr(a, "assignee", None)
     f.unassigned = bool(getattr(a, "unassigned", False))
@@ -54,7 +59,8 @@ def _add_filters(p: Any, *, status: bool = True) -> None:
         p.add_argument("-s", "--status", action="append", help="statuses (comma separated)")
     p.add_argument("-t", "--type", action="append", help="issue types (comma separated)")
     p.add_argument("-a", "--assignee", help="assigned to")
-    p.add_argument("--unassigned", action="store_true", help="only beads with no assignee")
+    p.add_argument("--unassigned", "--no-assignee", dest="unassigned", action="store_true",
+                   help="only beads with no assignee")
     p.add_argument("-l", "--label", action="append", help="has ALL these labels")
     p.add_argument("--label-any", action="append", help="has ANY of these labels")
     p.add_argument("-p", "--priority", help="exactly this priority")
@@ -110,15 +116,27 @@ def _ready(ctx: Ctx) -> int:
         bead = led.claim_next(f)
         if ctx.json:
             emit_json([bead] if bead else [])
+        elif ctx.quiet:  # only the claimed id, nothing when there was nothing to claim
+            if bead:
+                print(bead["id"])
         elif bead:
             print(f"✓ Claimed issue: {bead['id']}: {bead['title']}")
         else:
             print("✨ No ready work to claim")
         return 0
-    if ctx.json:
+    if a.sort:  # upstream's policies: hybrid, priority, oldest
+        from ..ledger.compat import sort_ready
+
+        beads = sort_ready(led.ready(f), a.sort)
+        beads = beads[:a.limit] if a.limit else beads
+    elif ctx.json:
         sys.stdout.write(led.ready_json(f, limit=a.limit) + "\n")
         return 0
-    beads = led.ready(f, limit=a.limit)
+    else:
+        beads = led.ready(f, limit=a.limit)
+    if ctx.json:
+        emit_json(beads)
+        return 0
     if not beads:
         print("✨ No ready work found (all issues have blocking dependencies)")
         return 0
@@ -132,7 +150,8 @@ def _ready(ctx: Ctx) -> int:
 
 
 def _blocked(ctx: Ctx) -> int:
-    beads = ctx.ledger.blocked(_filter(ctx))
+    # a deferred bead is on ice, not blocked: upstream's blocked lists open work only
+    beads = [b for b in ctx.ledger.blocked(_filter(ctx)) if b["status"] != "deferred"]
 
     def text() -> str:
         if not beads:
@@ -235,6 +254,10 @@ def _prime(ctx: Ctx) -> int:
                   "- bd create \"Title\" -t bug -p 1 --deps discovered-from:ID   file new work",
                   "- bd close ID -r \"what was done\"   finish it",
                   "- bd export                    write .beads/issues.jsonl for git"]
+        if ctx.args.full:  # upstream's full CLI reference, for agents without hooks
+            from .bd_compat import PRIME_FULL
+
+            lines += ["", PRIME_FULL]
         return "\n".join(lines)
 
     ctx.out(data, text)
@@ -251,9 +274,10 @@ def setup(name: str, sub: Any) -> None:
     if name == "list":
         _add_filters(p)
         p.add_argument("--all", action="store_true", help="include closed beads")
-        p.add_argument("--text", "--title-contains", dest="text", help="text to look for")
+        p.add_argument("--text", "--title-contains", "--title", dest="text",
+                       help="text to look for")
         p.add_argument("--mol", help="only the steps of this molecule")
-        p.add_argument("-n", "--limit", type=int, default=50, help="at most N (0 = all)")
+        p.add_argument("-n", "--limit", type=count, default=50, help="at most N (0 = all)")
         p.add_argument("--sort", default="priority",
                        help="priority, created, updated, id, title, status, closed")
         p.add_argument("-r", "--reverse", action="store_true")
@@ -263,12 +287,14 @@ def setup(name: str, sub: Any) -> None:
     elif name == "search":
         p.add_argument("query", nargs="+", help="text")
         _add_filters(p)
-        p.add_argument("-n", "--limit", type=int, default=50, help="at most N (0 = all)")
+        p.add_argument("-n", "--limit", type=count, default=50, help="at most N (0 = all)")
         p.set_defaults(func=_search)
     elif name == "ready":
         _add_filters(p, status=False)
-        p.add_argument("-n", "--limit", type=int, default=10, help="at most N (0 = all)")
+        p.add_argument("-n", "--limit", type=count, default=10, help="at most N (0 = all)")
         p.add_argument("--mol", help="only the ready steps of this molecule (wisps included)")
+        p.add_argument("--sort", choices=("hybrid", "priority", "oldest"),
+                       help="upstream's order policies (default: priority, age, id)")
         p.add_argument("--claim", action="store_true",
                        help="atomically claim the first ready bead and print it")
         p.set_defaults(func=_ready)
@@ -278,17 +304,19 @@ def setup(name: str, sub: Any) -> None:
     elif name == "stats":
         p.set_defaults(func=_stats)
     elif name == "events":
-        p.add_argument("--since-seq", type=int, default=0, help="only events after this seq")
-        p.add_argument("--tail", type=int, default=0, help="start N events before the end")
+        p.add_argument("--since-seq", type=count, default=0, help="only events after this seq")
+        p.add_argument("--tail", type=count, default=0, help="start N events before the end")
         p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
         p.add_argument("--interval", type=float, default=0.2, help="poll interval (s)")
         p.add_argument("--timeout", type=float, default=0, help="stop following after N s")
         p.add_argument("--type", action="append", help="event types (prefix* allowed)")
         p.add_argument("--bead", help="only events of this bead")
-        p.add_argument("-n", "--limit", type=int, default=0, help="at most N (0 = all)")
+        p.add_argument("-n", "--limit", type=count, default=0, help="at most N (0 = all)")
         p.set_defaults(func=_events)
     elif name == "prime":
-        p.add_argument("-n", "--limit", type=int, default=10, help="ready beads to show")
+        p.add_argument("-n", "--limit", type=count, default=10, help="ready beads to show")
+        p.add_argument("--full", action="store_true", help="add the full command reference")
+        p.add_argument("--mcp", action="store_true", help="(accepted for upstream; the default)")
         p.set_defaults(func=_prime)
     else:  # pragma: no cover - COMMANDS and setup are kept in step by a test
         raise UsageError(f"bd: no such command {name}")

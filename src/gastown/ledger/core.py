@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path ski
 __all__ = ["Ledger", "Filter"]
 
 _PREFIX_CLEAN = re.compile(r"[^A-Za-z0-9_-]+")
+#: ids longer than this are never looked up by prefix (SQLite caps LIKE patterns)
+_MAX_PARTIAL = 1000
 
 
 class Ledger:
@@ -53,16 +55,28 @@ class Ledger:
              actor: str | None = None) -> Ledger:
         """Open the ledger named by ``db`` (URL or path), or found upward from ``cwd``."""
         url, beads_dir = discovery.resolve_url(db, cwd)
-        return cls(open_store(url, create=False), actor=actor, beads_dir=beads_dir)
+        passfile = None
+        if url.startswith(("postgresql://", "postgres://")):
+            passfile = discovery.passfile_of(beads_dir)
+        return cls(open_store(url, create=False, passfile=passfile), actor=actor,
+                   beads_dir=beads_dir)
 
     @classmethod
     def init(cls, directory: str = ".", *, prefix: str | None = None, db: str | None = None,
-             actor: str | None = None, destroy_existing: bool = False) -> Ledger:
+             actor: str | None = None, destroy_existing: bool = False,
+             attach: bool = False) -> Ledger:
         """Create ``DIRECTORY/.beads/`` with a fresh ledger.
 
-        Refuses when a ledger is already there unless ``destroy_existing`` is set.
-        ``db`` selects a server URL (written to ``.beads/config.toml``) instead of
-        the embedded SQLite file.
+        A PostgreSQL database that already holds a ledger is refused (it is shared:
+        its prefix and beads are never touched); ``attach`` points this directory
+        at such a ledger instead, changing nothing in it.
+
+        Refuses when a ledger is already there unless ``destroy_existing`` is set;
+        a ledger left half-made by a killed ``init`` (no prefix, no beads) is made
+        again.  ``db`` selects a server URL (written to ``.beads/config.toml``)
+        instead of the embedded SQLite file, which is built under a temporary name
+        and renamed into place, so a kill leaves either no database or a whole one.
+        Symbolic links inside ``.beads/`` are refused: init never writes through them.
         """
         directory = os.path.abspath(directory)
         if not os.path.isdir(directory):
@@ -73,34 +87,46 @@ class Ledger:
         if not _ids.is_valid_prefix(prefix):
             raise ValidationError(f"invalid prefix {prefix!r}: letters, digits, '-' and '_'")
         config_path = os.path.join(beads_dir, discovery.CONFIG_FILE)
+        _refuse_links(beads_dir)
         existing = os.path.exists(db_path) or (db is None and os.path.exists(config_path))
+        if existing and db is None and not os.path.exists(config_path) \
+                and _half_initialised(db_path):
+            existing = False  # a killed init: build it again
+            destroy_existing = True
         if existing and not destroy_existing:
             raise ConflictError(
                 f"a ledger already exists at {beads_dir}; refusing to touch it "
                 "(pass --destroy-existing to replace it; its data will be lost)")
         os.makedirs(beads_dir, exist_ok=True)
-        if destroy_existing:
+        if destroy_existing and db:  # a SQLite file is replaced by the rename below
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(db_path + suffix):
                     os.remove(db_path + suffix)
         if db:
             if not db.startswith(("postgres://", "postgresql://")):
                 raise UsageError(f"--db for init must be a postgresql:// URL, not {db!r}")
-            with open(config_path, "w", encoding="utf-8") as fh:
-                fh.write(f'# written by bd init\ndatabase = "{db}"\n')
             store = open_store(db)
+            _check_pg_target(store, attach=attach, replacing=destroy_existing)
             if destroy_existing:
                 _drop_all(store)
                 store.close()
                 store = open_store(db)
-        else:
-            store = open_store(db_path)
+            from .postgres import write_config
+
+            write_config(beads_dir, db)  # the password goes to a 0600 passfile, not here
+        elif attach:
+            raise UsageError("--attach needs --db postgresql://… naming the existing ledger")
         gitignore = os.path.join(beads_dir, ".gitignore")
         if not os.path.exists(gitignore):
             with open(gitignore, "w", encoding="utf-8") as fh:
                 fh.write("# the database is local; issues.jsonl is what git shares\n"
-                         "beads.db\nbeads.db-*\n*.lock\n")
+                         "beads.db\nbeads.db-*\n*.lock\npgpass\n")
+        if not db:
+            _build_sqlite(db_path, prefix, actor)
+            return cls(open_store(db_path), actor=actor, beads_dir=beads_dir)
         ledger = cls(store, actor=actor, beads_dir=beads_dir)
+        if attach:
+            return ledger
         ledger._prefix = prefix
         with ledger.transaction() as t:
             t.kv_set("issue_prefix", prefix, table="config")
@@ -243,6 +269,9 @@ class Ledger:
             for c in candidates:
                 if tx.one("SELECT 1 FROM issues WHERE id = ?", (c,)):
                     return c
+            if len(partial) > _MAX_PARTIAL:  # no id is that long: no prefix search
+                raise NotFoundError(f"no issue found matching {partial[:40]!r}… "
+                                    f"({len(partial)} characters)")
             # escape LIKE's wildcards: '_' is common in real prefixes (beads_rust-…)
             like = (partial.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                     + "%")
@@ -268,7 +297,7 @@ class Ledger:
         other = "depends_on_id" if column == "issue_id" else "issue_id"
         rows = tx.query(
             f"SELECT d.issue_id, d.depends_on_id, d.type, d.created_at, d.created_by, d.metadata, "
-            f"t.title, t.status, t.priority, t.issue_type FROM dependencies d "
+            f"t.title, t.status, t.priority, t.issue_type, t.updated_at FROM dependencies d "
             f"LEFT JOIN issues t ON t.id = d.{other} WHERE d.{column} = ? "
             f"ORDER BY d.{other}", (bead_id,))
         out = []
@@ -280,8 +309,10 @@ class Ledger:
             if r[5]:
                 edge["metadata"] = load_json(r[5])
             if r[6] is not None:
+                # the linked issue's fields too, as upstream's show prints them
                 edge.update(id=r[0] if column == "depends_on_id" else r[1], title=r[6],
-                            status=r[7], priority=r[8], issue_type=r[9])
+                            status=r[7], priority=r[8], issue_type=r[9], updated_at=r[10],
+                            dependency_type=r[2])
             out.append(edge)
         return out
 
@@ -583,6 +614,88 @@ def _cycles(graph: dict[str, list[str]]) -> builtins.list[builtins.list[str]]:
                 path.append(nxt)
                 stack.append((nxt, iter(graph.get(nxt, ()))))
     return found
+
+
+_LEDGER_FILES = (discovery.DB_FILE, discovery.DB_FILE + "-wal", discovery.DB_FILE + "-shm",
+                 discovery.CONFIG_FILE, discovery.JSONL_FILE, ".gitignore")
+
+
+def _refuse_links(beads_dir: str) -> None:
+    """Refuse a ``.beads/`` whose files are symbolic links (init would write through them)."""
+    for name in _LEDGER_FILES:
+        path = os.path.join(beads_dir, name)
+        if os.path.islink(path):
+            raise ConflictError(f"refusing to use {path}: it is a symbolic link to "
+                                f"{os.readlink(path)}; remove it or replace it with a file")
+
+
+def _half_initialised(db_path: str) -> bool:
+    """True for a SQLite ledger an interrupted ``init`` left without prefix and beads."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "config" not in tables or "issues" not in tables:
+            return "issues" not in tables
+        prefix = con.execute("SELECT value FROM config WHERE key = 'issue_prefix'").fetchone()
+        beads = con.execute("SELECT 1 FROM issues LIMIT 1").fetchone()
+        return prefix is None and beads is None
+    except sqlite3.Error:
+        return False
+    finally:
+        con.close()
+
+
+def _build_sqlite(db_path: str, prefix: str, actor: str | None) -> None:
+    """Make a complete SQLite ledger under a temporary name, then rename it to ``db_path``."""
+    import glob
+
+    for stale in glob.glob(glob.escape(db_path) + ".init-*"):
+        os.remove(stale)  # left by an init that was killed before its rename
+    tmp = f"{db_path}.init-{os.getpid()}"
+    ledger = Ledger(open_store(tmp), actor=actor)
+    try:
+        ledger._prefix = prefix
+        with ledger.transaction() as t:
+            t.kv_set("issue_prefix", prefix, table="config")
+            t.emit("ledger.init", None, {"prefix": prefix})
+    finally:
+        ledger.close()
+    for suffix in ("-wal", "-shm"):
+        # a half-made database's log must never be replayed into the new file
+        if os.path.exists(db_path + suffix):
+            os.remove(db_path + suffix)
+    os.replace(tmp, db_path)
+    try:  # the temporary database's lock-holder note (see SqliteStore) goes with it
+        os.remove(tmp + "-holder")
+    except FileNotFoundError:
+        pass
+
+
+def _check_pg_target(store: Store, *, attach: bool, replacing: bool) -> None:
+    """Refuse to initialise a server database that already holds a ledger (and vice versa)."""
+    with store.read() as tx:
+        prefix = tx.scalar("SELECT value FROM config WHERE key = 'issue_prefix'")
+        beads = int(tx.scalar("SELECT COUNT(*) FROM issues") or 0)
+    problem: Exception | None = None
+    if attach and replacing:
+        problem = UsageError("--attach and --destroy-existing contradict each other: "
+                             "attaching never changes the ledger")
+    elif attach and prefix is None and not beads:
+        problem = NotFoundError(f"{store.url} holds no beads ledger to attach to: "
+                                "run 'bd init --db URL' without --attach to create one")
+    elif not attach and not replacing and (prefix is not None or beads):
+        problem = ConflictError(
+            f"{store.url} already holds a beads ledger (prefix {prefix}, {beads} beads); "
+            "refusing to touch it: run 'bd init --attach --db URL' to use it from here "
+            "(or --destroy-existing to replace it; its data will be lost)")
+    if problem is not None:
+        store.close()
+        raise problem
 
 
 def _drop_all(store: Store) -> None:

@@ -21,6 +21,8 @@ __all__ = [
     "EXPORT_ORDER",
     "Bead",
     "normalize_dep_type",
+    "MAX_JSON_DEPTH",
+    "json_depth",
 ]
 
 STATUSES = ("open", "in_progress", "blocked", "deferred", "closed", "pinned", "hooked")
@@ -70,8 +72,38 @@ COLUMNS = (
     "extra",
 )
 
+#: JSON values (metadata, import lines) may nest at most this deep: deeper values
+#: cannot be printed, indexed or read back by every backend's JSON functions
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply ``value`` nests (a scalar is 0), counted without recursion.
+
+    Counting stops once ``limit`` is passed, so the answer is at most ``limit + 1``.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
 _DEP_ALIASES = {d.replace("-", "_"): d for d in DEP_TYPES}
-_DEP_ALIASES.update({"blocked-by": "blocks", "parent": "parent-child", "child": "parent-child"})
+_DEP_ALIASES.update({"blocked-by": "blocks", "blocked_by": "blocks", "blockedby": "blocks",
+                     "parent": "parent-child", "child": "parent-child",
+                     "parentchild": "parent-child", "discoveredfrom": "discovered-from"})
 
 
 def normalize_dep_type(name: str) -> str:
