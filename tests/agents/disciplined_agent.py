@@ -6,8 +6,9 @@ It uses nothing but its session's environment (``GT_*``, ``BD_ACTOR``,
 real agent would:
 
 1. ``gt prime --json``: who am I, what is on my hook, which step is current;
-2. claim the step (``bd update ID --claim``), edit a file in the worktree and
-   commit it, close the step (``bd close ID``); again for the next step;
+2. claim the step (``bd update ID --claim``), write the step's own file
+   (``work/<step id>.md``) in the worktree and commit only that file, close the
+   step (``bd close ID``); again for the next step;
 3. when every step is closed, ``gt done``.
 
 Options: ``--once`` exits after one ``gt done``; ``--wait S`` is how long to
@@ -49,10 +50,14 @@ def work_on(step: dict, root: str) -> None:
     """Claim, edit, commit, close: one step, the way the role prompt says."""
     if step["status"] == "open":
         run("bd", "update", step["id"], "--claim")
-    with open("WORK.md", "a", encoding="utf-8") as fh:
-        fh.write(f"- {step['id']}: {step['title']}\n")
-    run("git", "add", "WORK.md")
-    run("git", "commit", "-q", "-m", f"{step['id']}: {step['title']}")
+    # a file of its own per step, and only that file staged: two agents on one rig
+    # never touch the same file, so their branches land one after the other
+    note = os.path.join("work", f"{step['id']}.md")
+    os.makedirs("work", exist_ok=True)
+    with open(note, "a", encoding="utf-8") as fh:
+        fh.write(f"- {step['id']}: {step['title']} ({os.environ.get('GT_AGENT', '?')})\n")
+    run("git", "add", "--", note)
+    run("git", "commit", "-q", "-m", f"{step['id']}: {step['title']}", "--", note)
     run("bd", "close", step["id"])
     log(f"closed {step['id']} of {root}")
 

@@ -58,9 +58,11 @@ def _status(ctx: Ctx) -> int:
     def text() -> str:
         mq = d["mq"]
         lines = [_line(d), f"  commit {d['commit']}", f"  {clean(bead['title'])}"]
-        for key in ("detail", "files", "merged", "attempts", "reason"):
+        for key in ("detail", "files", "merged", "attempts", "reason", "fix", "todo"):
             if mq.get(key):
                 lines.append(f"  {key}: {clean(mq[key])}")
+        if mq.get("git"):  # everything git said, line by line
+            lines += ["  git said:"] + [f"    {clean(ln)}" for ln in str(mq["git"]).splitlines()]
         return "\n".join(lines)
 
     ctx.out(d, text)

@@ -11,15 +11,23 @@ from .gt_common import add_action, add_actions, add_parser, clean, get_town, tow
 
 # ------------------------------------------------------------------ rigs
 def _rig_add(ctx: Ctx) -> int:
-    from ..town.rigs import add_rig
+    from ..town.rigs import add_rig, working_copy
 
     town = get_town(ctx)
     rig = add_rig(town, ctx.args.name, ctx.args.source, branch=ctx.args.branch,
-                  actor=ctx.actor)
-    ctx.out({"name": rig.name, "source": rig.source, "branch": rig.branch,
-             "repo": town.repo_dir(rig.name)},
-            f"Added rig {rig.name}: bare clone of {rig.source} in {town.repo_dir(rig.name)} "
+                  push=ctx.args.push, actor=ctx.actor)
+    text = (f"Added rig {rig.name}: bare clone of {rig.source} in {town.repo_dir(rig.name)} "
             f"(branch {rig.branch})")
+    local = working_copy(rig.source)
+    if rig.push and local:
+        text += (f"\nLanded work is pushed to {rig.branch} of your working copy {local}; "
+                 "its files are updated when it has no uncommitted changes")
+    elif local:
+        text += (f"\nLanded work stays in the rig's clone: `git -C {local} pull "
+                 f"{town.repo_dir(rig.name)} {rig.branch}` brings it home, or add --push "
+                 "(push = true) to have it pushed back")
+    ctx.out({"name": rig.name, "source": rig.source, "branch": rig.branch, "push": rig.push,
+             "repo": town.repo_dir(rig.name), "working_copy": local}, text)
     return 0
 
 
@@ -157,6 +165,8 @@ def setup(name: str, sub: Any) -> None:
         q.add_argument("name", help="the rig's name")
         q.add_argument("source", help="a local path or a git URL")
         q.add_argument("--branch", help="the branch work starts from (default: its HEAD)")
+        q.add_argument("--push", action="store_true",
+                       help="push landed work back to the source (push = true)")
         q.set_defaults(func=_rig_add)
         add_action(actions, "list", "rigs and their worktrees").set_defaults(func=_rig_list)
         q = add_action(actions, "remove", "remove a rig, its clone and worktrees")

@@ -164,6 +164,9 @@ class Controller:
         self.feeder = PoolFeeder(self.town, led, sessions, self.actor, self.dispatcher, self.log)
         self.patrol = Patrol(self.town, led, sessions, pol.patrol, self.actor, self.memory,
                              self.log)
+        from .service import ConfigWatch
+
+        self.config_watch = ConfigWatch(self.town, pol, self.log)  # town.toml edits, per tick
         self._cursor = self._load_cursor(led)
         self._replay(led)
         return led
@@ -299,6 +302,10 @@ class Controller:
         from .convoy import land_ready
 
         out: dict[str, Any] = {}
+        reloaded = self.config_watch.check()
+        if reloaded is not None:
+            self.policies = reloaded
+            self.patrol.policy = reloaded.patrol
         for name, step in (("patrol", self.patrol.run), ("pools", self.feeder.feed),
                            ("convoys", lambda: land_ready(self.town, self.led)),
                            ("merge", self._wake_refinery)):
@@ -336,6 +343,7 @@ class Controller:
             wake.clear()
             if self.stop_event.is_set():
                 return
+            refinery.policy = self.policies.merge  # town.toml may have changed
             refinery.run_target(*key)
 
 

@@ -112,13 +112,23 @@ def _get_mr(led: Ledger, mr_id: str) -> Bead:
     return bead
 
 
-def retry(led: Ledger, mr_id: str, actor: str | None = None) -> Bead:
-    """Put a sent-back (or rejected) request back in the queue, at its original age."""
+def retry(led: Ledger, mr_id: str, actor: str | None = None, *, commit: str | None = None,
+          branch: str | None = None, pushed: bool | None = None,
+          by: str | None = None) -> Bead:
+    """Put a sent-back (or rejected) request back in the queue, at its original age.
+
+    ``commit`` (and ``branch``) re-queue it with new work: ``gt done`` on the
+    fix bead ``by`` of a sent-back request does that; a queued request gets the
+    new commit too.
+    """
     mr = _get_mr(led, mr_id)
     mq = mq_meta(mr)
     if mr["status"] == "closed" and "merged" in (mr.get("labels") or []):
         raise ConflictError(f"{mr['id']} has already landed")
-    if mr["status"] in ("open", "in_progress"):
+    meta = dict(mr.get("metadata") or {})
+    new_work = commit is not None and (commit, branch or meta.get("branch")) != (
+        meta.get("commit"), meta.get("branch"))
+    if mr["status"] == "in_progress" or (mr["status"] == "open" and not new_work):
         return mr  # queued or landing already: retrying changes nothing
     with durable(led, actor) as t:
         if mr["status"] == "closed":
@@ -126,10 +136,18 @@ def retry(led: Ledger, mr_id: str, actor: str | None = None) -> Bead:
         for label in (*SENT_BACK_LABELS, "rejected"):
             t.remove_label(mr["id"], label)
         mq.update(state="queued", retried=int(mq.get("retried", 0)) + 1)
-        meta = dict(mr.get("metadata") or {})
+        for key in ("detail", "files", "git", "todo"):
+            mq.pop(key, None)
+        payload: dict[str, Any] = {"rig": target_of(mr)[0], "base": target_of(mr)[1]}
+        if new_work:
+            meta.update(commit=commit, branch=branch or meta.get("branch"))
+            if pushed is not None:
+                meta["pushed"] = pushed
+            mq["requeued_by"] = by
+            payload.update(commit=commit, branch=meta["branch"], by=by)
         meta["mq"] = mq
         t.update(mr["id"], status="open", assignee=None, metadata=meta)
-        t.emit("merge.retry", mr["id"], {"rig": target_of(mr)[0], "base": target_of(mr)[1]})
+        t.emit("merge.retry", mr["id"], payload)
         return t.get(mr["id"])
 
 

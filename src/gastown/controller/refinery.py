@@ -6,7 +6,17 @@ the rig's test command there, then move the target forward -- a compare-and-swap
 ``git update-ref`` that only ever fast-forwards (or the rig's ``land`` command,
 for projects that land through pull requests).  A conflict or red tests send the
 work back to its author as a bead and a mail; the author's branch is never
-touched.
+touched.  A request sent back again updates the same fix bead (a comment), and
+when it finally lands its fix bead, the bug it was about (a ``mol-quick-fix``'s
+``issue``) and the sent-back mails are closed with it.
+
+Pushing rigs (``push = true``): when the source is a local working copy (a
+non-bare repository, perhaps with the target branch checked out), the push
+updates its files the way git's ``receive.denyCurrentBranch = updateInstead``
+does -- only when that working copy is clean.  A push the source refuses for
+any reason other than having moved on is shown with git's own words, in the
+request, the mail to the town's owner and ``gt status``; it is never retried
+as if the target had merely moved.
 
 Crash safety: the planned landing (old and new target commits) is written
 durably *before* the target moves.  A controller that restarts finds requests
@@ -23,11 +33,11 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, GastownError, NotFoundError
-from .mergeq import SENT_BACK_LABELS, durable, mq_meta, queue, target_of
+from .mergeq import mq_meta, queue, target_of
+from .records import LandingRecords, Outcome, git_reason, push_summary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,7 +48,7 @@ if TYPE_CHECKING:
     from ..town.core import Town
     from .policies import MergePolicy
 
-__all__ = ["Refinery", "Outcome"]
+__all__ = ["Refinery", "Outcome", "git_reason", "push_summary"]
 
 _SCRUB = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
           "GIT_COMMON_DIR", "GIT_PREFIX", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
@@ -46,23 +56,15 @@ _SCRUB = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
           "GT_ROLE", "GT_POOL", "BD_DB", "BEADS_DB", "BD_ACTOR", "TMUX", "TMUX_PANE")
 
 
-@dataclass
-class Outcome:
-    """What happened to one request."""
-
-    mr: str
-    result: str  # merged | conflict | tests-failed | land-failed | error | stopped
-    detail: str = ""
-    old: str | None = None
-    new: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class _Stopped(Exception):
     """The controller is shutting down in the middle of a landing."""
 
 
-class Refinery:
+#: pushes into a local working copy update its checked-out branch only when it is clean
+_UPDATE_INSTEAD = "git -c receive.denyCurrentBranch=updateInstead receive-pack"
+
+
+class Refinery(LandingRecords):
     """Lands the requests of one town; :meth:`run_target` serves one target branch."""
 
     def __init__(self, town: Town, led: Ledger, policy: MergePolicy, actor: str,
@@ -73,6 +75,7 @@ class Refinery:
         self.actor = actor
         self.stop = stop
         self.log = log
+        self._last_push = ""  # what git said when the last push was refused
 
     # ------------------------------------------------------------ plumbing
     def _env(self) -> dict[str, str]:
@@ -87,8 +90,7 @@ class Refinery:
                               text=True, timeout=timeout, check=False,
                               stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
-            lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-            raise GastownError(f"git {args[0]} failed: {lines[-1] if lines else proc.returncode}")
+            raise GastownError(f"git {args[0]} failed: {git_reason(proc)}")
         return proc
 
     def _rev(self, repo: str, ref: str) -> str | None:
@@ -169,6 +171,7 @@ class Refinery:
             # resuming after a crash: did the target already move to the planned commit?
             if self._landed(repo, rig, base, str(landing["new"])):
                 return self._finish(mr, str(landing.get("old")), str(landing["new"]), resumed=True)
+        self._last_push = ""
         for _attempt in range(self.policy.retries):
             self._check_stop()
             if rig.push:
@@ -181,8 +184,10 @@ class Refinery:
             result = self._attempt(mr, rig, repo, base, commit, old)
             if result is not None:
                 return result
-        return self._send_back(mr, "land-failed",
-                               f"{base} kept moving during {self.policy.retries} attempts")
+        detail = f"{base} kept moving during {self.policy.retries} attempts"
+        if self._last_push:
+            detail += f"; the last push said:\n{self._last_push}"
+        return self._send_back(mr, "land-failed", detail)
 
     def _attempt(self, mr: Bead, rig: RigConfig, repo: str, base: str, commit: str,
                  old: str) -> Outcome | None:
@@ -215,10 +220,13 @@ class Refinery:
                                            f"the land command exited {code}", output=tail)
                 return self._finish(mr, old, new, note="landed by the rig's land command")
             if rig.push:
-                push = self._git(["push", "--quiet", "origin", f"{new}:refs/heads/{base}"],
-                                 repo, check=False)
+                push = self._push(rig, repo, new, base)
                 if push.returncode != 0:
-                    return None  # the source moved on: sync and rebase again
+                    self._last_push = git_reason(push)
+                    self._sync_from_origin(repo, base)
+                    if self._rev(repo, f"refs/remotes/origin/{base}") not in (old, None):
+                        return None  # the source moved on: sync and rebase again
+                    return self._push_refused(mr, rig, base, self._last_push)
             # compare-and-swap: moves the target only if it still is `old`; `new`
             # descends from `old` (we rebased onto it), so this is a fast-forward
             cas = self._git(["update-ref", f"refs/heads/{base}", new, old], repo, check=False)
@@ -240,6 +248,14 @@ class Refinery:
             local = self._rev(repo, f"refs/heads/{base}")
             return bool(local and self._is_ancestor(repo, new, local))
         return False
+
+    def _push(self, rig: RigConfig, repo: str, new: str,
+              base: str) -> subprocess.CompletedProcess[str]:
+        """Push the landed commit to the rig's source (a clean working copy is updated)."""
+        argv = ["push", "--quiet"]
+        if self._local_worktree_source(rig):
+            argv.append(f"--receive-pack={_UPDATE_INSTEAD}")
+        return self._git([*argv, "origin", f"{new}:refs/heads/{base}"], repo, check=False)
 
     def _sync_from_origin(self, repo: str, base: str) -> None:
         """Bring the local target up to the source's when the source is ahead (pushing rigs)."""
@@ -298,100 +314,3 @@ class Refinery:
         for key, value in values.items():
             argv = [a.replace("{" + key + "}", value) for a in argv]
         return self._run(argv, path, f"{mr['id']}-land")
-
-    # ---------------------------------------------------------- recording
-    def _record_landing(self, mr: Bead, old: str, new: str) -> None:
-        """Write the plan before the target moves: what a restarted controller resumes from."""
-        current = self.led.get(mr["id"])
-        meta = dict(current.get("metadata") or {})
-        mq = mq_meta(current)
-        mq.update(state="landing", landing={"old": old, "new": new},
-                  attempts=int(mq.get("attempts", 0)) + 1)
-        meta["mq"] = mq
-        with durable(self.led, self.actor) as t:
-            t.update(mr["id"], metadata=meta)
-            t.emit("merge.landing", mr["id"], {"old": old, "new": new})
-
-    def _finish(self, mr: Bead, old: str, new: str, *, resumed: bool = False,
-                note: str = "") -> Outcome:
-        """The request landed: close it, and tidy what it superseded (one transaction)."""
-        current = self.led.get(mr["id"])
-        meta = dict(current.get("metadata") or {})
-        rig, base = target_of(current)
-        mq = mq_meta(current)
-        mq.update(state="merged", merged=new, landing={"old": old, "new": new})
-        meta["mq"] = mq
-        branch = meta.get("branch")
-        stale = self._superseded(current)
-        with durable(self.led, self.actor) as t:
-            t.update(mr["id"], metadata=meta)
-            t.add_label(mr["id"], "merged")
-            t.close(mr["id"], reason=f"merged into {base} as {new[:12]}", force=True)
-            for bead in stale:
-                t.close(bead["id"], reason=f"superseded by {mr['id']}", force=True)
-            t.emit("merge.landed", mr["id"], {
-                "rig": rig, "base": base, "branch": branch, "old": old, "new": new,
-                "source_bead": meta.get("source_bead"), "agent": meta.get("agent"),
-                "resumed": resumed, "note": note})
-        return Outcome(mr["id"], "merged", note, old, new)
-
-    def _superseded(self, mr: Bead) -> list[Bead]:
-        """Older sent-back requests of the same branch, and the beads that sent them back."""
-        from ..ledger.query import Filter
-
-        branch = (mr.get("metadata") or {}).get("branch")
-        out = []
-        for bead in self.led.list(Filter(issue_type=["merge-request"], status=["blocked"])):
-            if (bead.get("metadata") or {}).get("branch") == branch and bead["id"] != mr["id"]:
-                out.append(bead)
-        for bead in self.led.list(Filter(labels_any=list(SENT_BACK_LABELS),
-                                         include_closed=False)):
-            meta = bead.get("metadata") or {}
-            if bead.get("issue_type") != "merge-request" and meta.get("branch") == branch:
-                out.append(bead)
-        return out
-
-    def _send_back(self, mr: Bead, why: str, detail: str, *, files: list[str] | None = None,
-                   output: str = "") -> Outcome:
-        """Back to the author: the request blocked, a bead to fix it, a mail (one transaction)."""
-        from ..town.mail import send_txn
-
-        current = self.led.get(mr["id"])
-        meta = dict(current.get("metadata") or {})
-        rig, base = target_of(current)
-        branch = str(meta.get("branch") or "?")
-        author = str(meta.get("author") or current.get("created_by") or "")
-        mq = mq_meta(current)
-        mq.update(state=why, detail=detail, attempts=int(mq.get("attempts", 0)) + 1)
-        mq.pop("landing", None)
-        if files:
-            mq["files"] = files
-        meta["mq"] = mq
-        title = {"conflict": f"Resolve the conflict of {branch} with {base}",
-                 "tests-failed": f"Make the tests pass on {branch} rebased onto {base}"}.get(
-                     why, f"Land {branch} on {base}: {detail}")
-        body = [f"The merge queue sent merge request {mr['id']} (branch `{branch}`, rig {rig}) "
-                f"back: {detail}."]
-        if files:
-            body.append("Conflicting files: " + ", ".join(files))
-        if output:
-            body += ["", "Last lines of the output:", "```", output[-3000:], "```"]
-        body += ["", f"Rebase `{branch}` onto `{base}`, fix what is above, commit, and run "
-                 "`gt done` again: a new merge request replaces this one. Your branch was "
-                 "not changed."]
-        with durable(self.led, self.actor) as t:
-            t.update(mr["id"], status="blocked", metadata=meta)
-            t.add_label(mr["id"], why if why in SENT_BACK_LABELS else "land-failed")
-            fix = t.create(title[:200], issue_type="bug", priority=current.get("priority", 2),
-                           description="\n".join(body), assignee=author or None,
-                           labels=[why if why in SENT_BACK_LABELS else "land-failed"],
-                           metadata={"mr": mr["id"], "branch": branch, "rig": rig,
-                                     "base": base, "files": files or []},
-                           deps=[("discovered-from", mr["id"])])
-            t.emit("merge.sent_back", mr["id"], {"why": why, "detail": detail, "bead": fix["id"],
-                                                 "branch": branch, "author": author,
-                                                 "files": files or []})
-            if author and not any(ch.isspace() for ch in author):
-                send_txn(self.town, t, author, f"Merge request {mr['id']} sent back: {why}",
-                         "\n".join(body) + f"\n\nThe bead to work on: {fix['id']}.")
-        return Outcome(mr["id"], why, detail, extra={"bead": fix["id"], "files": files or []})

@@ -10,6 +10,7 @@ lock to be released (SIGKILL only when it does not stop in time).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -19,14 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TownError
 from .daemon import LOCK_NAME, Controller, read_state
+from .policies import Policies
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..town.core import Town
 
 __all__ = ["is_running", "controller_info", "up", "down", "run_foreground",
-           "stop_town_sessions", "LOG_NAME"]
+           "stop_town_sessions", "LOG_NAME", "ConfigWatch", "CONFIG_STATE"]
 
 LOG_NAME = "controller.log"
+#: what the running controller loaded of town.toml (mtime, error, what needs a restart)
+CONFIG_STATE = "controller-config.json"
 #: variables of an agent session that a controller started from inside one must not keep
 _SESSION_VARS = ("GT_AGENT", "GT_RIG", "GT_ROLE", "GT_POOL", "BD_ACTOR", "TMUX", "TMUX_PANE",
                  "GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME", "GIT_AUTHOR_EMAIL",
@@ -50,6 +56,92 @@ def is_running(town: Town) -> bool:
         os.close(fd)
 
 
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime_ns / 1e9
+    except OSError:
+        return None
+
+
+class ConfigWatch:
+    """Reload ``town.toml`` when it changes: the controller checks once per tick.
+
+    Rigs, agents, pools and the ``[patrol]``/``[merge]`` policies take effect at
+    once; ``[controller]`` (tick, poll, nudge workers) only at the next start,
+    which ``gt status`` says.  A file with a mistake is not loaded: the
+    controller keeps what it had, and ``gt status`` shows the error.
+    """
+
+    def __init__(self, town: Town, policies: Policies,
+                 log: Callable[[str], None] = lambda _m: None) -> None:
+        self.town = town
+        self.policies = policies
+        self.log = log
+        self._loaded = policies
+        self.mtime: float | None = None
+        # the town was read before this controller held its lock: an edit made since
+        # (right after `gt up`) must not go unseen, so read it again now
+        self._fresh = self._load(quiet=True)
+
+    def check(self) -> Policies | None:
+        """New policies when ``town.toml`` changed and loads cleanly (the town reloaded)."""
+        if self._fresh:
+            self._fresh = False
+            return self.policies
+        if _mtime(self.town.config_path) == self.mtime:
+            return None
+        return self.policies if self._load() else None
+
+    def _load(self, quiet: bool = False) -> bool:
+        """Read town.toml (the mtime first: a later edit is seen); True when it loaded."""
+        from ..errors import GastownError
+        from ..town.config import load_config
+
+        self.mtime = _mtime(self.town.config_path)
+        try:
+            cfg = load_config(self.town.config_path)
+            policies = Policies.of(cfg)
+        except GastownError as exc:
+            self.log(f"town.toml changed but does not load; keeping the old one: {exc}")
+            self._write(str(exc))
+            return False
+        self.town.config = cfg
+        self.policies = policies
+        self._write(None)
+        if not quiet:
+            self.log("town.toml changed: reloaded")
+        return True
+
+    def _write(self, error: str | None) -> None:
+        stale = self.policies.controller != self._loaded.controller
+        state = {"mtime": self.mtime, "error": error, "restart_needed": stale}
+        path = self.town.runtime(CONFIG_STATE)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(state, fh)
+        os.replace(tmp, path)
+
+
+def config_note(town: Town, running: bool) -> str | None:
+    """What ``gt status`` says about ``town.toml`` versus what the controller runs with."""
+    if not running:
+        return None
+    try:
+        with open(os.path.join(town.gt_dir, CONFIG_STATE), encoding="utf-8") as fh:
+            state = json.load(fh)
+    except (OSError, ValueError):
+        return ("town.toml: this controller does not reload it; "
+                "run gt down && gt up after editing it")
+    if state.get("error"):
+        return (f"town.toml has an error, so the controller keeps its previous "
+                f"configuration: {state['error']}")
+    if state.get("mtime") != _mtime(town.config_path):
+        return "town.toml changed: the controller reloads it at its next pass"
+    if state.get("restart_needed"):
+        return "town.toml's [controller] table changed: run gt down && gt up to apply it"
+    return None
+
+
 def controller_info(town: Town) -> dict[str, Any]:
     """Running or not, its pid, uptime and last tick (no ledger access: cheap)."""
     state = read_state(town)
@@ -58,7 +150,8 @@ def controller_info(town: Town) -> dict[str, Any]:
     return {"running": running, "pid": state.get("pid") if running else None,
             "started_at": state.get("started_at") if running else None,
             "last_tick": last if running else None, "ticks": state.get("ticks"),
-            "tick_s": state.get("tick_s"), "log": os.path.join(town.gt_dir, "logs", LOG_NAME)}
+            "tick_s": state.get("tick_s"), "log": os.path.join(town.gt_dir, "logs", LOG_NAME),
+            "config": config_note(town, running)}
 
 
 def run_foreground(town: Town) -> int:

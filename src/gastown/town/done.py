@@ -3,7 +3,9 @@
 ``completed`` (the default): the worktree must be clean; its branch -- already a
 branch of the rig's clone, since worktrees share its refs -- is pushed to the
 rig's source too when ``[rigs.NAME] push = true``; a ``merge-request`` bead
-points at the branch and commit; the hook is released.  ``escalated``: no merge
+points at the branch and commit; the hook is released.  Work on a fix bead
+the refinery filed (sent-back work) re-queues that same request instead, with
+the new commit.  ``escalated``: no merge
 request; the work goes back, labelled, and whoever slung it (or
 ``[town] escalate_to``) gets mail.  ``deferred``: the work goes back, deferred.
 Running it twice files one merge request.
@@ -37,6 +39,24 @@ def _existing_mr(led: Ledger, branch: str, commit: str) -> Bead | None:
     return None
 
 
+def _requeue(led: Ledger, work: Bead, branch: str, commit: str, pushed: bool) -> Bead | None:
+    """Sent-back work handed in again: its own request goes back into the queue.
+
+    ``work`` is the refinery's fix bead (or a molecule poured for it); the
+    request it names gets the new commit and is queued again, at its age.  A
+    request that landed, or is being landed right now, is left alone (None: a
+    new request is filed).
+    """
+    from ..controller.mergeq import retry
+    from .sling import sent_back_request
+
+    mr = sent_back_request(led, work)
+    if mr is None or mr["status"] not in ("blocked", "open"):
+        return None
+    return retry(led, mr["id"], led.actor, commit=commit, branch=branch, pushed=pushed,
+                 by=work["id"])
+
+
 def _hand_in(town: Town, led: Ledger, agent: AgentConfig, work: Bead,
              force: bool) -> dict[str, Any]:
     """Push (when configured) and file the merge request; returns what was done."""
@@ -60,6 +80,10 @@ def _hand_in(town: Town, led: Ledger, agent: AgentConfig, work: Bead,
     out: dict[str, Any] = {"branch": branch, "commit": commit, "base": rig.branch,
                            "ahead": int(ahead) if ahead.isdigit() else None, "pushed": pushed}
     mr = _existing_mr(led, branch, commit)
+    if mr is None:
+        mr = _requeue(led, work, branch, commit, pushed)
+        if mr is not None:
+            out["requeued"] = True
     if mr is None:
         with led.transaction() as t:
             mr = t.create(

@@ -17,7 +17,8 @@ from .config import AgentConfig, RigConfig, append_table, check_name, remove_tab
 from .core import Town
 
 __all__ = ["git", "add_rig", "list_rigs", "remove_rig", "ensure_worktree", "Workspace",
-           "is_clean", "current_branch", "head_commit", "exclude_path"]
+           "is_clean", "current_branch", "head_commit", "exclude_path", "checked_out_in",
+           "working_copy"]
 
 _SCRUB = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
           "GIT_COMMON_DIR", "GIT_PREFIX")
@@ -46,9 +47,22 @@ def _is_local(source: str) -> bool:
     return "://" not in source and not (":" in source and "@" in source.split(":", 1)[0])
 
 
+def working_copy(source: str) -> str | None:
+    """``source`` when it is a local, non-bare repository (a person's working copy)."""
+    path = source.removeprefix("file://")
+    if "://" in path or not os.path.isdir(path):
+        return None
+    proc = git(["rev-parse", "--is-bare-repository"], cwd=path, check=False)
+    return path if proc.returncode == 0 and proc.stdout.strip() == "false" else None
+
+
 def add_rig(town: Town, name: str, source: str, *, branch: str | None = None,
-            actor: str | None = None) -> RigConfig:
-    """Clone ``source`` (a path or URL) bare into ``rigs/NAME/repo.git`` and record the rig."""
+            push: bool = False, actor: str | None = None) -> RigConfig:
+    """Clone ``source`` (a path or URL) bare into ``rigs/NAME/repo.git`` and record the rig.
+
+    ``push``: landed work is pushed back to ``source`` (``push = true``); a
+    working copy's checked-out branch is then updated when it is clean.
+    """
     check_name("rig", name)
     cfg = town.config
     if name in cfg.rigs or name in cfg.agents or name in cfg.pools:
@@ -74,14 +88,18 @@ def add_rig(town: Town, name: str, source: str, *, branch: str | None = None,
                check=False).returncode != 0:
             raise NotFoundError(f"rig {name}: branch {branch!r} does not exist in {source} "
                                 "(an empty repository needs one commit first)")
-        append_table(town.config_path, f"rigs.{name}", {"source": source, "branch": branch},
+        values: dict[str, Any] = {"source": source, "branch": branch}
+        if push:
+            values["push"] = True
+        append_table(town.config_path, f"rigs.{name}", values,
                      comment=f"added by gt rig add {name}")
     except BaseException:
         shutil.rmtree(rig_dir, ignore_errors=True)
         raise
     town.reload()
     with town.ledger(actor) as led:
-        led.emit("rig.added", None, {"rig": name, "source": source, "branch": branch})
+        led.emit("rig.added", None, {"rig": name, "source": source, "branch": branch,
+                                     "push": push})
     return town.config.rigs[name]
 
 
@@ -194,12 +212,22 @@ def _branch_exists(repo: str, branch: str) -> bool:
                check=False).returncode == 0
 
 
-def ensure_worktree(town: Town, agent: AgentConfig, branch: str) -> Workspace:
+def checked_out_in(repo: str, branch: str) -> str | None:
+    """The worktree of ``repo`` that has ``branch`` checked out, if any."""
+    for tree in _worktrees(repo):
+        if tree.get("branch") == f"refs/heads/{branch}":
+            return tree.get("worktree")
+    return None
+
+
+def ensure_worktree(town: Town, agent: AgentConfig, branch: str,
+                    start: str | None = None) -> Workspace:
     """Make sure ``agent`` has its worktree, on ``branch`` when that is safe.
 
-    A missing worktree is created on a new branch from the rig's branch.  An
-    existing clean one is switched to ``branch``; one with uncommitted work is
-    left exactly as it is (``kept_dirty``), since nothing may destroy work.
+    A missing branch is created from ``start`` (default: the rig's branch).  A
+    missing worktree is created on it.  An existing clean one is switched to
+    ``branch``; one with uncommitted work is left exactly as it is
+    (``kept_dirty``), since nothing may destroy work.
     """
     if not agent.rig:
         return Workspace(path=town.root, branch="")
@@ -208,7 +236,7 @@ def ensure_worktree(town: Town, agent: AgentConfig, branch: str) -> Workspace:
     if not os.path.isdir(repo):
         raise NotFoundError(f"rig {rig.name} has no clone at {repo} (re-add it with gt rig add)")
     path = town.workdir(agent)
-    base = f"refs/heads/{rig.branch}"
+    base = start or f"refs/heads/{rig.branch}"
     if not os.path.isdir(path):
         git(["worktree", "prune"], cwd=repo)
         os.makedirs(os.path.dirname(path), exist_ok=True)

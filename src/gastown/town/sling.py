@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..ledger.core import Ledger
     from ..ledger.model import Bead
 
-__all__ = ["sling", "SlingResult", "resolve_target"]
+__all__ = ["sling", "SlingResult", "resolve_target", "sent_back_request"]
 
 
 @dataclass
@@ -117,7 +117,7 @@ def sling(town: Town, what: str, target: str | None = None,
         result.target = target or result.agent
         agent = town.agent(result.agent)
         if start:
-            _prepare(town, sessions, agent, result, actor)
+            _prepare(town, led, sessions, agent, result, actor)
     if nudge and start and result.session == "running":
         from .nudge import nudge_agent
 
@@ -205,12 +205,61 @@ def _sling_formula(town: Town, led: Ledger, formula: str, given: dict[str, str],
                        target_kind=kind, title=root["title"], formula=formula, poured=True)
 
 
-def _prepare(town: Town, sessions: Sessions, agent: AgentConfig, result: SlingResult,
-             actor: str | None) -> None:
+def sent_back_request(led: Ledger, bead: Bead) -> Bead | None:
+    """The merge request a refinery fix bead is about (also via a formula's ``issue`` var).
+
+    The refinery files a fix bead (``metadata.mr``) when it sends a request back;
+    work on that bead continues the request's branch and ``gt done`` re-queues it.
+    """
+    meta = bead.get("metadata") or {}
+    mr_id = meta.get("mr")
+    if not mr_id:
+        values = meta.get("vars") if isinstance(meta.get("vars"), dict) else {}
+        issue = values.get("issue") if values else None
+        if isinstance(issue, str) and issue:
+            try:
+                fix = led.get(led.resolve_id(issue))
+            except NotFoundError:
+                return None
+            mr_id = (fix.get("metadata") or {}).get("mr")
+    if not isinstance(mr_id, str) or not mr_id:
+        return None
+    try:
+        mr = led.get(mr_id)
+    except NotFoundError:
+        return None
+    return mr if mr.get("issue_type") == "merge-request" else None
+
+
+def _branch_for(town: Town, led: Ledger, agent: AgentConfig,
+                work_id: str) -> tuple[str, str | None]:
+    """``(branch, start)`` for a piece of work: sent-back work continues its branch."""
+    fresh = town.branch_of(agent, work_id)
+    if not agent.rig:
+        return fresh, None
+    from .rigs import checked_out_in, git
+
+    mr = sent_back_request(led, led.get(work_id))
+    branch = str((mr.get("metadata") or {}).get("branch") or "") if mr else ""
+    repo = town.repo_dir(agent.rig)
+    if not branch or git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+                         cwd=repo, check=False).returncode != 0:
+        return fresh, None
+    holder = checked_out_in(repo, branch)
+    mine = os.path.realpath(town.workdir(agent))
+    if holder is None or not os.path.exists(holder) or os.path.realpath(holder) == mine:
+        return branch, None
+    # another worktree has it checked out: a branch of our own, from where it stands
+    return fresh, f"refs/heads/{branch}"
+
+
+def _prepare(town: Town, led: Ledger, sessions: Sessions, agent: AgentConfig,
+             result: SlingResult, actor: str | None) -> None:
     """Worktree on the work's branch, then the session (started unless it runs)."""
     from .rigs import ensure_worktree
 
-    ws = ensure_worktree(town, agent, town.branch_of(agent, result.id))
+    branch, start = _branch_for(town, led, agent, result.id)
+    ws = ensure_worktree(town, agent, branch, start=start)
     result.workdir, result.branch = ws.path, ws.branch
     if ws.kept_dirty:
         result.notes.append(f"{ws.path} has uncommitted work on {ws.branch}; left as it is")
