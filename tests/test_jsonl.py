@@ -70,7 +70,7 @@ def test_import_shared_ledger_counts(ledger: Ledger, shared_dir: Path, name: str
     objs = read_objects(path)
     live = [o for o in objs if o.get("status") != "tombstone"]
     seq = ledger.last_event_seq()
-    report = jsonl.import_jsonl(ledger, str(path))
+    report = jsonl.import_jsonl(ledger, str(path), adopt_prefix=True)
     assert report.tombstones == len(objs) - len(live)
     assert report.created == len({o["id"] for o in live})
     assert report.updated == 0 and report.unchanged == 0
@@ -86,7 +86,7 @@ def test_import_shared_ledger_counts(ledger: Ledger, shared_dir: Path, name: str
     assert not any("_" in t for t in types), types  # parent_child & co normalised
     tomb = {o["id"] for o in objs if o.get("status") == "tombstone"} - {o["id"] for o in live}
     assert not any(ledger.exists(t) for t in tomb)
-    # the most common prefix of the imported ids is adopted by an empty ledger
+    # asked to, the ledger adopts the most common prefix of the imported ids
     prefix = Counter(o["id"].rsplit("-", 1)[0] for o in live).most_common(1)[0][0]
     assert report.prefix_adopted == prefix and ledger.prefix == prefix
     # one import event, by the actor

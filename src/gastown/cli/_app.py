@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path ski
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any, NoReturn
 
-__all__ = ["Ctx", "Parser", "run_main", "common_options", "emit_json", "exit_now", "split_csv"]
+__all__ = ["Ctx", "Parser", "run_main", "common_options", "count", "emit_json", "exit_now",
+           "split_csv"]
 
 
 # argparse translates its few fixed strings through gettext, whose first lookup
@@ -46,6 +47,20 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                         help="run as if started in DIR")
     parser.add_argument("-q", "--quiet", action="store_true", default=sup,
                         help="print only what scripts need")
+
+
+#: the largest number a count option takes (any backend stores it as a 64-bit integer)
+MAX_COUNT = 2**62
+
+
+def count(text: str) -> int:
+    """An argparse ``type`` for counts, limits and sequence numbers: 0 … :data:`MAX_COUNT`."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_COUNT:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise argparse.ArgumentTypeError(f"invalid count {shown!r}: use a whole number "
+                                         f"from 0 to {MAX_COUNT}")
+    return int(value)
 
 
 def split_csv(values: list[str] | None) -> list[str]:
@@ -176,6 +191,7 @@ def run_main(prog: str, description: str, commands: Mapping[str, tuple[str, str]
     as_json = "--json" in args_list
     ctx: Ctx | None = None
     try:
+        _check_text(args_list)
         if "--version" in args_list and wanted is None:
             sys.stdout.write(f"{prog} (gastown) {__version__}\n")
             return 0
@@ -220,6 +236,12 @@ def run_main(prog: str, description: str, commands: Mapping[str, tuple[str, str]
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if os.environ.get("GT_DEBUG"):
             raise
+        # what slipped past a command's own checks (input nested too deep, a full
+        # disk) still becomes one line with a proper exit code; a bug stays exit 70
+        known = _known_failure(exc)
+        if known is not None:
+            _report(prog, known, as_json)
+            return known.exit_code
         sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {exc} "
                          "(set GT_DEBUG=1 for a traceback)\n")
         return 70
@@ -229,6 +251,58 @@ def run_main(prog: str, description: str, commands: Mapping[str, tuple[str, str]
 
 
 _VALUE_OPTIONS = ("--actor", "--db", "-C", "--town")
+_TEXT_ENV = ("BD_ACTOR", "BEADS_ACTOR", "BD_DB", "BEADS_DB", "GT_TOWN", "USER")
+
+
+def _check_text(args: Sequence[str]) -> None:
+    """Refuse arguments (and the environment we read) that are not valid UTF-8.
+
+    Python hands undecodable bytes over as lone surrogates, which no database,
+    file or terminal can take; saying so up front beats failing halfway.
+    """
+    for n, arg in enumerate(args, 1):
+        if not _encodable(arg):
+            raise UsageError(f"argument {n} is not valid UTF-8 text: {_ascii_short(arg)}")
+    for var in _TEXT_ENV:
+        value = os.environ.get(var)
+        if value is not None and not _encodable(value):
+            raise UsageError(f"${var} is not valid UTF-8 text: {_ascii_short(value)}")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _ascii_short(text: str, width: int = 60) -> str:
+    shown = ascii(text[:width])
+    return shown if len(text) <= width else f"{shown}… ({len(text)} chars)"
+
+
+def _known_failure(exc: BaseException) -> GastownError | None:
+    """The user-facing error for an exception a bad input or a full disk can cause."""
+    import errno
+
+    from ..errors import StorageError, ValidationError
+
+    if isinstance(exc, RecursionError):
+        return ValidationError("input nested too deeply to handle")
+    if isinstance(exc, UnicodeError):
+        return ValidationError("text is not valid UTF-8 (it contains unpaired surrogates)")
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return ValidationError(f"number too large: {str(exc).split(';')[0]}")
+    if isinstance(exc, OverflowError):
+        return ValidationError(f"number too large: {exc}")
+    if type(exc).__name__ == "OperationalError" and "pattern too complex" in str(exc):
+        return ValidationError("search text or pattern too long")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT,
+                                                  errno.EROFS, errno.EIO):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return StorageError(f"cannot write: {where}{exc.strerror}")
+    return None
 
 
 def _command_name(args: Sequence[str]) -> str | None:
@@ -243,8 +317,16 @@ def _command_name(args: Sequence[str]) -> str | None:
     return None
 
 
+_MAX_MESSAGE = 1000
+
+
 def _report(prog: str, exc: GastownError, as_json: bool) -> None:
-    message = str(exc).replace("\n", " ")
+    # one line, whatever the message quotes: control characters are escaped and a
+    # huge value (a 50,000-character id) is cut
+    message = "".join(ch if ch.isprintable() else (" " if ch in "\n\t" else ascii(ch)[1:-1])
+                      for ch in str(exc))
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + f"… ({len(message)} chars)"
     if as_json:
         import json
 

@@ -36,8 +36,8 @@ def check_priority(value: Any) -> int:
     """Priorities are integers 0 (critical) … 4 (backlog); ``P1`` is accepted too."""
     if isinstance(value, str):
         v = value.strip().upper().removeprefix("P")
-        if not v.isdigit():
-            raise ValidationError(f"invalid priority {value!r}: use 0-4 (or P0-P4)")
+        if not (v.isascii() and v.isdigit()) or len(v) > 2:
+            raise ValidationError(f"invalid priority {value[:40]!r}: use 0-4 (or P0-P4)")
         value = int(v)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4:
         raise ValidationError(f"invalid priority {value!r}: use 0-4 (or P0-P4)")
@@ -205,6 +205,9 @@ class Txn:
                 raise CycleError(f"refusing a {dep_type} edge to {target}: it is an ancestor of "
                                  "the new bead, which it would wait for (deadlock)")
         if id is not None:
+            if len(id) > 200:
+                raise ValidationError(f"invalid id {id[:40]!r}… ({len(id)} characters): "
+                                      "ids are at most 200 characters")
             if not (_ids.is_valid_id(id) or (is_template and _ids.is_valid_template_id(id))):
                 raise ValidationError(f"invalid id {id!r}: expected PREFIX-HASH or PARENT.N")
             if self._id_taken(id):

@@ -32,7 +32,7 @@ PROVIDERS = ("tmux", "subprocess")
 
 def check_name(kind: str, name: str, where: str = "") -> str:
     """``name`` if it is a valid rig/agent/pool/role name, else a one-line error."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         at = f"{where}: " if where else ""
         raise ValidationError(
             f"{at}invalid {kind} name {name!r}: use letters, digits, '-' and '_' "
