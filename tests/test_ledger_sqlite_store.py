@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from gastown.ledger import sqlite as sqlite_mod
 from gastown.ledger.sqlite import SqliteStore
 
 
@@ -18,7 +17,7 @@ def test_schema_creation_waits_for_a_locked_new_file(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process holding the write lock while a fresh ledger file gets its
     schema: the store keeps retrying (no "database is locked", no crash)."""
-    monkeypatch.setattr(sqlite_mod, "_BUSY_MS", 20)  # make SQLite's own wait short
+    monkeypatch.setenv("BD_LOCK_TIMEOUT", "20")  # a bounded wait, far longer than needed
     path = tmp_path / "new.db"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("CREATE TABLE other_app (x)")

@@ -9,12 +9,16 @@ import os
 
 from ..errors import NotInitializedError
 
-__all__ = ["BEADS_DIR", "DB_FILE", "find_beads_dir", "resolve_url", "default_actor"]
+__all__ = ["BEADS_DIR", "DB_FILE", "PASS_FILE", "find_beads_dir", "resolve_url",
+           "default_actor", "passfile_of"]
 
 BEADS_DIR = ".beads"
 DB_FILE = "beads.db"
 JSONL_FILE = "issues.jsonl"
 CONFIG_FILE = "config.toml"
+#: the PostgreSQL password of the ledger in ``config.toml`` (libpq's passfile format,
+#: mode 0600, listed in ``.beads/.gitignore``): secrets never go into ``config.toml``
+PASS_FILE = "pgpass"
 
 
 def find_beads_dir(start: str | None = None) -> str | None:
@@ -71,9 +75,26 @@ def resolve_url(db: str | None = None, cwd: str | None = None) -> tuple[str, str
     return path, beads_dir
 
 
+def passfile_of(beads_dir: str | None) -> str | None:
+    """The ledger's private PostgreSQL passfile in ``beads_dir``, when there is one."""
+    if not beads_dir:
+        return None
+    path = os.path.join(beads_dir, PASS_FILE)
+    return path if os.path.exists(path) else None
+
+
 def default_actor() -> str:
-    """Who is acting: ``BD_ACTOR``, ``BEADS_ACTOR``, else the login name."""
-    for var in ("BD_ACTOR", "BEADS_ACTOR"):
+    """Who is acting: ``BD_ACTOR``, ``BEADS_ACTOR``, ``$USER``, ``$LOGNAME``, else the login name.
+
+    The one rule for every command (``bd``, ``gt`` and nudges): with no variable
+    set, the name of the account running the process, never a made-up name.
+    """
+    for var in ("BD_ACTOR", "BEADS_ACTOR", "USER", "LOGNAME"):
         if os.environ.get(var):
             return os.environ[var]
-    return os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+    import pwd  # only when no variable names the actor: keeps the hot path lean
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid with no account entry (some containers)
+        return f"uid-{os.getuid()}"

@@ -48,22 +48,29 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import StorageError
+from ..errors import StorageError, ValidationError
 from . import schema
 from .store import Store, Tx
 
-__all__ = ["PostgresStore", "safe_url", "translate_placeholders"]
+__all__ = ["PostgresStore", "safe_url", "split_password", "translate_placeholders",
+           "pgpass_entry", "timeouts", "toml_string", "write_config"]
 
 #: advisory-lock keys (advisory locks are per database, so constants are enough);
 #: the bytes spell "gastown" plus a role byte, which keeps them clear of other apps
 WRITER_LOCK = 0x676173746F776E01
 SCHEMA_LOCK = 0x676173746F776E02
 
-#: how long any statement may wait for a lock (the writer lock included) before
-#: the transaction fails with a clear error instead of hanging forever behind a
-#: stopped process; SQLite's backend gives up after the same time
-_LOCK_TIMEOUT = "120s"
+#: seconds any statement may wait for a lock (the writer lock included) before the
+#: transaction fails with a clear error instead of hanging forever behind a stopped
+#: process; SQLite's backend gives up after the same time.  ``BD_LOCK_TIMEOUT``.
+LOCK_TIMEOUT = 30.0
+#: seconds the server may take over one statement (server-side ``statement_timeout``);
+#: the client gives a frozen server a few seconds more, then gives up.  ``BD_DB_TIMEOUT``.
+DB_TIMEOUT = 60.0
 _CONNECT_TIMEOUT = 10
+#: how much longer than ``statement_timeout`` the client waits for any answer: a
+#: live server always answers first, so only a frozen one meets the client's limit
+_CLIENT_GRACE = 5.0
 
 _BEGIN_WRITE = ("BEGIN ISOLATION LEVEL READ COMMITTED; "
                 f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
@@ -75,8 +82,46 @@ _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 # SQLSTATE codes that mean "the transaction lost a race and was rolled back"
 _RETRYABLE = {"40001": "serialization failure", "40P01": "deadlock detected"}
 _LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"
 
 _TEXT_TYPE = re.compile(r"\bTEXT\b")
+_CONNECTION_CLASS: Any = None
+
+
+def _wait_timeout(pg: ModuleType) -> Any:
+    """The exception psycopg raises when a wait runs past its timeout (or a never-raised one)."""
+    return getattr(pg.errors, "_WaitTimeout", _NeverRaised)
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+def _connection_class(pg: ModuleType) -> Any:
+    """``psycopg.Connection`` whose every wait for the server ends after ``gt_timeout``.
+
+    libpq has no client-side timeout for a statement: against a frozen server
+    (stopped, or a dead network path that still acknowledges packets) a query
+    waits forever.  psycopg ≥ 3.3 can bound each wait; older versions keep the
+    server-side ``statement_timeout`` only.
+    """
+    global _CONNECTION_CLASS
+    if _CONNECTION_CLASS is not None:
+        return _CONNECTION_CLASS
+    base = pg.Connection
+    code = base.wait.__code__
+    if "timeout" not in code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]:
+        _CONNECTION_CLASS = base
+        return base
+
+    class _BoundedConnection(base):  # type: ignore[misc, valid-type]
+        gt_timeout: float | None = None
+
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            return super().wait(gen, interval, timeout if timeout is not None else self.gt_timeout)
+
+    _CONNECTION_CLASS = _BoundedConnection
+    return _BoundedConnection
 
 
 def _psycopg() -> ModuleType:
@@ -145,6 +190,95 @@ def _ddl(statement: str) -> str:
 # ---------------------------------------------------------- URLs and errors
 
 
+def timeouts() -> tuple[float, float]:
+    """``(lock_timeout, db_timeout)`` in seconds: ``BD_LOCK_TIMEOUT``, ``BD_DB_TIMEOUT``.
+
+    A value that is not a positive number is one clear line, not a traceback.
+    """
+    out = []
+    for var, default in (("BD_LOCK_TIMEOUT", LOCK_TIMEOUT), ("BD_DB_TIMEOUT", DB_TIMEOUT)):
+        text = os.environ.get(var)
+        if not text:
+            out.append(default)
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 10**7:
+            raise ValidationError(f"{var}={text!r}: expected a number of seconds above 0")
+        out.append(value)
+    return out[0], out[1]
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """``(url without its password, the password or None)``.
+
+    The password may sit in the user part (``user:pw@host``) or in the query
+    (``?password=pw``); everything else in the URL is kept exactly as written.
+    """
+    from urllib.parse import unquote
+
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url, None
+    cut = len(rest)
+    for ch in "/?":
+        found = rest.find(ch)
+        if found != -1:
+            cut = min(cut, found)
+    netloc, tail = rest[:cut], rest[cut:]
+    password: str | None = None
+    at = netloc.rfind("@")
+    if at != -1:
+        user, colon, secret = netloc[:at].partition(":")
+        if colon:
+            password = unquote(secret)
+            netloc = f"{user}@{netloc[at + 1:]}" if user else netloc[at + 1:]
+    path, question, query = tail.partition("?")
+    if question:
+        kept = []
+        for part in query.split("&"):
+            key, _eq, value = part.partition("=")
+            if unquote(key) == "password":
+                password = unquote(value)
+            else:
+                kept.append(part)
+        tail = path + ("?" + "&".join(kept) if kept else "")
+    return f"{scheme}://{netloc}{tail}", password or None
+
+
+def _pgpass_field(value: object) -> str:
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise ValidationError("a database user, host or password with a line break cannot be "
+                              "kept in a password file: use PGPASSWORD instead")
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def pgpass_entry(url: str, password: str) -> str:
+    """The passfile line (``host:port:db:user:password``) that gives ``url`` its password.
+
+    A part the URL leaves to libpq's defaults (or lists several of) matches any
+    value (``*``); the named ones match exactly, so the password is never offered
+    to another server.
+    """
+    params = _parse_conninfo(url)
+    if params is None:
+        raise ValidationError(f"invalid database URL {safe_url(url)}")
+
+    def part(*keys: str) -> str:
+        for key in keys:
+            value = params.get(key)
+            if value:
+                return "*" if "," in str(value) else _pgpass_field(value)
+        return "*"
+
+    return ":".join([part("host", "hostaddr"), part("port"), part("dbname"), part("user"),
+                     _pgpass_field(password)]) + "\n"
+
+
+
 def _parse_conninfo(conninfo: str) -> dict[str, Any] | None:
     """The connection parameters of a URL, or None when it cannot be parsed."""
     pg = _psycopg()
@@ -171,11 +305,86 @@ def safe_url(conninfo: str) -> str:
     return f"postgresql://{who}{host}:{port}/{dbname}"
 
 
+def _application_name() -> str:
+    """``gastown: bd update (pid 123)``: the command, never its arguments (they may be private)."""
+    import sys
+
+    words = [os.path.basename(sys.argv[0] or "python")] + sys.argv[1:2]
+    command = " ".join(w for w in words if w and not w.startswith("-"))
+    name = f"gastown: {command} (pid {os.getpid()})"
+    return name.encode("ascii", "replace").decode()[:63]
+
+
 def _one_line(text: str, secret: str | None) -> str:
     line = " ".join(str(text).split())
     if secret:
         line = line.replace(secret, "***")
     return line
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string, every character TOML requires escaped."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\u{code:04X}"))
+        elif 0xD800 <= code <= 0xDFFF:  # a lone surrogate: bytes that were not UTF-8
+            raise ValidationError("the database URL is not valid UTF-8")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _write_private(path: str, text: str, mode: int) -> None:
+    """Replace ``path`` with ``text`` atomically; the file never exists with a wider mode."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)  # O_CREAT's mode is narrowed by the umask, never widened
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    os.replace(tmp, path)
+
+
+def write_config(beads_dir: str, url: str) -> str:
+    """Point ``beads_dir`` at the PostgreSQL ledger ``url``; return the URL as written.
+
+    ``config.toml`` gets the URL *without* its password (it may be committed);
+    the password goes to ``pgpass`` beside it, mode 0600, in libpq's passfile
+    format, and ``pgpass`` is listed in ``.beads/.gitignore``.  A URL without a
+    password writes no passfile (libpq's ``~/.pgpass``/``PGPASSFILE`` apply).
+    """
+    from .discovery import CONFIG_FILE, PASS_FILE
+
+    public, password = split_password(url)
+    config = os.path.join(beads_dir, CONFIG_FILE)
+    passfile = os.path.join(beads_dir, PASS_FILE)
+    entry = pgpass_entry(public, password) if password else None
+    text = ("# written by bd init; the password (if any) is in pgpass, never here\n"
+            f"database = {toml_string(public)}\n")
+    if entry is not None:
+        _write_private(passfile, entry, 0o600)
+        ignore = os.path.join(beads_dir, ".gitignore")
+        if os.path.exists(ignore):
+            with open(ignore, encoding="utf-8") as fh:
+                listed = PASS_FILE in fh.read().split()
+            if not listed:
+                with open(ignore, "a", encoding="utf-8") as fh:
+                    fh.write(f"# the database password, never committed\n{PASS_FILE}\n")
+    elif os.path.exists(passfile):
+        os.remove(passfile)  # a password for a database this ledger no longer uses
+    _write_private(config, text, 0o644)
+    return public
 
 
 # ------------------------------------------------------------- transactions
@@ -256,12 +465,15 @@ class PostgresStore(Store):
     dialect = "postgresql"
     autoincrement_pk = "BIGSERIAL PRIMARY KEY"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, passfile: str | None = None) -> None:
         self._pg = _psycopg()
         self._conninfo = url
         #: the URL without password, for display
         self.url = safe_url(url)
         self._secret = self._password(url)
+        #: a libpq password file (``.beads/pgpass``) for a URL without a password
+        self._passfile = passfile
+        self._lock_timeout, self._db_timeout = timeouts()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: list[Any] = []
@@ -289,18 +501,30 @@ class PostgresStore(Store):
             raise StorageError(f"cannot connect to {self.url}: invalid connection URL: "
                                f"{_one_line(str(exc), self._secret)}") from None
         extra: dict[str, Any] = {}
-        if "connect_timeout" not in params:
-            extra["connect_timeout"] = _CONNECT_TIMEOUT
+        if "connect_timeout" not in params and "PGCONNECT_TIMEOUT" not in os.environ:
+            extra["connect_timeout"] = max(2, min(_CONNECT_TIMEOUT, int(self._db_timeout + 0.99)))
         if "application_name" not in params:
-            extra["application_name"] = "gastown"
+            # who holds a lock is visible to the writers waiting for it
+            extra["application_name"] = _application_name()
+        if self._passfile and "passfile" not in params and not self._secret:
+            extra["passfile"] = self._passfile
+        # the timeouts travel in the startup packet: no extra round trip per process
+        extra["options"] = " ".join(filter(None, [
+            str(params.get("options") or ""),
+            f"-c lock_timeout={int(self._lock_timeout * 1000)}",
+            f"-c statement_timeout={int(self._db_timeout * 1000)}"]))
         try:
             # autocommit: we issue BEGIN/COMMIT ourselves, so every transaction
             # boundary (and the lock each one takes) is visible in this file
-            conn = pg.connect(self._conninfo, autocommit=True, **extra)
-            conn.execute(f"SET lock_timeout = '{_LOCK_TIMEOUT}'")
+            conn = _connection_class(pg).connect(self._conninfo, autocommit=True, **extra)
         except pg.Error as exc:
             reason = _one_line(str(exc), self._secret).removeprefix("connection failed: ")
+            if isinstance(exc, pg.errors.ConnectionTimeout):
+                reason = (f"no answer within {extra.get('connect_timeout', 'connect_timeout')} s "
+                          "(is the server stopped, overloaded or unreachable?)")
             raise StorageError(f"cannot connect to {self.url}: {reason}") from None
+        # a frozen server never answers: give up a little after statement_timeout
+        conn.gt_timeout = self._db_timeout + _CLIENT_GRACE
         return conn
 
     def _connection(self) -> Any:
@@ -347,6 +571,11 @@ class PostgresStore(Store):
     def _error(self, exc: Exception) -> StorageError:
         """One clear line for a psycopg error (the password scrubbed)."""
         sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(exc, _wait_timeout(self._pg)):
+            return StorageError(
+                f"{self.url}: the server did not answer within "
+                f"{self._db_timeout + _CLIENT_GRACE:g} s (is it stopped or overloaded?); "
+                "the transaction was abandoned (BD_DB_TIMEOUT sets the limit)")
         if sqlstate:
             primary = getattr(getattr(exc, "diag", None), "message_primary", None)
             reason = _one_line(primary or str(exc).splitlines()[0], self._secret)
@@ -356,11 +585,43 @@ class PostgresStore(Store):
             return StorageError(f"{self.url}: {reason}: the transaction was rolled back, "
                                 "nothing was changed; run the command again")
         if sqlstate == _LOCK_NOT_AVAILABLE:
-            return StorageError(f"{self.url}: gave up after waiting {_LOCK_TIMEOUT} for a lock "
-                                "held by another ledger writer; nothing was changed")
+            return StorageError(f"{self.url}: gave up after waiting {self._lock_timeout:g} s for "
+                                f"a lock held by another ledger writer{self._lock_holder()}; "
+                                "nothing was changed (BD_LOCK_TIMEOUT sets the wait)")
+        if sqlstate == _QUERY_CANCELED:
+            return StorageError(f"{self.url}: a statement ran longer than {self._db_timeout:g} s "
+                                "and was cancelled; nothing was changed (BD_DB_TIMEOUT sets "
+                                "the limit)")
         if isinstance(exc, self._pg.OperationalError) and not sqlstate:
             return StorageError(f"lost connection to {self.url}: {reason}")
         return StorageError(f"{self.url}: {reason}")
+
+    def _lock_holder(self) -> str:
+        """`` (held by gastown: bd update (pid 7) on 10.0.0.2 for 31 s)``, or ``''``."""
+        held = getattr(self._local, "conn", None)
+        if held is None:
+            return ""
+        conn = held[1]
+        try:
+            if conn.closed or conn.broken or \
+                    conn.info.transaction_status != self._pg.pq.TransactionStatus.IDLE:
+                return ""
+            row = conn.execute(
+                "SELECT a.application_name, a.pid, host(a.client_addr), "
+                "extract(epoch FROM now() - a.xact_start) FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                "AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = "
+                "current_database()) LIMIT 1",
+                (WRITER_LOCK >> 32, WRITER_LOCK & 0xFFFFFFFF)).fetchone()
+        except (self._pg.Error, OSError):
+            return ""
+        if row is None:
+            return ""
+        app, pid, addr, secs = row
+        where = f" on {addr}" if addr else ""
+        return (f" (held by {app or 'a client'}, server pid {pid}{where}, "
+                f"for {float(secs or 0):.0f} s)")
 
     # ----------------------------------------------------------------- schema
     def _ensure_schema(self) -> None:
@@ -408,7 +669,10 @@ class PostgresStore(Store):
 
     # ----------------------------------------------------------- transactions
     def _rollback(self, conn: Any) -> None:
-        if not conn.closed and not conn.broken:
+        # a statement still in flight (the client gave up waiting for a frozen
+        # server) leaves nothing to roll back on this connection: drop it
+        if not conn.closed and not conn.broken and \
+                conn.info.transaction_status != self._pg.pq.TransactionStatus.ACTIVE:
             try:
                 conn.execute("ROLLBACK")
                 return
@@ -438,7 +702,7 @@ class PostgresStore(Store):
         try:
             cur.execute("COMMIT")
         except pg.Error as exc:
-            broken = conn.broken
+            broken = conn.broken or isinstance(exc, _wait_timeout(pg))
             self._rollback(conn)
             if broken:
                 raise StorageError(f"lost connection to {self.url} while committing: "

@@ -6,20 +6,27 @@ Settings and why:
 * ``synchronous=NORMAL``: in WAL mode a crash can lose at most the last commits
   not yet checkpointed by the OS, never corrupt the file; FULL is used where a
   caller asks for durability (merge-queue records) via :meth:`SqliteStore.durable`.
-* ``busy_timeout`` 30 s plus our own retry loop: a writer waiting for another
-  writer sleeps instead of failing, so no user ever sees "database is locked".
+* ``busy_timeout`` plus our own retry loop: a writer waiting for another writer
+  sleeps instead of failing.  The wait is bounded (``BD_LOCK_TIMEOUT``, 30 s):
+  a writer holding the lock records who it is in ``beads.db-holder`` while it
+  holds it, so a writer that gives up says who holds the lock and for how long
+  ("ledger … is locked by pid N (bd update) for 31 s"), never just "database is
+  locked".  A holder that dies releases its lock with its process (SQLite's locks
+  are the kernel's); the waiter then simply proceeds.
 * every write is ``BEGIN IMMEDIATE``: the write lock is taken up front, so two
   read-then-write transactions can never deadlock on lock upgrade.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 import time
 from _thread import _local  # threading.local itself; importing threading costs ms
 from contextlib import contextmanager
 
-from ..errors import StorageError
+from ..errors import StorageError, ValidationError
 from . import schema
 from .store import Store, Tx
 
@@ -30,8 +37,52 @@ if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path ski
 
 __all__ = ["SqliteStore"]
 
-_BUSY_MS = 30_000
-_RETRY_SECONDS = 120.0
+#: seconds a writer waits for another writer's lock before it gives up (``BD_LOCK_TIMEOUT``)
+LOCK_TIMEOUT = 30.0
+#: the file beside the database naming the writer that holds the lock right now
+HOLDER_SUFFIX = "-holder"
+
+
+def lock_timeout() -> float:
+    """``BD_LOCK_TIMEOUT`` in seconds (default :data:`LOCK_TIMEOUT`); bad values are one line."""
+    text = os.environ.get("BD_LOCK_TIMEOUT")
+    if not text:
+        return LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 10**7:
+        raise ValidationError(f"BD_LOCK_TIMEOUT={text!r}: expected a number of seconds above 0")
+    return value
+
+
+def _holder_line() -> bytes:
+    """``pid<TAB>since<TAB>command`` for the holder file (the command without its arguments)."""
+    words = [os.path.basename(sys.argv[0] or "python"), *sys.argv[1:3]]
+    command = " ".join(w for w in words if w).replace("\n", " ").replace("\t", " ")[:120]
+    return f"{os.getpid()}\t{time.time():.3f}\t{command}\n".encode()
+
+
+def _describe_holder(path: str) -> str:
+    """Who holds the write lock of the ledger at ``path``, from its holder file."""
+    try:
+        with open(path + HOLDER_SUFFIX, encoding="utf-8", errors="replace") as fh:
+            pid_text, since, command = fh.read().rstrip("\n").split("\t", 2)
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except (OSError, ValueError):  # no file, an empty one, or a holder that has exited
+        return "locked by another process"
+    held = max(0.0, time.time() - float(since))
+    text = f"locked by pid {pid} ({command}) for {held:.0f} s"
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        state = ""
+    if state in ("T", "t"):
+        text += f"; that process is stopped (resume it with kill -CONT {pid}, or end it)"
+    return text
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -76,6 +127,8 @@ class SqliteStore(Store):
         # threads must never run one thread's statements inside another's transaction
         self._local = _local()
         self._all: list[sqlite3.Connection] = []
+        self._lock_timeout = lock_timeout()
+        self._holder_fd = -1
         try:
             version = self._con.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
@@ -94,9 +147,9 @@ class SqliteStore(Store):
         if con is None:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so every
             # transaction boundary is visible in this file.
-            con = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None,
+            con = sqlite3.connect(self.path, timeout=self._lock_timeout, isolation_level=None,
                                   check_same_thread=False)
-            con.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            con.execute(f"PRAGMA busy_timeout = {int(self._lock_timeout * 1000)}")
             con.execute("PRAGMA synchronous = NORMAL")
             self._local.con = con
             self._all.append(con)
@@ -104,15 +157,17 @@ class SqliteStore(Store):
 
     def _create_schema(self) -> None:
         # a retry loop, not a context manager: a generator cannot yield a second time
-        deadline = time.monotonic() + _RETRY_SECONDS
+        deadline = time.monotonic() + self._lock_timeout
         delay = 0.002
         while True:
             try:
                 self._create_schema_once()
                 return
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() > deadline:
+                if not _is_busy(exc):
                     raise StorageError(f"ledger {self.path}: {exc}") from None
+                if time.monotonic() > deadline:
+                    raise self._locked_error() from None
             time.sleep(delay * (1.5 - (time.perf_counter_ns() % 1000) / 1000))
             delay = min(delay * 2, 0.05)
 
@@ -131,10 +186,34 @@ class SqliteStore(Store):
                 self._con.execute("ROLLBACK")
             raise
 
+    def _locked_error(self) -> StorageError:
+        return StorageError(
+            f"ledger {self.path} is {_describe_holder(self.path)}: gave up after "
+            f"{self._lock_timeout:g} s, nothing was changed (BD_LOCK_TIMEOUT sets the wait)")
+
+    def _record_holder(self) -> None:
+        """Say in the holder file that this process holds the write lock (just taken)."""
+        try:
+            if self._holder_fd < 0:
+                self._holder_fd = os.open(self.path + HOLDER_SUFFIX,
+                                          os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            line = _holder_line()
+            os.pwrite(self._holder_fd, line, 0)
+            os.ftruncate(self._holder_fd, len(line))
+        except OSError:
+            pass  # a read-only directory: the lock works, only the report is vaguer
+
+    def _clear_holder(self) -> None:
+        if self._holder_fd >= 0:
+            try:
+                os.ftruncate(self._holder_fd, 0)  # still holding the lock: no one else wrote
+            except OSError:
+                pass
+
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[Tx]:
         con = self._con
-        deadline = time.monotonic() + _RETRY_SECONDS
+        deadline = time.monotonic() + self._lock_timeout
         delay = 0.002
         while True:
             try:
@@ -142,16 +221,25 @@ class SqliteStore(Store):
                 break
             except sqlite3.OperationalError as exc:
                 # busy_timeout already waited; keep waiting rather than failing
-                if not _is_busy(exc) or time.monotonic() > deadline:
+                if not _is_busy(exc):
                     raise StorageError(f"ledger {self.path}: {exc}") from None
+                if time.monotonic() > deadline:
+                    raise self._locked_error() from None
                 time.sleep(delay * (1.5 - (time.perf_counter_ns() % 1000) / 1000))
                 delay = min(delay * 2, 0.05)
+        writer = begin != "BEGIN"
+        if writer:
+            self._record_holder()
         try:
             yield _SqliteTx(con)
         except BaseException:
+            if writer:
+                self._clear_holder()
             if con.in_transaction:
                 con.execute("ROLLBACK")
             raise
+        if writer:
+            self._clear_holder()
         try:
             con.execute("COMMIT")
         except sqlite3.OperationalError as exc:
@@ -216,3 +304,9 @@ class SqliteStore(Store):
                 pass
         self._all.clear()
         self._local = _local()
+        if self._holder_fd >= 0:
+            try:
+                os.close(self._holder_fd)
+            except OSError:
+                pass
+            self._holder_fd = -1

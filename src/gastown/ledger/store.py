@@ -113,18 +113,20 @@ class Store(abc.ABC):
     autoincrement_pk: str = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
 
-def open_store(url: str, create: bool = True) -> Store:
+def open_store(url: str, create: bool = True, passfile: str | None = None) -> Store:
     """Open the backend a URL names.
 
     ``sqlite:///abs/path.db``, ``sqlite:relative.db`` or a bare file path select
     SQLite; ``postgresql://…`` (or ``postgres://…``) selects PostgreSQL.  With
     ``create=False`` a SQLite file that does not exist yet is an error instead of
     a new, empty ledger (a typo in ``--db`` must not look like an empty ledger).
+    ``passfile`` is a libpq password file for a PostgreSQL URL without a password
+    (the ledger's ``.beads/pgpass``).
     """
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, passfile=passfile)
     if url.startswith("sqlite:"):
         path = url[len("sqlite:"):]
         if path.startswith("///"):

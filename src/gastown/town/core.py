@@ -129,7 +129,8 @@ class Town:
         """Open the town ledger (close it when done)."""
         from ..ledger.core import Ledger
 
-        return Ledger.open(self.db_url(), actor=actor)
+        # cwd: the town's own .beads/ holds the server password file, if any
+        return Ledger.open(self.db_url(), cwd=self.root, actor=actor)
 
     def formula_paths(self) -> list[str]:
         """Folders searched for formulas: the town's ``.beads/formulas`` and configured ones."""
@@ -211,6 +212,12 @@ class Town:
             "GIT_COMMITTER_EMAIL": email,
             "PATH": self.bin_dir() + os.pathsep + os.environ.get("PATH", os.defpath),
         })
+        from ..ledger.discovery import passfile_of
+
+        passfile = passfile_of(self.beads_dir)
+        if passfile and env["BD_DB"].startswith(("postgresql://", "postgres://")):
+            # the password reaches libpq through its file: no secret in any argv
+            env["PGPASSFILE"] = passfile
         return env
 
     # -------------------------------------------------------------- locks
@@ -258,7 +265,14 @@ def init_town(directory: str, *, name: str | None = None, prefix: str | None = N
         text = text.replace('\nprovider = "tmux"\n', f'\nprovider = "{provider}"\n', 1)
     parse_config(tomllib.loads(text), os.path.join(root, CONFIG_FILE))  # refuse bad flags early
     existing = os.path.exists(os.path.join(root, ".beads", "beads.db"))
-    if existing:
+    server = os.path.exists(os.path.join(root, ".beads", "config.toml"))
+    if server:  # a server ledger ('bd init --db URL' here) is adopted too
+        from ..ledger import discovery
+
+        url = discovery._config_url(os.path.join(root, ".beads"))  # noqa: SLF001
+        Ledger.open(url, cwd=root, actor=actor).close()
+        existing = True
+    elif existing:
         Ledger.open(os.path.join(root, ".beads", "beads.db"), actor=actor).close()
     else:
         Ledger.init(root, prefix=prefix, actor=actor).close()

@@ -1,6 +1,10 @@
 """Run an agent's program and record how it ended: ``python -m gastown.town.launch``.
 
-Usage: ``python -m gastown.town.launch STATUS_FILE -- PROGRAM [ARG...]``.
+Usage: ``python -m gastown.town.launch STATUS_FILE [--env-file FILE] -- PROGRAM [ARG...]``.
+
+``--env-file`` names a JSON object of variables (mode 0600) the program gets on
+top of the launcher's own environment: values that must not appear in any
+argument vector, where every user of the machine can read them (``ps``).
 
 Neither provider can be trusted to know a program's exit status afterwards: a
 headless process outlives the ``gt`` that started it (so nobody reaps it), and
@@ -23,7 +27,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-__all__ = ["main", "read_status"]
+__all__ = ["main", "read_status", "write_env_file"]
 
 
 def _write(path: str, code: int) -> None:
@@ -42,6 +46,26 @@ def read_status(path: str) -> int | None:
         return None
 
 
+def write_env_file(path: str, env: dict[str, str]) -> str:
+    """Write ``env`` as the JSON a launcher's ``--env-file`` reads, owner-only; return ``path``."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(env, fh)
+    os.replace(tmp, path)
+    return path
+
+
+def _read_env_file(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return {str(k): str(v) for k, v in data.items()}
+
+
 def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
@@ -50,8 +74,18 @@ def _default_signals() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the program, record its exit status, exit with it."""
     args = list(sys.argv[1:] if argv is None else argv)
+    env: dict[str, str] | None = None
+    if len(args) > 2 and args[1] == "--env-file":
+        try:
+            env = {**os.environ, **_read_env_file(args[2])}
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"gt: cannot read the session environment {args[2]}: {exc}\n")
+            _write(args[0], 126)
+            return 126
+        args = [args[0], *args[3:]]
     if len(args) < 3 or args[1] != "--":
-        sys.stderr.write("usage: python -m gastown.town.launch STATUS_FILE -- PROGRAM [ARG...]\n")
+        sys.stderr.write("usage: python -m gastown.town.launch STATUS_FILE [--env-file FILE] "
+                         "-- PROGRAM [ARG...]\n")
         return 2
     status_path, cmd = args[0], args[2:]
     # Ctrl-C is for the program; the launcher must outlive it to record its end
@@ -59,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     try:
         # an ignored signal stays ignored across exec: give the program the defaults back
-        proc = subprocess.Popen(cmd, preexec_fn=_default_signals)  # noqa: PLW1509
+        proc = subprocess.Popen(cmd, preexec_fn=_default_signals, env=env)  # noqa: PLW1509
     except OSError as exc:
         sys.stderr.write(f"gt: cannot run {cmd[0]!r}: {exc.strerror}\n")
         _write(status_path, 127)

@@ -76,7 +76,9 @@ def nudge_agent(town: Town, agent_name: str, text: str, *, mode: str = "immediat
     if not clean:
         raise UsageError("nothing to nudge: the text is empty once control characters go")
     sessions = Sessions(town)
-    sender = actor or os.environ.get("BD_ACTOR") or os.environ.get("USER") or "unknown"
+    from ..ledger.discovery import default_actor
+
+    sender = actor or default_actor()
     used = mode
     result = NudgeResult(delivered=False, verified=False, text=clean)
     if mode == "wait-idle":

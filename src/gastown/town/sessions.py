@@ -22,6 +22,7 @@ from ..errors import NotFoundError, TownError
 from .agents import Preset, agent_argv, beacon, preset_of
 from .config import AgentConfig
 from .core import Town
+from .launch import write_env_file
 from .providers import Provider, SessionSpec, make_provider
 
 __all__ = ["Sessions", "SessionInfo"]
@@ -72,6 +73,10 @@ class Sessions:
         """Where the launcher records how the agent's program ended."""
         return os.path.join(self.town.gt_dir, "sessions", f"{agent.name}.exit")
 
+    def env_path(self, agent: AgentConfig) -> str:
+        """Where the agent's own environment variables wait for its launcher (mode 0600)."""
+        return os.path.join(self.town.gt_dir, "sessions", f"{agent.name}.env")
+
     def program(self, agent: AgentConfig, with_prompt: bool = True) -> list[str]:
         """The agent's own argument vector (its preset's, with the first prompt)."""
         prompt = beacon(self.town.actor_of(agent), agent.name) if with_prompt else None
@@ -83,10 +88,19 @@ class Sessions:
         The program runs under :mod:`gastown.town.launch`, which records its
         exit status for whoever asks later (a controller telling exit from crash).
         """
-        argv = [sys.executable, "-m", "gastown.town.launch", self.status_path(agent), "--",
-                *self.program(agent, with_prompt)]
+        env = self.town.session_env(agent)
+        argv = [sys.executable, "-m", "gastown.town.launch", self.status_path(agent)]
+        # variables from town.toml's [agents.X.env] may be secrets (API keys): they
+        # reach the program through a 0600 file the launcher reads, never through
+        # an argument vector (tmux's and env's argv are visible to every user in ps)
+        private = {k: env.pop(k) for k, v in agent.env.items() if env.get(k) == v}
+        if private:
+            argv += ["--env-file", write_env_file(self.env_path(agent), private)]
+        elif os.path.exists(self.env_path(agent)):
+            os.remove(self.env_path(agent))  # variables since removed from town.toml
+        argv += ["--", *self.program(agent, with_prompt)]
         return SessionSpec(name=self.session_name(agent), argv=argv,
-                           cwd=self.town.workdir(agent), env=self.town.session_env(agent),
+                           cwd=self.town.workdir(agent), env=env,
                            log_path=os.path.join(self.town.gt_dir, "logs", f"{agent.name}.log"))
 
     # ------------------------------------------------------------ lifecycle
