@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ from agents.townkit import wait_for
 from gastown.controller.daemon import read_state
 from gastown.controller.service import is_running, up
 from gastown.demo.sample import TEST_ARGS
+from gastown.town.providers.tmux import PAUSE_VAR
 from gastown.town.sling import sling
 
 pytestmark = pytest.mark.usefixtures("session_env")
@@ -53,13 +56,20 @@ def test_a_killed_controller_restarts_with_nothing_lost_or_done_twice(tmp_path: 
         _kill_controller(town)
         # both agents finish the step in hand, then sit waiting for a nudge nobody sends
         wait_for(lambda: len(events(town, "bead.closed")) >= 4, 20, what="steps to close")
-        pause(1.0)
-        stuck = len(events(town, "bead.closed"))
-        pause(1.0)
-        assert len(events(town, "bead.closed")) == stuck, "no progress without a controller"
         assert up(town)["started"]
         landed = wait_events(town, "merge.landed", 2, timeout=90)
         evs = events(town)
+    # no progress without a controller: the steps closed while it was dead were
+    # dispatched by the restarted one, and nothing was claimed before that
+    restart = [e["seq"] for e in evs if e["type"] == "controller.started"][-1]
+    closed_while_down = [e["seq"] for e in evs if e["type"] == "bead.closed"
+                         and e["seq"] < restart][2:4]
+    assert len(closed_while_down) == 2
+    for seq in closed_while_down:
+        answer = [e for e in evs if e["type"] == "dispatch" and e["payload"]["after"] == seq]
+        assert len(answer) == 1 and answer[0]["seq"] > restart
+    assert not [e for e in evs if e["type"] == "bead.claimed" and e["actor"] != "t/controller"
+                and closed_while_down[-1] < e["seq"] < restart]
     steps = {e["seq"]: e["bead_id"] for e in evs if e["type"] == "bead.closed"
              and e["bead_id"].startswith((a + ".", b + "."))}
     assert sorted(steps.values()) == sorted(f"{r}.{n}" for r in (a, b) for n in range(1, 6))
@@ -76,6 +86,47 @@ def test_a_killed_controller_restarts_with_nothing_lost_or_done_twice(tmp_path: 
     subjects = subprocess.run(["git", "log", "--format=%s", "main"], cwd=tmp_path / "sample",
                               capture_output=True, text=True, check=True).stdout.splitlines()
     assert len(subjects) == len(set(subjects)) == 1 + 4 + 4, "each commit landed once"
+
+
+def test_repeated_kills_at_random_instants_lose_no_dispatch(tmp_path: Path) -> None:
+    # every nudge is slowed between typing and Enter, so kills land inside that window
+    # too; bounded: at most ~30 s of kills, then the town finishes on its own
+    rng = random.Random(int(os.environ.get("GT_CHAOS_SEED", "7")))
+    agents = {n: agent_cmd("--nudge-timeout", "120") for n in ("ada", "bo")}
+    town = make_town(tmp_path, agents=agents)
+
+    def up_slow() -> None:
+        os.environ[PAUSE_VAR] = "typed:0.4"
+        try:
+            assert up(town)["started"]
+        finally:
+            del os.environ[PAUSE_VAR]
+
+    with running(town):
+        _kill_controller(town)
+        up_slow()
+        a = sling(town, "engineer-in-box", "ada", {"feature": "slugify"}, nudge=False).id
+        b = sling(town, "engineer-in-box", "bo", {"feature": "word frequencies"},
+                  nudge=False).id
+        kills = 0
+        deadline = time.monotonic() + 30
+        while len(events(town, "done")) < 2 and time.monotonic() < deadline:
+            pause(rng.uniform(0.2, 1.5))
+            _kill_controller(town)
+            kills += 1
+            up_slow()
+        done = wait_events(town, "done", 2, timeout=120)
+        landed = wait_events(town, "merge.landed", 2, timeout=120)
+        evs = events(town)
+    assert kills >= 3, "the controller was killed again and again"
+    assert sorted(e["bead_id"] for e in done) == sorted([a, b])
+    assert sorted(e["payload"]["source_bead"] for e in landed) == sorted([a, b])
+    steps = {e["seq"] for e in evs if e["type"] == "bead.closed"
+             and e["bead_id"].startswith((a + ".", b + "."))}
+    afters = collections.Counter(seq for e in evs if e["type"] == "dispatch"
+                                 for seq in e["payload"].get("covers") or [e["payload"]["after"]])
+    assert len(steps) == 10 and steps <= set(afters), "every closed step was dispatched"
+    assert max(afters.values()) == 1, "and none twice"
 
 
 def test_a_controller_killed_while_landing_resumes_the_merge_once(tmp_path: Path) -> None:

@@ -102,8 +102,9 @@ def test_a_crash_loop_is_quarantined_and_the_owner_told(tmp_path: Path) -> None:
         assert [m["title"] for m in mail] == ["Agent bad quarantined (crash loop)"]
         assert quarantined[0]["payload"] == {"agent": "bad", "restarts": 2, "notify": "owner"}
         assert "quarantined" in gt(town, "events", "--type", "patrol.*").stdout
-        # a person starting it by hand lifts the quarantine
-        gt(town, "session", "start", "bad")
+        # a person starting it by hand lifts the quarantine (and is told it died again)
+        again = gt(town, "session", "start", "bad", check=False)
+        assert again.returncode == 9 and "exited at once (status 3)" in again.stderr
         wait_events(town, "patrol.released", timeout=10)
 
 

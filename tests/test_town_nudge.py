@@ -79,6 +79,49 @@ def test_metacharacters_reach_the_session_verbatim_and_execute_nothing(
     assert TmuxServerAlive(town)
 
 
+@pytest.mark.parametrize("key", ["C-c", "Enter", "Escape", "C-d", "C-u"])
+def test_a_nudge_of_a_key_name_is_typed_as_text(town: Town, tmp_path: Path, key: str) -> None:
+    # a whole chunk that is a key name is where literal mode (send-keys -l) matters:
+    # without it, tmux would press the key (C-c would kill the agent, Enter add a line)
+    heard = tmp_path / "heard.txt"
+    _echo_agent(town, "keys", heard)
+    out = gt_json(town, "nudge", "keys", "--", key)
+    assert out["delivered"] and out["verified"], out
+    assert _heard(heard, 1) == [key]
+    gt_json(town, "nudge", "keys", "still there?")
+    assert _heard(heard, 2) == [key, "still there?"]
+    assert Sessions(town).is_alive(town.agent("keys")), f"{key} was pressed, not typed"
+
+
+def test_a_nudge_torn_by_a_killed_sender_is_cleared_before_the_next(
+        town: Town, tmp_path: Path) -> None:
+    # the sender dies after typing, before Enter: the text sits in the agent's input
+    import os
+    import signal
+    import subprocess
+
+    from gastown.town.providers.tmux import PAUSE_VAR
+
+    heard = tmp_path / "heard.txt"
+    _echo_agent(town, "torn", heard)
+    env = {**os.environ, PAUSE_VAR: "typed:60"}
+    sender = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from gastown.town.providers import TmuxProvider; "
+         "TmuxProvider(sys.argv[1]).nudge('torn', 'half of a nudge')", town.gt_dir],
+        env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert sender.stderr is not None
+        assert "pausing" in sender.stderr.readline()
+        wait_for(lambda: "half of a nudge" in gt(town, "peek", "torn").stdout, 10,
+                 what="the torn text in the pane")
+    finally:
+        sender.send_signal(signal.SIGKILL)
+        sender.wait()
+    out = gt_json(town, "nudge", "torn", "the whole nudge")
+    assert out["delivered"] and out["verified"], out
+    assert _heard(heard, 1) == ["the whole nudge"], "the torn text was glued to it"
+
+
 def TmuxServerAlive(town: Town) -> bool:  # noqa: N802 - reads as a sentence in the assert
     from gastown.town.providers import TmuxProvider
 

@@ -158,7 +158,7 @@ def test_subprocess_session_lifecycle(tmp_path: Path) -> None:
         assert log.exists() and prov.last_activity("head") == pytest.approx(
             log.stat().st_mtime)
         assert prov.stop("head", grace=2) and not prov.is_alive("head")
-        assert prov.exit_status("head") == -signal.SIGTERM
+        assert prov.exit_status("head") == -signal.SIGHUP, "SIGHUP first, as a terminal"
         assert not prov.nudge("head", "anyone?").delivered
     finally:
         prov.stop("head", grace=0.5)

@@ -44,6 +44,8 @@ def _session_start(ctx: Ctx) -> int:
     branch = town.branch_of(agent, work["id"]) if work else f"{agent.name}/work"
     ensure_worktree(town, agent, branch)
     info, started = sessions.start(agent, actor=ctx.actor)
+    if started:
+        sessions.confirm_started(agent)  # died within its first seconds: say so, fail
     ctx.out({**info.to_json(), "started": started},
             f"{'Started' if started else 'Already running:'} {agent.name} "
             f"({info.provider}, in {info.workdir})")

@@ -19,6 +19,10 @@ def _sling(ctx: Ctx) -> int:
         return _sling_batch(ctx, [a.what, a.target, *a.more[:-1]], a.more[-1])
     result = sling(town, a.what, a.target, parse_vars(a.var), nudge=not a.no_nudge,
                    wisp=a.wisp, actor=ctx.actor)
+    if result.session == "started":  # a session that died at once is no "session started"
+        from ..town.sessions import Sessions
+
+        Sessions(town).confirm_started(town.agent(result.agent))
     if ctx.quiet and not ctx.json:
         print(result.id)
         return 0

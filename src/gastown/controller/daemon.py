@@ -18,9 +18,11 @@ Threads, each with one job:
 * a small pool delivers nudges.
 
 All state that matters lives in the ledger: the event cursor (kv
-``gt.controller.cursor``), merge requests, convoys, hooks, restart counts as
-events.  A controller killed at any moment and started again re-reads it and
-carries on; the work it resumes is idempotent (see each module).
+``gt.controller.cursor``, never saved past a closed step whose nudge is still
+queued or being typed), the intents of nudges being submitted, merge requests,
+convoys, hooks, restart counts as events.  A controller killed at any moment and
+started again re-reads it and carries on; the work it resumes is idempotent (see
+each module).
 """
 
 from __future__ import annotations
@@ -168,7 +170,9 @@ class Controller:
 
         self.config_watch = ConfigWatch(self.town, pol, self.log)  # town.toml edits, per tick
         self._cursor = self._load_cursor(led)
+        self._saved_cursor = self._cursor
         self._replay(led)
+        self.dispatcher.load_intents()
         return led
 
     def _run(self) -> None:
@@ -223,17 +227,22 @@ class Controller:
     def _save_cursor(self, force: bool = False) -> None:
         """Persist how far the log was handled (at most once a second).
 
-        Written without an event, directly in the kv table: an event here would be
-        an event to follow, and the loop would write again for ever.  Handling is
-        idempotent, so a cursor a little behind only means a little re-reading.
+        Handled means handled: never past a closed step whose nudge is still queued
+        or being typed (the dispatcher's low water), so a controller killed in
+        between leaves it for the next one to read again.  Written without an
+        event, directly in the kv table: an event here would be an event to
+        follow, and the loop would write again for ever.  Handling is idempotent,
+        so a cursor a little behind only means a little re-reading.
         """
         now = time.monotonic()
-        if self._cursor == self._saved_cursor or (not force and now - self._last_save < 1.0):
+        low = self.dispatcher.low_water()
+        safe = self._cursor if low is None else min(self._cursor, low - 1)
+        if safe == self._saved_cursor or (not force and now - self._last_save < 1.0):
             return
         with self.led.store.write() as tx:
             tx.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                       "DO UPDATE SET value = excluded.value", (CURSOR_KEY, str(self._cursor)))
-        self._saved_cursor, self._last_save = self._cursor, now
+                       "DO UPDATE SET value = excluded.value", (CURSOR_KEY, str(safe)))
+        self._saved_cursor, self._last_save = safe, now
 
     def _replay(self, led: Ledger) -> None:
         """Rebuild the memory from the last events (restart counts, pids, dispatches)."""

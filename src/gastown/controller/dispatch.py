@@ -11,7 +11,17 @@ the others.
 
 Each closed step is dispatched at most once, also across controller restarts:
 the ``after`` sequence numbers of recent ``dispatch`` events are loaded at
-start-up and skipped.
+start-up and skipped.  And none is lost when the controller is killed: a close
+stays *open* from the moment it is queued until its nudge is typed and its
+``dispatch`` event written (or nothing needed saying), and the controller never
+saves its event cursor past the oldest open close (:meth:`Dispatcher.low_water`),
+so a restarted controller reads it again and dispatches it.  A nudge half typed
+when the controller died is cleared by the next one (the provider's line-kill).
+Pressing Enter and writing the event cannot be one atomic step, so right before
+Enter an *intent* is written (kv ``gt.controller.submitting.<after>``) and the
+``dispatch`` event removes it: a restarted controller that finds an intent and
+sees that the agent has since moved past the step records the dispatch
+(``recovered``) instead of sending it again.
 
 :class:`PoolFeeder` sends ready work routed to a pool (label ``pool:NAME``) and
 stranded convoy work to free workers, never more than the pool's ``max``.
@@ -19,6 +29,7 @@ stranded convoy work to free workers, never more than the pool's ``max``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +48,11 @@ if TYPE_CHECKING:
     from ..town.core import Town
     from ..town.sessions import Sessions
 
-__all__ = ["Dispatcher", "PoolFeeder", "deliver", "epoch"]
+__all__ = ["Dispatcher", "PoolFeeder", "deliver", "epoch", "INTENT_PREFIX"]
+
+#: kv keys ``gt.controller.submitting.<after>``: a nudge whose text is typed and whose
+#: Enter is being pressed; removed in the transaction that writes its ``dispatch``
+INTENT_PREFIX = "gt.controller.submitting."
 
 
 def epoch(ts: str) -> float:
@@ -45,14 +60,17 @@ def epoch(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
-def deliver(sessions: Sessions, agent: AgentConfig, text: str) -> dict[str, Any]:
-    """Type ``text`` into the agent's live session; what happened (never raises)."""
+def deliver(sessions: Sessions, agent: AgentConfig, text: str,
+            before_submit: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Type ``text`` into the agent's live session; what happened (never raises but
+    what ``before_submit`` raises: then the text is typed and not submitted)."""
     from ..town.text import sanitize
 
     clean = sanitize(text)
     try:
         # the provider checks the session is alive itself: no second look (a tmux call)
-        result = sessions.provider_for(agent).nudge(sessions.session_name(agent), clean)
+        result = sessions.provider_for(agent).nudge(sessions.session_name(agent), clean,
+                                                    before_submit)
     except GastownError as exc:
         return {"delivered": False, "verified": False, "detail": str(exc)}
     return {"delivered": result.delivered, "verified": result.verified, "detail": result.detail}
@@ -72,6 +90,8 @@ class Dispatcher:
         self._done: set[int] = set()      # `after` seqs already dispatched
         self._lock = threading.Lock()      # guards _done between the loop and nudge threads
         self._pending: list[dict[str, Any]] = []
+        self._open: set[int] = set()      # queued or in flight, not yet handled
+        self._intents: dict[int, dict[str, Any]] = {}  # left by a killed controller
 
     def remember(self, after: int) -> None:
         """A closed step (by its event seq) that was dispatched before (start-up replay)."""
@@ -85,7 +105,42 @@ class Dispatcher:
         with self._lock:
             if event["seq"] in self._done:
                 return
+            self._open.add(event["seq"])
         self._pending.append(event)
+
+    def load_intents(self) -> int:
+        """Read the intents a killed controller left (after :meth:`remember`); stale
+        ones -- their closes were dispatched -- are removed.  Returns how many remain."""
+        for key, value in self.led.kv_list():
+            if not key.startswith(INTENT_PREFIX):
+                continue
+            try:
+                intent = json.loads(value)
+                seqs = [int(s) for s in intent.get("covers") or [intent["after"]]]
+            except (ValueError, TypeError, KeyError, AttributeError):
+                intent, seqs = None, []
+            with self._lock:
+                stale = intent is None or all(s in self._done for s in seqs)
+            if stale:
+                self._clear_intent(key)
+                continue
+            intent["key"] = key
+            for seq in seqs:
+                self._intents[seq] = intent
+        return len({id(i) for i in self._intents.values()})
+
+    def _clear_intent(self, key: str) -> None:
+        with self.led.store.write() as tx:
+            tx.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    def low_water(self) -> int | None:
+        """The oldest close not yet handled (queued or being nudged), or None.
+
+        The controller's saved cursor stays below it: whatever was not handled
+        when a controller died is read again by the next one.
+        """
+        with self._lock:
+            return min(self._open) if self._open else None
 
     def flush(self) -> int:
         """Hand the queued closes to the nudge pool; returns how many nudges will go out.
@@ -108,20 +163,51 @@ class Dispatcher:
 
     def _dispatch(self, events: list[dict[str, Any]]) -> None:
         """Plan and deliver one nudge for a molecule's closes (runs on the nudge pool)."""
+        handled = [e["seq"] for e in events]
+        what = events[-1].get("bead_id")
         try:
             from .checks import run_checks  # a closed step with a check: run it first
 
             run_checks(self.town, self.led, events, self.actor, self.log)
-            plan = None
-            for event in reversed(events):  # the latest close that calls for a nudge
-                plan = self._plan(event)   # (a molecule's own close, right after its
-                if plan is not None:       # last step's, does not)
-                    break
+            plan = self._latest_plan(events)
+            retry: list[str] = []
+            for intent in self._intents_of(events):
+                if plan is not None and (plan["step"], plan["agent"]) == (
+                        intent.get("step"), intent.get("agent")):
+                    retry.append(intent["key"])  # still due: sent again, torn text cleared
+                    continue
+                # a killed controller pressed Enter, or was about to: the agent has
+                # moved on since, so that nudge went out -- record it, do not repeat it
+                self._recover(intent)
+                covered = set(intent.get("covers") or [intent.get("after")])
+                events = [e for e in events if e["seq"] not in covered]
+                plan = self._latest_plan(events)
             if plan is not None:
                 plan["covers"] = [e["seq"] for e in events]
+                plan["retry"] = retry
                 self._send(plan)
+            elif retry:
+                for key in retry:
+                    self._clear_intent(key)
         except Exception as exc:  # noqa: BLE001 - a nudge thread must never die silently
-            self.log(f"dispatch: {events[-1].get('bead_id')}: {type(exc).__name__}: {exc}")
+            self.log(f"dispatch: {what}: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._open.difference_update(handled)
+
+    def _intents_of(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The intents a killed controller left for these closes, oldest first."""
+        found = {id(i): i for e in events if (i := self._intents.get(e["seq"])) is not None}
+        return sorted(found.values(), key=lambda i: int(i.get("after") or 0))
+
+    def _latest_plan(self, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The plan of the latest close that calls for a nudge (a molecule's own
+        close, right after its last step's, does not)."""
+        for event in reversed(events):
+            plan = self._plan(event)
+            if plan is not None:
+                return plan
+        return None
 
     def _plan(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Who to nudge with what, for one closed bead; None when nobody needs telling."""
@@ -159,15 +245,44 @@ class Dispatcher:
                         "Run `gt prime` and do it now."}
 
     def _send(self, plan: dict[str, Any]) -> None:
-        """Deliver one nudge and record it."""
+        """Deliver one nudge and record it (an intent covers the moment of Enter)."""
         agent = self.town.agent(plan["agent"])
-        result = deliver(self.sessions, agent, plan["text"])
-        latency = time.time() - epoch(plan["closed_ts"])
         payload = {k: plan[k] for k in ("agent", "root", "step", "closed", "after")}
         if len(plan.get("covers") or []) > 1:
             payload["covers"] = plan["covers"]
+        key = f"{INTENT_PREFIX}{plan['after']}"
+
+        def intend() -> None:
+            intent = {**payload, "covers": plan["covers"], "closed_ts": plan["closed_ts"],
+                      "typed_at": time.time(), "text": plan["text"][:300]}
+            with self.led.store.write() as tx:
+                tx.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                           "DO UPDATE SET value = excluded.value", (key, json.dumps(intent)))
+
+        result = deliver(self.sessions, agent, plan["text"], intend)
+        latency = time.time() - epoch(plan["closed_ts"])
         payload.update(result, latency_ms=round(latency * 1000, 1), text=plan["text"][:300])
-        self.led.emit("dispatch", plan["step"] or plan["root"], payload)
+        with self.led.transaction() as t:
+            t.emit("dispatch", plan["step"] or plan["root"], payload)
+            for done in {key, *plan.get("retry", [])}:
+                t.tx.execute("DELETE FROM kv WHERE key = ?", (done,))
+
+    def _recover(self, intent: dict[str, Any]) -> None:
+        """Record the dispatch a killed controller submitted but did not record."""
+        payload = {k: intent.get(k) for k in ("agent", "root", "step", "closed", "after")}
+        if len(intent.get("covers") or []) > 1:
+            payload["covers"] = intent["covers"]
+        typed = float(intent.get("typed_at") or time.time())
+        latency = typed - epoch(str(intent.get("closed_ts")))
+        payload.update(delivered=True, verified=False, recovered=True,
+                       detail="submitted by a controller killed before it recorded it; "
+                              "the agent has moved on since",
+                       latency_ms=round(latency * 1000, 1), text=intent.get("text", ""))
+        with self.led.transaction() as t:
+            t.emit("dispatch", intent.get("step") or intent.get("root"), payload)
+            t.tx.execute("DELETE FROM kv WHERE key = ?", (intent["key"],))
+        self.log(f"dispatch: recorded the nudge a killed controller sent for "
+                 f"{intent.get('closed')}")
 
     def close(self) -> None:
         """Finish the nudges in flight."""

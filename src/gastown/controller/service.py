@@ -232,10 +232,15 @@ def stop_town_sessions(town: Town) -> list[str]:
             started[str((ev["payload"] or {}).get("agent"))] = (ev["payload"] or {}).get("pid")
     stopped = []
     for agent in town.config.all_agents():
-        pid = sessions.provider_for(agent).pid(sessions.session_name(agent))
+        provider = sessions.provider_for(agent)
+        pid = provider.pid(sessions.session_name(agent))
         if pid is not None and started.get(agent.name) == pid:
             sessions.stop(agent)
             stopped.append(agent.name)
+        elif pid is None and provider.exists(sessions.session_name(agent)):
+            # an exited session's kept pane (and any helper it left behind) goes too:
+            # the town's tmux server exits with its last session
+            provider.stop(sessions.session_name(agent))
     return stopped
 
 

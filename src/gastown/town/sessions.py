@@ -25,7 +25,17 @@ from .core import Town
 from .launch import write_env_file
 from .providers import Provider, SessionSpec, make_provider
 
-__all__ = ["Sessions", "SessionInfo"]
+__all__ = ["Sessions", "SessionInfo", "EARLY_EXIT_S", "last_line"]
+
+#: how long a freshly started session is watched for dying at once
+EARLY_EXIT_S = 1.5
+
+
+def last_line(output: str) -> str:
+    """The last line a program wrote (tmux's own "Pane is dead" notice skipped)."""
+    lines = [ln.strip() for ln in output.splitlines()
+             if ln.strip() and not ln.startswith("Pane is dead")]
+    return lines[-1][:300] if lines else "(no output)"
 
 
 @dataclass
@@ -161,15 +171,39 @@ class Sessions:
                 "preset": agent.preset, "pid": provider.pid(name)})
         return self.info(agent), True
 
+    def confirm_started(self, agent: AgentConfig, within: float = EARLY_EXIT_S) -> None:
+        """Watch a session just started for ``within`` seconds; raise TownError when its
+        program has died (a clean exit, status 0, is no failure), with its exit
+        status and last line of output."""
+        provider = self.provider_for(agent)
+        name = self.session_name(agent)
+        deadline = time.monotonic() + within
+        while provider.is_alive(name):
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
+        from .launch import read_status
+
+        status = read_status(self.status_path(agent))
+        if status is None:
+            status = provider.exit_status(name)
+        if status == 0:
+            return
+        said = "(status unknown)" if status is None else f"(status {status})"
+        raise TownError(f"agent {agent.name}: its session exited at once {said}: "
+                        f"{last_line(provider.peek(name, 40))}")
+
     def stop(self, agent: AgentConfig, *, actor: str | None = None) -> bool:
         """Stop the agent's session; True when there was one."""
         provider = self.provider_for(agent)
-        stopped = provider.stop(self.session_name(agent))
-        if stopped:
-            with self.town.ledger(actor) as led:
-                led.emit("session.stopped", None, {"agent": agent.name,
-                                                   "provider": provider.kind})
-        return stopped
+        name = self.session_name(agent)
+        if not provider.exists(name):
+            return False
+        # recorded first: stopping every process takes a moment, and a controller
+        # that saw the session gone before the event would start it again
+        with self.town.ledger(actor) as led:
+            led.emit("session.stopped", None, {"agent": agent.name, "provider": provider.kind})
+        return provider.stop(name)
 
     def info(self, agent: AgentConfig) -> SessionInfo:
         """The state of the agent's session."""

@@ -10,6 +10,7 @@ needs to restart a crashed session later is in the spec and in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["SessionSpec", "NudgeResult", "Provider", "SessionState"]
@@ -94,8 +95,13 @@ class Provider(ABC):
         """The session's recent output (at most ``lines`` lines)."""
 
     @abstractmethod
-    def nudge(self, name: str, text: str) -> NudgeResult:
-        """Type ``text`` (already sanitised) into the session and submit it."""
+    def nudge(self, name: str, text: str,
+              before_submit: Callable[[], None] | None = None) -> NudgeResult:
+        """Type ``text`` (already sanitised) into the session and submit it.
+
+        ``before_submit`` runs once the text is in, right before it is submitted
+        (Enter): a sender records there that the nudge is about to go out.
+        """
 
     @abstractmethod
     def attach_argv(self, name: str) -> list[str]:

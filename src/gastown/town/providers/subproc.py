@@ -15,10 +15,12 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ...errors import ProviderError
 from .base import NudgeResult, Provider, SessionSpec
+from .proctree import marker_of, stop_tree
 
 __all__ = ["SubprocessProvider"]
 
@@ -106,7 +108,8 @@ class SubprocessProvider(Provider):
         finally:
             os.close(stdin_fd)
         state = {"pid": proc.pid, "ticks": _start_ticks(proc.pid), "argv": spec.argv,
-                 "cwd": spec.cwd, "log": log_path, "fifo": fifo, "started_at": time.time()}
+                 "cwd": spec.cwd, "log": log_path, "fifo": fifo, "started_at": time.time(),
+                 "marker": marker_of(spec.env)}
         tmp = self._state_path(spec.name) + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(state, fh)
@@ -140,20 +143,25 @@ class SubprocessProvider(Provider):
         os.replace(tmp, self._state_path(name))
 
     def stop(self, name: str, grace: float = 3.0) -> bool:
-        """SIGTERM the session's process group, SIGKILL after ``grace`` seconds."""
+        """Stop every process of the session: SIGHUP, SIGTERM, SIGKILL after ``grace`` s.
+
+        Its process tree, its kernel session and processes carrying its marker
+        (daemonised helpers) all go, also when the first process had exited
+        already (see :mod:`.proctree`).  True when the session was known.
+        """
+        state = self._state(name)
+        if state is None:
+            return False
         pid = self._running_pid(name)
-        if pid is None:
-            return self._state(name) is not None
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and self._running_pid(name) is not None:
-                time.sleep(0.05)
-            if self._running_pid(name) is None:
-                break
+        marker = state.get("marker") or {}
+        first = int(state["pid"])
+        # the session id is the first pid (a new session at start), and members keep
+        # it after the first process exits -- unless that pid is someone else's now
+        ticks = _start_ticks(first)
+        sids = [first] if ticks is None or ticks == state.get("ticks") else []
+        stop_tree([pid] if pid else [], marker, grace, sids=sids,
+                  reap=lambda: self._running_pid(name))
+        self._running_pid(name)  # record the exit status when it was our child
         return True
 
     def interrupt(self, name: str) -> None:
@@ -203,7 +211,8 @@ class SubprocessProvider(Provider):
             return ""
         return "\n".join(data.rstrip("\n").splitlines()[-lines:])
 
-    def nudge(self, name: str, text: str) -> NudgeResult:
+    def nudge(self, name: str, text: str,
+              before_submit: Callable[[], None] | None = None) -> NudgeResult:
         """Write ``text`` and a newline to the session's standard input."""
         if self._running_pid(name) is None:
             return NudgeResult(False, False, text=text, detail="session is not running")
@@ -214,6 +223,8 @@ class SubprocessProvider(Provider):
                 return NudgeResult(False, False, text=text, detail="no reader on stdin")
             raise
         data = (text + "\n").encode()
+        if before_submit is not None:
+            before_submit()
         written = 0
         try:
             while written < len(data):

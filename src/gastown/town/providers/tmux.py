@@ -15,17 +15,45 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 from ...errors import ProviderError
 from ..text import chunks, tmux_arg
 from .base import NudgeResult, Provider, SessionSpec, SessionState
+from .proctree import marker_of, session_pids, stop_tree
 
 __all__ = ["TmuxProvider", "socket_path"]
 
 _MISSING = ("tmux is not installed or not on PATH; install it, or run agents headless with "
             'the subprocess provider (provider = "subprocess" in town.toml, for the town or '
             "one agent)")
+
+
+#: typed before every nudge: the terminal's line-kill key (``stty kill``), which line
+#: editors (readline, prompt_toolkit, the agents' own input boxes) also bind to
+#: "delete to the start of the line"
+CLEAR_KEY = "C-u"
+#: a test hook, ``PHASE:SECONDS``: nudges pause there, so that a test can kill the
+#: sender at a known instant.  PHASE: ``before`` typing, ``typed`` (before the check
+#: and Enter), ``submitting`` (after the sender's ``before_submit``, before Enter),
+#: ``entered`` (after Enter)
+PAUSE_VAR = "GT_TEST_NUDGE_PAUSE"
+
+
+def _test_pause(phase: str, name: str) -> None:
+    spec = os.environ.get(PAUSE_VAR, "")
+    want, _, seconds = spec.partition(":")
+    if want != phase:
+        return
+    try:
+        delay = float(seconds)
+    except ValueError:
+        return
+    sys.stderr.write(f"gt: {PAUSE_VAR}: pausing {delay:g}s in a nudge of {name} ({phase})\n")
+    sys.stderr.flush()
+    time.sleep(delay)
 
 
 def socket_path(gt_dir: str) -> str:
@@ -128,11 +156,37 @@ class TmuxProvider(Provider):
                        tmux_arg(f"exec cat >> {shlex.quote(spec.log_path)}")], check=False)
 
     def stop(self, name: str, grace: float = 3.0) -> bool:
-        """Kill the session (its program gets SIGHUP)."""
+        """Stop every process of the session, then the session; True when there was one.
+
+        The pane's processes, their session and every process carrying the
+        session's ``GT_TOWN``/``GT_AGENT`` (a daemonised helper) get SIGHUP, then
+        SIGTERM, then SIGKILL after ``grace`` seconds (see :mod:`.proctree`).
+        The town's server exits with its last session.
+        """
         if not self.exists(name):
             return False
+        info = self._fmt(name, "#{pane_dead}\t#{pane_pid}\t#{pid}") or ""
+        dead, pane_pid, server = ([*info.split("\t"), "", "", ""])[:3]
+        roots = [int(pane_pid)] if dead == "0" and pane_pid.isdigit() else []
+        protect = [int(server)] if server.isdigit() else []
+        marker = marker_of(self._session_env(name))
+        # taken before the pane goes: afterwards its processes are re-parented
+        members = session_pids(roots, marker, protect)
         self._run(["kill-session", "-t", self._target(name)], check=False)
+        stop_tree([*roots, *members], marker, grace, protect)
+        if not self.sessions():
+            self.kill_server()
         return True
+
+    def _session_env(self, name: str) -> dict[str, str]:
+        """The variables the session was started with (``new-session -e``)."""
+        proc = self._run(["show-environment", "-t", self._target(name)], check=False)
+        env: dict[str, str] = {}
+        for line in proc.stdout.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                env[key] = value
+        return env
 
     def interrupt(self, name: str) -> None:
         """Send Ctrl-C to the session (a key name we choose, not user text)."""
@@ -201,7 +255,8 @@ class TmuxProvider(Provider):
             out.pop()
         return "\n".join(out[-lines:])
 
-    def nudge(self, name: str, text: str, verify_s: float = 3.0) -> NudgeResult:
+    def nudge(self, name: str, text: str, before_submit: Callable[[], None] | None = None,
+              verify_s: float = 3.0) -> NudgeResult:
         """Type ``text`` literally in chunks, check it arrived, then press Enter."""
         if not os.path.exists(self.socket):
             return NudgeResult(False, False, text=text, detail="session is not running")
@@ -209,20 +264,29 @@ class TmuxProvider(Provider):
         if not pieces:
             return NudgeResult(False, False, text=text, detail="nothing to type")
         target = self._target(name)
+        _test_pause("before", name)
         # one tmux process both checks the pane is alive and types the first chunk
         # (a burst of nudges is bound by how many tmux processes it starts); keys
-        # sent to a dead pane go nowhere, so typing before the answer is harmless
+        # sent to a dead pane go nowhere, so typing before the answer is harmless.
+        # The line-kill key first: a nudge torn by a killed sender (typed, never
+        # submitted) is cleared, not glued to this one
         first = self._run(["display-message", "-p", "-t", target, "#{pane_dead}", ";",
+                           "send-keys", "-t", target, CLEAR_KEY, ";",
                            "send-keys", "-t", target, "-l", "--", tmux_arg(pieces[0])],
                           check=False)
         if first.returncode != 0 or first.stdout.strip() != "0":
             return NudgeResult(False, False, text=text, detail="session is not running")
         for piece in pieces[1:]:
             self._run(["send-keys", "-t", target, "-l", "--", tmux_arg(piece)])
+        _test_pause("typed", name)
         verified = self._wait_for(name, text, verify_s)
         # a pause lets programs that treat fast input as a paste settle first
         time.sleep(0.1)
+        if before_submit is not None:
+            before_submit()
+        _test_pause("submitting", name)
         self._run(["send-keys", "-t", self._target(name), "Enter"])
+        _test_pause("entered", name)
         return NudgeResult(True, verified, chunks=len(pieces), text=text,
                            detail="" if verified else "text not seen in the pane before Enter")
 

@@ -1,0 +1,95 @@
+"""A controller killed while a dispatch is under way loses nothing, and sends it once.
+
+The nudge of a closed step takes a while (tmux calls, the check that the text
+arrived); a test hook (``GT_TEST_NUDGE_PAUSE``) stretches it so that the
+controller can be killed with SIGKILL at a known instant: before it types, after
+it typed, after it wrote its intent to press Enter, or after it pressed Enter.
+The restarted controller must dispatch that step -- exactly once -- and the
+molecule must still finish.  Killed after it pressed Enter but before it recorded
+that, it must not send it again: the restarted controller finds its intent, sees
+the agent moved on, and records it.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from agents.controlkit import (
+    agent_cmd,
+    events,
+    ledger,
+    make_town,
+    pause,
+    running,
+    session_env,  # noqa: F401 - a fixture
+    wait_events,
+)
+from agents.townkit import gt, wait_for
+from gastown.controller.daemon import read_state
+from gastown.controller.dispatch import INTENT_PREFIX
+from gastown.controller.service import LOG_NAME, is_running, up
+from gastown.town.providers.tmux import PAUSE_VAR
+from gastown.town.sling import sling
+
+pytestmark = pytest.mark.usefixtures("session_env")
+
+
+def _controller_log(town: object) -> str:
+    return Path(town.gt_dir, "logs", LOG_NAME).read_text(errors="replace")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("phase", ["before", "typed", "submitting", "entered"])
+def test_a_controller_killed_mid_dispatch_dispatches_once_after_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phase: str) -> None:
+    # the agent waits far longer for a nudge than this test does: only dispatch moves it
+    town = make_town(tmp_path, agents={"ada": agent_cmd("--nudge-timeout", "300")})
+    monkeypatch.setenv(PAUSE_VAR, f"{phase}:120")  # for the first controller only
+    with running(town):
+        monkeypatch.delenv(PAUSE_VAR)
+        first = read_state(town)
+        root = sling(town, "engineer-in-box", "ada", {"feature": "slugify"}, nudge=False).id
+        closed = wait_events(town, "bead.closed", where=lambda e: e["bead_id"] == root + ".1",
+                             timeout=60)[0]
+        wait_for(lambda: "pausing" in _controller_log(town), 30,
+                 what="the controller to be inside the nudge")
+        if phase != "before":
+            wait_for(lambda: "next step" in gt(town, "peek", "ada").stdout, 10,
+                     what="the nudge's text in the agent's input")
+        if phase == "entered":  # the agent got it and acts on it; the record is missing
+            wait_events(town, "bead.claimed", where=lambda e: e["bead_id"] == root + ".2",
+                        timeout=30)
+        pause(1.5)  # time enough for the controller to save its cursor (once a second)
+        assert not events(town, "dispatch"), "the nudge is still under way"
+        os.kill(first["pid"], signal.SIGKILL)
+        wait_for(lambda: not is_running(town), 5, what="the killed controller's lock to go")
+        assert up(town)["started"]
+        wait_events(town, "done", timeout=90)
+        evs = events(town)
+        log = Path(town.gt_dir, "logs", "ada.log").read_text(errors="replace")
+    steps = {e["seq"]: e["bead_id"] for e in evs if e["type"] == "bead.closed"
+             and e["bead_id"].startswith(root + ".")}
+    assert len(steps) == 5 and closed["seq"] in steps
+    afters = collections.Counter(seq for e in evs if e["type"] == "dispatch"
+                                 for seq in e["payload"].get("covers") or [e["payload"]["after"]])
+    assert set(steps) <= set(afters), "every closed step was dispatched: nothing lost"
+    assert max(afters.values()) == 1, "and none twice"
+    restarted = [e["seq"] for e in evs if e["type"] == "controller.started"][-1]
+    first_dispatch = next(e for e in evs if e["type"] == "dispatch"
+                          and closed["seq"] in (e["payload"].get("covers")
+                                                or [e["payload"]["after"]]))
+    assert first_dispatch["seq"] > restarted, "the restarted controller recorded it"
+    p = first_dispatch["payload"]
+    if phase == "entered":  # sent once, by the killed one: recorded, not sent again
+        assert p["recovered"] and p["delivered"] and p["step"] == root + ".2", p
+    else:  # never submitted by the killed one: the restarted one sent it
+        assert p["delivered"] and p["verified"] and "recovered" not in p, p
+    with ledger(town) as led:
+        assert not [k for k, _ in led.kv_list() if k.startswith(INTENT_PREFIX)]
+    assert log.count("nudged after") == 5 and "looking anyway" not in log
+    heard = [ln.split(": ", 1)[1] for ln in log.splitlines() if "nudged after" in ln]
+    assert all(h.startswith("[gt] ") and h.count("[gt]") == 1 for h in heard), heard
