@@ -296,6 +296,20 @@ def test_export_to_a_full_stdout_is_one_line(repo: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "No space left" in proc.stderr, proc.stderr
 
 
+def test_init_checks_a_clones_export_before_creating_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BD_ACTOR", "tester")
+    export = tmp_path / ".beads" / "issues.jsonl"
+    export.parent.mkdir()
+    export.write_text(line("zz-a1") + "\n" + line("zz-a2", dependencies=[dep("zz-a2")]) + "\n",
+                      encoding="utf-8")
+    fails(tmp_path, 5, "init", says=":2: zz-a2 cannot depend on itself")
+    assert sorted(p.name for p in export.parent.iterdir()) == ["issues.jsonl"]
+    export.write_text(line("zz-a1") + "\n", encoding="utf-8")
+    ok(tmp_path, "init", "-q")  # fixed: init runs as if the first try never happened
+    assert [b["id"] for b in json.loads(ok(tmp_path, "list", "--json"))] == ["zz-a1"]
+
+
 # ------------------------------------------------------- export -o refuses (issue 8)
 
 

@@ -12,15 +12,20 @@ from ._app import Ctx, common_options
 
 def _init(ctx: Ctx) -> int:
     from ..ledger.core import Ledger
-    from ..ledger.jsonl import import_jsonl
+    from ..ledger.jsonl import check_jsonl, import_jsonl
 
     a = ctx.args
+    jsonl = os.path.join(".beads", "issues.jsonl")
+    will_import = os.path.isfile(jsonl) and not a.no_import and not a.attach
+    if will_import and not os.path.islink(jsonl):  # a link is refused by init itself
+        # a bad line in a clone's export is reported before anything is created
+        check_jsonl(jsonl)
     led = Ledger.init(".", prefix=a.prefix, db=ctx.db, actor=ctx.actor,
                       destroy_existing=a.destroy_existing, attach=a.attach)
     ctx._ledger = led
     imported = None
     jsonl = os.path.join(led.beads_dir or ".beads", "issues.jsonl")
-    if os.path.exists(jsonl) and not a.no_import and not a.attach:
+    if will_import:
         # a clone's issues.jsonl names the project's prefix, unless --prefix chose one
         imported = import_jsonl(led, jsonl, adopt_prefix=a.prefix is None)
     info = {"beads_dir": led.beads_dir, "database": led.store.url, "prefix": led.prefix,

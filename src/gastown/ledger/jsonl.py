@@ -528,11 +528,30 @@ def import_jsonl(ledger: Any, path: str, dry_run: bool = False,
     return report
 
 
+def check_jsonl(path: str) -> int:
+    """Check a JSONL file as :func:`import_jsonl` would into an empty ledger; writes nothing.
+
+    Returns the number of beads it holds; the first problem is raised as
+    ``FILE:LINE: what`` (``bd init`` checks a clone's export before creating anything).
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            records, _tombstones, _lines = _read_lines(fh, path, timefmt.now(), None)
+    except UnicodeDecodeError as exc:
+        raise ImportFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ImportFormatError(f"{path}: cannot read ({exc.strerror})") from None
+    latest = {r["id"]: r for r in records}  # a later line for the same id wins
+    _check_graph(None, list(latest.values()), path)
+    return len(latest)
+
+
 def _check_graph(tx: Any, records: list[dict[str, Any]], name: str) -> None:
     """Refuse edges that would leave the ledger with a cycle or a family deadlock.
 
     The graph checked is the ledger's as it will be after the import: existing
-    edges of beads not in the file, plus every edge in the file.
+    edges of beads not in the file (none when ``tx`` is None), plus every edge
+    in the file.
     """
     imported = {r["id"] for r in records}
     line_of: dict[tuple[str, str, str], int] = {}
@@ -544,8 +563,9 @@ def _check_graph(tx: Any, records: list[dict[str, Any]], name: str) -> None:
             edges.append(key)
     if not edges:
         return
-    edges += [(a, b, t) for a, b, t in tx.query(
-        "SELECT issue_id, depends_on_id, type FROM dependencies") if a not in imported]
+    if tx is not None:
+        edges += [(a, b, t) for a, b, t in tx.query(
+            "SELECT issue_id, depends_on_id, type FROM dependencies") if a not in imported]
     blocking = set(_ready.BLOCKING_DEP_TYPES)
     block_graph: dict[str, list[str]] = {}
     parent_graph: dict[str, list[str]] = {}
