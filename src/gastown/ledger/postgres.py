@@ -524,7 +524,8 @@ class PostgresStore(Store):
                           "(is the server stopped, overloaded or unreachable?)")
             raise StorageError(f"cannot connect to {self.url}: {reason}") from None
         # a frozen server never answers: give up a little after statement_timeout
-        conn.gt_timeout = self._db_timeout + _CLIENT_GRACE
+        with contextlib.suppress(AttributeError):  # a psycopg without bounded waits
+            conn.gt_timeout = self._db_timeout + _CLIENT_GRACE
         return conn
 
     def _connection(self) -> Any:
