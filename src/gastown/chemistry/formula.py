@@ -43,7 +43,7 @@ _STEP_KEYS = {
 _LEG_KEYS = _STEP_KEYS | {"focus"}
 _VAR_KEYS = {"description", "default", "required", "enum", "pattern", "type", "required_unless"}
 _VAR_TYPES = {"string", "str", "int", "integer", "number", "float", "bool", "boolean"}
-_GATE_KEYS = {"type", "id", "timeout", "description"}
+_GATE_KEYS = {"type", "id", "timeout", "description", "condition"}
 _LOOP_KEYS = {"count", "range", "var", "body"}
 _COMPOSE_KEYS = {"expand", "map", "branch", "aspects"}
 _ADVICE_KEYS = {"target", "before", "after", "around"}
@@ -320,7 +320,8 @@ def _parse_step(r: _Reader, data: dict[str, Any], where: str, source: str,
             raise r.fail(f"{where}: gate", "key 'type' is required (human, timer, gh:run, …)")
         step.gate = Gate(type=gtype, id=r.string(gate, "id", where),
                          timeout=r.string(gate, "timeout", where),
-                         description=r.string(gate, "description", where))
+                         description=r.string(gate, "description", where),
+                         condition=r.string(gate, "condition", where))
     children = r.tables(data, "children", where)
     for key in ("children", "loop"):
         if data.get(key) and depth + 1 >= limits.MAX_NESTING:

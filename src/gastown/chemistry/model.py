@@ -70,11 +70,13 @@ class Gate:
     id: str = ""
     timeout: str = ""
     description: str = ""
+    #: what the resolver looks at (``type = "conditional"``): data for whoever resolves it
+    condition: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, empty fields left out."""
         out: dict[str, Any] = {"type": self.type}
-        for key in ("id", "timeout", "description"):
+        for key in ("id", "timeout", "description", "condition"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return out

@@ -21,7 +21,9 @@ from .patterns import PatternTimeout, pattern_matches
 __all__ = ["PLACEHOLDER", "substitute", "Substituter", "referenced_vars", "resolve_vars",
            "check_condition", "eval_condition", "eval_range", "parse_var_args"]
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+#: ``{{name}}``; Go-template words that stand alone (``{{else}}``, ``{{end}}``) are not names
+PLACEHOLDER = re.compile(
+    r"\{\{\s*(?!(?:else|end|break|continue|nil)\s*\}\})([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
 _FALSY = {"", "0", "false", "no", "off", "none", "null"}
 _COND = re.compile(
     r"^\s*(!)?\s*\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}\s*(?:(==|!=)\s*(.*?))?\s*$")
