@@ -38,7 +38,10 @@ def run(cwd: Path, argv: list[str], stdin: str = "") -> tuple[int, str, str]:
     sys.stdin = io.StringIO(stdin)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = bd_cli(["-C", str(cwd), *argv])
+            try:
+                code = bd_cli(["-C", str(cwd), *argv])
+            except SystemExit as exc:  # --help and friends exit the argparse way
+                code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.stdin = old_stdin
         os.chdir(old_cwd)

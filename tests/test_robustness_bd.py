@@ -40,7 +40,10 @@ def bd_main(cwd: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
     sys.stdin = io.StringIO(stdin)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = bd_cli(["-C", str(cwd), *args])
+            try:
+                code = bd_cli(["-C", str(cwd), *args])
+            except SystemExit as exc:  # --help and friends exit the argparse way
+                code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.stdin = old_stdin
         os.chdir(old_cwd)
