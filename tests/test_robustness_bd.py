@@ -360,6 +360,23 @@ def test_export_refuses_a_symlinked_issues_jsonl(repo: Path, tmp_path: Path) -> 
     assert not link.is_symlink() and "something" in link.read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("name", ["beads.db-wal", "beads.db-shm", "beads.db"])
+def test_commands_refuse_a_symlinked_database_file(repo: Path, tmp_path: Path,
+                                                   name: str) -> None:
+    new(repo, "something")
+    outside = tmp_path.parent / f"{tmp_path.name}-{name}.txt"
+    outside.write_text("do not touch\n", encoding="utf-8")
+    path = repo / ".beads" / name
+    if path.exists():
+        outside.write_bytes(path.read_bytes() + b"do not touch\n")
+        path.unlink()
+    before = outside.read_bytes()
+    path.symlink_to(outside)
+    fails(repo, 4, "q", "more", says="symbolic link")
+    fails(repo, 4, "list", says="symbolic link")
+    assert outside.read_bytes() == before
+
+
 # ----------------------------------------------------------- names (item 10)
 
 

@@ -58,6 +58,9 @@ class Ledger:
         passfile = None
         if url.startswith(("postgresql://", "postgres://")):
             passfile = discovery.passfile_of(beads_dir)
+        elif beads_dir and url == os.path.join(beads_dir, discovery.DB_FILE):
+            # SQLite would write its log through a link, outside the project
+            _refuse_links(beads_dir, _DB_FILES)
         return cls(open_store(url, create=False, passfile=passfile), actor=actor,
                    beads_dir=beads_dir)
 
@@ -616,13 +619,13 @@ def _cycles(graph: dict[str, list[str]]) -> builtins.list[builtins.list[str]]:
     return found
 
 
-_LEDGER_FILES = (discovery.DB_FILE, discovery.DB_FILE + "-wal", discovery.DB_FILE + "-shm",
-                 discovery.CONFIG_FILE, discovery.JSONL_FILE, ".gitignore")
+_DB_FILES = (discovery.DB_FILE, discovery.DB_FILE + "-wal", discovery.DB_FILE + "-shm")
+_LEDGER_FILES = (*_DB_FILES, discovery.CONFIG_FILE, discovery.JSONL_FILE, ".gitignore")
 
 
-def _refuse_links(beads_dir: str) -> None:
-    """Refuse a ``.beads/`` whose files are symbolic links (init would write through them)."""
-    for name in _LEDGER_FILES:
+def _refuse_links(beads_dir: str, names: tuple[str, ...] = _LEDGER_FILES) -> None:
+    """Refuse a ``.beads/`` whose files are symbolic links (we would write through them)."""
+    for name in names:
         path = os.path.join(beads_dir, name)
         if os.path.islink(path):
             raise ConflictError(f"refusing to use {path}: it is a symbolic link to "
