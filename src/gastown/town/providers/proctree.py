@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = ["session_pids", "stop_tree", "alive", "marker_of"]
 
@@ -133,18 +133,24 @@ def _signal(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-def _wait_gone(collect: object, within: float) -> set[int]:
+def _wait_gone(collect: Callable[[], set[int]], left: set[int], within: float) -> set[int]:
+    """Wait until ``left`` is gone (a cheap look at those pids), then make sure with one
+    full scan that nothing new appeared meanwhile (a child forked on a signal)."""
     deadline = time.monotonic() + within
     while True:
-        left: set[int] = collect()  # type: ignore[operator]
-        if not left or time.monotonic() >= deadline:
+        left = {p for p in left if alive(p)}
+        if not left:
+            left = collect()
+            if not left:
+                return left
+        if time.monotonic() >= deadline:
             return left
         time.sleep(0.05)
 
 
 def stop_tree(roots: Iterable[int], marker: dict[str, str] | None = None,
               grace: float = 3.0, protect: Iterable[int] = (), sids: Iterable[int] = (),
-              reap: object = None) -> set[int]:
+              reap: Callable[[], object] | None = None) -> set[int]:
     """Stop every process of a session: SIGHUP, SIGTERM after a moment, SIGKILL after
     ``grace`` seconds.  Returns the pids that survived even SIGKILL (normally none).
 
@@ -160,7 +166,7 @@ def stop_tree(roots: Iterable[int], marker: dict[str, str] | None = None,
             sids.append(st[2])
 
     def collect() -> set[int]:
-        if callable(reap):
+        if reap is not None:
             reap()
         # roots that die are dropped: their pids may be reused by strangers
         live = [r for r in roots if alive(r)]
@@ -177,8 +183,10 @@ def stop_tree(roots: Iterable[int], marker: dict[str, str] | None = None,
     first = min(1.0, grace / 2)
     for sig, wait in ((signal.SIGHUP, first), (signal.SIGTERM, max(0.1, grace - first)),
                       (signal.SIGKILL, 2.0)):
+        if sig != signal.SIGHUP:
+            left = collect()  # a full look before each signal: children forked meanwhile
         if not left:
             break
         _signal(left, sig)
-        left = _wait_gone(collect, wait)
+        left = _wait_gone(collect, left, wait)
     return left
