@@ -97,7 +97,25 @@ def load_file(path: str) -> Formula:
         raise FormulaError(f"{path}: values are nested too deeply") from None
     if not isinstance(data, dict):
         raise FormulaError(f"{path}: a formula must be a table of keys")
+    if _depth(data) > limits.MAX_DATA_DEPTH:
+        raise FormulaError(f"{path}: values are nested more than {limits.MAX_DATA_DEPTH} deep")
     return parse_formula(data, path)
+
+
+def _depth(data: Any) -> int:
+    """How deeply tables and arrays nest in ``data`` (no recursion: it may be deep)."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > limits.MAX_DATA_DEPTH:
+            break
+        if isinstance(value, dict):
+            stack += [(v, depth + 1) for v in value.values() if isinstance(v, (dict, list))]
+        elif isinstance(value, list):
+            stack += [(v, depth + 1) for v in value if isinstance(v, (dict, list))]
+    return deepest
 
 
 def default_name(path: str) -> str:

@@ -20,6 +20,8 @@ MAX_STEPS = 20_000
 MAX_FILE_BYTES = 4 << 20
 #: children and loop bodies nest at most this deep
 MAX_NESTING = 12
+#: tables and arrays in a formula file nest at most this deep (metadata included)
+MAX_DATA_DEPTH = 100
 #: extends chains at most this deep
 MAX_EXTENDS_DEPTH = 8
 #: distinct formulas one compile may load (extends, expansions, aspects)
