@@ -440,3 +440,15 @@ def test_a_conditional_gate_keeps_its_condition(ledger: Ledger, tmp_path: Path) 
     gate_id = root["metadata"]["gates"]["kill"]
     assert ledger.get(gate_id)["metadata"]["gate"] == {"type": "conditional",
                                                        "condition": "no_response"}
+
+
+def test_without_a_holder_the_check_gate_waits_for_a_person(tmp_path: Path) -> None:
+    town = make_town(tmp_path)
+    script(town, "check.sh", "exit 1\n")
+    mol = Mol(town, ralph())
+    mol.led.update(mol.root, assignee="")
+    assert run_checks(town, mol.led, [mol.close("build")], "t/controller") == []
+    assert mol.led.get(mol.ids["build"])["status"] == "closed", "no attempt was spent"
+    gate = mol.led.get(mol.ids["build"])["metadata"]["check_gate"]
+    mol.led.close_bead(gate, reason="checked by hand", force=True)
+    assert mol.ready() == {mol.ids["ship"]}

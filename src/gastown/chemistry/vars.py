@@ -134,6 +134,8 @@ def resolve_vars(bp: Blueprint, given: Mapping[str, str] | None, *,
     """
     given = dict(given or {})
     where = f"formula {bp.name}"
+    if bp.source and not bp.source.startswith("proto:"):
+        where = f"{bp.source}: {where}"  # the file, for one line that says where
     values: dict[str, str] = {}
     for name, v in bp.vars.items():
         if name in given:

@@ -11,6 +11,8 @@ before it plans the next nudge:
 * **pass**: the gate closes, so the dependents become ready;
 * **fail**: the step is reopened with the check's output as a comment and one
   attempt is counted on the gate; the dispatcher then nudges the agent to redo it;
+* nobody holds the molecule (no agent, no worktree): nothing runs, and the gate
+  waits for a person (``bd gate resolve``);
 * **attempts exhausted**: like ``gt done --status escalated`` — the step is
   marked ``blocked`` with the ``escalated`` label and a comment, and the owner
   (``[town] escalate_to``, else whoever slung the work) gets mail.  With
@@ -148,14 +150,15 @@ def _check_one(town: Town, led: Ledger, bead_id: str, actor: str) -> dict[str, A
     gmeta = dict(gate.get("metadata") or {})
     spec = gmeta.get("check") or {}
     workdir = _workdir(town, led, step)
-    started = time.monotonic()
     if workdir is None:
-        res = CheckResult(False, None, "", "nobody holds the molecule: no worktree to run in")
-    else:
-        env = dict(os.environ, GT_CHECK_STEP=bead_id, GT_CHECK_ATTEMPT=str(
-            int(gmeta.get("attempts", 0)) + 1))
-        res = run_check_program(workdir, str(spec.get("path", "")),
-                                float(spec.get("timeout", 300)), env)
+        # no agent holds the molecule: no worktree to run in; the gate waits for a person
+        # (``bd gate resolve``) rather than failing attempts that never ran
+        return None
+    started = time.monotonic()
+    env = dict(os.environ, GT_CHECK_STEP=bead_id,
+               GT_CHECK_ATTEMPT=str(int(gmeta.get("attempts", 0)) + 1))
+    res = run_check_program(workdir, str(spec.get("path", "")),
+                            float(spec.get("timeout", 300)), env)
     attempts = int(gmeta.get("attempts", 0)) + 1
     limit = int(spec.get("max_attempts", 3))
     gmeta.update(attempts=attempts, last_result=res.summary(),
