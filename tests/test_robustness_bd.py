@@ -259,6 +259,8 @@ def test_import_keeps_the_prefix_chosen_at_init(repo: Path) -> None:
     (("events", "--since-seq", "9" * 20), 2, "count"),
     (("create", "t\udcff"), 2, "UTF-8"),
     (("show", "rb-\udc80"), 2, "UTF-8"),
+    (("create", "t", "--body-file", "a\x00b"), 2, "NUL"),
+    (("export", "-o", "out\x00.jsonl"), 2, "NUL"),
     (("show", "x" * 50000), 3, "50000"),
     (("update", "y" * 50000, "-p", "1"), 3, "50000"),
     (("create", "t", "--id", "rb-" + "z" * 50000), 5, "200"),

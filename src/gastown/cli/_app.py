@@ -263,6 +263,8 @@ def _check_text(args: Sequence[str]) -> None:
     for n, arg in enumerate(args, 1):
         if not _encodable(arg):
             raise UsageError(f"argument {n} is not valid UTF-8 text: {_ascii_short(arg)}")
+        if "\0" in arg:  # only a caller in-process can pass one; no path may hold it
+            raise UsageError(f"argument {n} contains a NUL character: {_ascii_short(arg)}")
     for var in _TEXT_ENV:
         value = os.environ.get(var)
         if value is not None and not _encodable(value):
