@@ -182,9 +182,10 @@ def test_setup_instructions_for_a_tracked_file_stay_out_of_commits(
     (repo / "AGENTS.md").write_text("# Project rules\n")
     git(repo, "add", "AGENTS.md")
     git(repo, "commit", "-q", "-m", "rules")
-    gt(tmp_path, "setup", "codex", str(repo), env=clean_env())
+    env = clean_env(CODEX_HOME=str(tmp_path / "codex"))  # codex trusts the folder there
+    gt(tmp_path, "setup", "codex", str(repo), env=env)
     text = (repo / "AGENTS.md").read_text()
     assert text.startswith("# Project rules\n") and "gt prime" in text
     assert git(repo, "status", "--porcelain").strip() == ""
-    gt(tmp_path, "setup", "codex", str(repo), env=clean_env())
+    gt(tmp_path, "setup", "codex", str(repo), env=env)
     assert (repo / "AGENTS.md").read_text() == text, "setup is idempotent"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -119,11 +120,20 @@ def _hook(ctx: Ctx) -> int:
 def _prime(ctx: Ctx) -> int:
     from ..town.prime import prime_data, render_prime
 
-    if ctx.args.hook and not (ctx.args.agent or os.environ.get("GT_AGENT")):
-        return 0  # a session hook outside any town session: stay silent
+    hook = ctx.args.hook or ctx.args.hook_json
+    if hook and not (ctx.args.agent or os.environ.get("GT_AGENT")):
+        # a session hook outside any town session: stay silent (an empty JSON answer)
+        if ctx.args.hook_json:
+            print("{}")
+        return 0
     town = get_town(ctx)
     agent = town.current_agent(ctx.args.agent)
-    data = prime_data(town, town_ledger(ctx), agent, drain_nudges=ctx.args.hook)
+    data = prime_data(town, town_ledger(ctx), agent, drain_nudges=hook)
+    if ctx.args.hook_json:
+        # codex and gemini read a SessionStart hook's answer as JSON
+        print(json.dumps({"hookSpecificOutput": {"hookEventName": "SessionStart",
+                                                 "additionalContext": render_prime(data)}}))
+        return 0
     ctx.out(data, lambda: render_prime(data))
     return 0
 
@@ -178,6 +188,9 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("--hook", action="store_true",
                        help="as a session hook: also deliver queued nudges; silent outside "
                             "a session")
+        p.add_argument("--hook-json", action="store_true",
+                       help="as --hook, answering as a codex/gemini SessionStart hook does: "
+                            "JSON with the prompt as additionalContext")
         p.set_defaults(func=_prime)
     elif name == "done":
         p.add_argument("--status", default="completed",

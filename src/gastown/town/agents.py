@@ -21,9 +21,9 @@ __all__ = ["Preset", "load_presets", "preset_of", "agent_argv", "beacon", "PROMP
            "SETUP_KINDS"]
 
 PROMPT_MODES = ("arg", "flag", "nudge", "none")
-SETUP_KINDS = ("claude", "instructions", "none")
-_PRESET_KEYS = {"command", "args", "prompt", "prompt_flag", "ready", "ready_delay", "setup",
-                "instructions_file"}
+SETUP_KINDS = ("claude", "codex", "gemini", "instructions", "none")
+_PRESET_KEYS = {"command", "args", "env", "prompt", "prompt_flag", "ready", "ready_delay",
+                "setup", "instructions_file", "exclude"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,14 @@ class Preset:
     ready_delay: float = 0.0
     setup: str = "none"
     instructions_file: str | None = None
+    #: environment variables the program needs (an agent's own ``env`` wins)
+    env: tuple[tuple[str, str], ...] = ()
+    #: files the program writes in its worktree, kept out of git by ``gt setup``
+    exclude: tuple[str, ...] = ()
+
+    def env_dict(self) -> dict[str, str]:
+        """The preset's environment variables as a dict."""
+        return dict(self.env)
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,15 +84,23 @@ def _validate(t: dict[str, Any], where: str) -> None:
     args = t.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ValidationError(f"{where}.args must be a list of strings")
+    env = t.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                            for k, v in env.items()):
+        raise ValidationError(f"{where}.env must be a table of strings "
+                              "(NAME = \"value\")")
+    exclude = t.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(e, str) and e for e in exclude):
+        raise ValidationError(f"{where}.exclude must be a list of file patterns")
     if t.get("prompt", "none") not in PROMPT_MODES:
         raise ValidationError(f"{where}.prompt must be one of {', '.join(PROMPT_MODES)}")
     if t.get("prompt") == "flag" and not t.get("prompt_flag"):
         raise ValidationError(f"{where}.prompt_flag is required with prompt = \"flag\"")
     if t.get("setup", "none") not in SETUP_KINDS:
         raise ValidationError(f"{where}.setup must be one of {', '.join(SETUP_KINDS)}")
-    if t.get("setup") == "instructions" and not t.get("instructions_file"):
+    if t.get("setup") in ("instructions", "codex", "gemini") and not t.get("instructions_file"):
         raise ValidationError(f"{where}.instructions_file is required with "
-                              "setup = \"instructions\"")
+                              f"setup = \"{t.get('setup')}\"")
     delay = t.get("ready_delay", 0.0)
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
         raise ValidationError(f"{where}.ready_delay must be a number of seconds >= 0")
@@ -105,7 +121,9 @@ def preset_of(presets: dict[str, dict[str, Any]], name: str) -> Preset:
     return Preset(name=name, command=tuple(t.get("command", ())), args=tuple(t.get("args", ())),
                   prompt=t.get("prompt", "none"), prompt_flag=t.get("prompt_flag"),
                   ready=t.get("ready"), ready_delay=float(t.get("ready_delay", 0.0)),
-                  setup=t.get("setup", "none"), instructions_file=t.get("instructions_file"))
+                  setup=t.get("setup", "none"), instructions_file=t.get("instructions_file"),
+                  env=tuple(sorted(t.get("env", {}).items())),
+                  exclude=tuple(t.get("exclude", ())))
 
 
 def beacon(actor: str, agent: str) -> str:

@@ -98,7 +98,8 @@ class Sessions:
         The program runs under :mod:`gastown.town.launch`, which records its
         exit status for whoever asks later (a controller telling exit from crash).
         """
-        env = self.town.session_env(agent)
+        # the preset's variables (IS_SANDBOX, ...) first: the agent's own env wins
+        env = {**self.preset(agent).env_dict(), **self.town.session_env(agent)}
         argv = [sys.executable, "-m", "gastown.town.launch", self.status_path(agent)]
         # variables from town.toml's [agents.X.env] may be secrets (API keys): they
         # reach the program through a 0600 file the launcher reads, never through
