@@ -173,6 +173,16 @@ def test_prime_hook_json_outside_a_session_answers_an_empty_object(tmp_path: Pat
     assert proc.returncode == 0 and json.loads(proc.stdout) == {}
 
 
+def test_prime_hook_json_in_a_session_carries_the_prompt_as_additional_context(
+        town: Town) -> None:
+    add_agent(town, "cx", sleeper(), preset="codex")
+    env = clean_env(**town.session_env(town.agent("cx")))
+    answer = json.loads(gt(town, "prime", "--hook-json", env=env).stdout)
+    assert answer["hookSpecificOutput"]["hookEventName"] == "SessionStart"
+    text = answer["hookSpecificOutput"]["additionalContext"]
+    assert text.strip() == gt(town, "prime", env=env).stdout.strip() and "app/worker/cx" in text
+
+
 def test_preset_env_reaches_the_session_and_the_agents_own_env_wins(town: Town) -> None:
     add_agent(town, "cc", sleeper(), preset="claude")
     env = Sessions(town).spec(town.agent("cc")).env
