@@ -454,3 +454,22 @@ def test_init_repairs_a_half_initialised_ledger(tmp_path: Path,
     assert new(tmp_path, "works").startswith("hh-")
     # a ledger with beads is never taken for a half-made one
     fails(tmp_path, 4, "init", says="already exists")
+
+
+def test_a_ledger_without_prefix_refuses_new_ids(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # beads but no prefix (an old half-made ledger that then got an import): no bd-… ids
+    monkeypatch.setenv("BD_ACTOR", "tester")
+    ok(tmp_path, "init", "--prefix", "np", "-q")
+    kept = new(tmp_path, "kept")
+    con = sqlite3.connect(tmp_path / ".beads" / "beads.db")
+    con.execute("DELETE FROM config WHERE key = 'issue_prefix'")
+    con.commit()
+    con.close()
+    before = snapshot(tmp_path)
+    fails(tmp_path, 7, "q", "new work", says="bd config set issue_prefix")
+    assert snapshot(tmp_path) == before
+    ok(tmp_path, "update", kept, "-p", "1")  # everything else still works
+    new(tmp_path, "child", "--parent", kept)  # child ids need no prefix
+    ok(tmp_path, "config", "set", "issue_prefix", "np")
+    assert new(tmp_path, "now fine").startswith("np-")

@@ -48,6 +48,8 @@ class Ledger:
         self.actor = actor or discovery.default_actor()
         self.beads_dir = beads_dir
         self._prefix: str | None = None
+        #: no ``issue_prefix`` in config (a half-made ledger): new ids are refused
+        self._prefix_missing = False
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -152,6 +154,7 @@ class Ledger:
         if self._prefix is None:
             with self.store.read() as tx:
                 value = tx.scalar("SELECT value FROM config WHERE key = 'issue_prefix'")
+            self._prefix_missing = not value
             self._prefix = str(value) if value else "bd"
         return self._prefix
 
@@ -160,7 +163,9 @@ class Ledger:
         """One atomic unit of changes: ``with ledger.transaction() as t: t.create(…)``."""
         prefix = self.prefix
         with self.store.write() as tx:
-            yield Txn(tx, actor or self.actor, prefix)
+            txn = Txn(tx, actor or self.actor, prefix)
+            txn.prefix_missing = self._prefix_missing
+            yield txn
 
     # -------------------------------------------------------------- writes
     def create(self, title: str, **fields: Any) -> Bead:
@@ -250,6 +255,7 @@ class Ledger:
             t.emit("config.set", None, {"key": key, "value": value})
         if key == "issue_prefix":
             self._prefix = value
+            self._prefix_missing = False
 
     # --------------------------------------------------------------- reads
     def get(self, bead_id: str) -> Bead:

@@ -8,7 +8,14 @@ one atomic unit with :meth:`gastown.ledger.Ledger.transaction`.
 
 from __future__ import annotations
 
-from ..errors import ConflictError, CycleError, NotFoundError, UsageError, ValidationError
+from ..errors import (
+    ConflictError,
+    CycleError,
+    NotFoundError,
+    NotInitializedError,
+    UsageError,
+    ValidationError,
+)
 from . import ids as _ids
 from . import ready as _ready
 from . import timefmt
@@ -85,6 +92,9 @@ class Txn:
         self.tx = tx
         self.actor = actor
         self.prefix = prefix
+        #: set when the ledger has no ``issue_prefix``: a new hash id is then refused
+        #: rather than given a made-up prefix
+        self.prefix_missing = False
         self._now = timefmt.now()
 
     # ----------------------------------------------------------------- events
@@ -131,6 +141,11 @@ class Txn:
 
     # ------------------------------------------------------------------ ids
     def _new_id(self, seed: str) -> str:
+        if self.prefix_missing:
+            raise NotInitializedError(
+                "this ledger has no issue prefix (left by an interrupted 'bd init'?): set one "
+                "with 'bd config set issue_prefix PREFIX' (or run 'bd init' again while it "
+                "holds no beads)")
         count = int(self.tx.scalar(self.tx.approx_count_sql) or 0)
         length = _ids.id_length_for(count + 1)
         for nonce in range(40):
