@@ -388,6 +388,18 @@ def test_names_ending_in_a_newline_are_refused(kind: str, name: str) -> None:
         check_name(kind, name)
 
 
+def test_town_toml_keys_ending_in_a_newline() -> None:
+    import tomllib
+
+    from gastown.town import config
+
+    with pytest.raises(ValidationError, match="env"):
+        config._env({"env": {"PATH\n": "/bin"}}, "town.toml: agents.a")
+    # a key that is not bare is written quoted, so the file stays valid TOML
+    text = "x = " + config.toml_value({"a\n": 1, "b": 2})
+    assert tomllib.loads(text) == {"x": {"a\n": 1, "b": 2}}
+
+
 # ----------------------------------------------------------------- -q (item 12)
 
 

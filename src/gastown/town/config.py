@@ -207,7 +207,7 @@ def _env(t: dict[str, Any], where: str) -> dict[str, str]:
         raise ValidationError(f"{where}.env must be a table of strings")
     out: dict[str, str] = {}
     for k, v in value.items():
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k) or not isinstance(v, str):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) or not isinstance(v, str):
             raise ValidationError(f"{where}.env.{k}: names are identifiers, values strings")
         out[k] = v
     return out
@@ -390,7 +390,7 @@ def toml_value(value: Any) -> str:
 
 
 def _key(key: str) -> str:
-    return key if re.match(r"^[A-Za-z0-9_-]+$", key) else toml_value(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_value(key)
 
 
 def _header_re(dotted: str) -> re.Pattern[str]:
