@@ -169,7 +169,9 @@ def _codex_trust(directory: str) -> str:
 def _codex(directory: str, gt: str) -> list[str]:
     hooks = _hooks_file(directory, os.path.join(".codex", "hooks.json"),
                         {"SessionStart": f"{gt} prime --hook --hook-json"})
-    return [hooks, _codex_trust(os.path.realpath(directory))]
+    # codex keys trust by the folder it runs in: the path as given and as resolved
+    paths = dict.fromkeys([os.path.abspath(directory), os.path.realpath(directory)])
+    return [hooks, *dict.fromkeys(_codex_trust(p) for p in paths)]
 
 
 def _gemini(directory: str, gt: str) -> str:
