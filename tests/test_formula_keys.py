@@ -18,15 +18,20 @@ from typing import Any
 
 import pytest
 
+from agents.controlkit import running
+from agents.townkit import wait_for
 from gastown import Ledger
 from gastown.chemistry import api
 from gastown.chemistry.api import pour_with_steps
 from gastown.controller.checks import run_check_program, run_checks
+from gastown.demo.sample import write_sample
 from gastown.errors import FormulaError
 from gastown.ledger.query import Filter
 from gastown.town.config import append_table
 from gastown.town.core import Town, init_town
 from gastown.town.mail import inbox
+from gastown.town.rigs import add_rig
+from gastown.town.sling import sling
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -452,3 +457,66 @@ def test_without_a_holder_the_check_gate_waits_for_a_person(tmp_path: Path) -> N
     gate = mol.led.get(mol.ids["build"])["metadata"]["check_gate"]
     mol.led.close_bead(gate, reason="checked by hand", force=True)
     assert mol.ready() == {mol.ids["ship"]}
+
+
+# ------------------------------------------------------------------ through the controller
+
+POLLING_AGENT = r'''
+import json, subprocess, sys, time
+def run(*a):
+    return subprocess.run(list(a), capture_output=True, text=True, check=True).stdout
+deadline = time.time() + 90
+root = None
+while time.time() < deadline:
+    hook = json.loads(run("gt", "hook", "--json") or "null")
+    if hook:
+        root = hook["id"]
+        break
+    time.sleep(0.2)
+while root and time.time() < deadline:
+    if json.loads(run("bd", "show", root, "--json"))[0]["status"] == "closed":
+        break
+    for step in json.loads(run("bd", "ready", "--mol", root, "--json")):
+        run("bd", "update", step["id"], "--claim")
+        run("bd", "close", step["id"])
+    time.sleep(0.2)
+'''
+
+
+def test_the_running_controller_sends_a_failed_step_back_until_its_check_passes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("GT_TOWN", "GT_AGENT", "GT_RIG", "BD_DB", "BEADS_DB", "BD_ACTOR"):
+        monkeypatch.delenv(var, raising=False)
+    sample = Path(write_sample(str(tmp_path / "sample")))
+    check = sample / "ci" / "verify.sh"
+    check.parent.mkdir()
+    # fails the first time (leaving a marker in the worktree), passes the second
+    check.write_text("#!/bin/sh\nif [ -e .verified-once ]; then echo ok; exit 0; fi\n"
+                     "touch .verified-once; echo 'verify: 1 test FAILED'; exit 1\n")
+    check.chmod(0o755)
+    subprocess.run(["git", "add", "ci/verify.sh"], cwd=sample, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
+                    "-qm", "verify"], cwd=sample, check=True)
+    town = init_town(str(tmp_path / "town"), name="t", prefix="t", provider="subprocess",
+                     actor="tester")
+    add_rig(town, "app", str(sample), actor="tester")
+    agent_script = tmp_path / "agent.py"
+    agent_script.write_text(POLLING_AGENT)
+    append_table(town.config_path, "agents.ada",
+                 {"rig": "app", "role": "worker", "preset": "command",
+                  "command": [sys.executable, str(agent_script)]})
+    town.reload()
+    formulas = Path(town.root) / ".beads" / "formulas"
+    formulas.mkdir(parents=True, exist_ok=True)
+    write(formulas, "verified.formula.toml", ralph(path="ci/verify.sh"))
+    with running(town):
+        root = sling(town, "verified", "ada", nudge=False).id
+        led = Ledger.open(town.db_url(), actor="tester")
+        wait_for(lambda: led.get(root)["status"] == "closed", 90, what="the molecule to finish")
+        kinds = [e["type"] for e in led.events(bead_id=f"{root}.1") if e["type"].startswith(
+            "check.")]
+        assert kinds == ["check.retry", "check.passed"]
+        notes = [c["text"] for c in led.comments(f"{root}.1")]
+        assert any("verify: 1 test FAILED" in n for n in notes), notes
+        closes = [e for e in led.events(bead_id=f"{root}.1") if e["type"] == "bead.closed"]
+        assert len(closes) == 2, "the agent closed the step twice"
