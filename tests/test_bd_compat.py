@@ -348,3 +348,27 @@ def test_new_commands_stay_off_the_hot_path(repo: Path, env: dict[str, str]) -> 
         proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=repo, env=env,
                               capture_output=True, text=True, timeout=60)
         assert "LOADED []" in proc.stderr, (args, proc.stderr)
+
+
+def test_metadata_json_and_auto_export(repo: Path, env: dict[str, str]) -> None:
+    meta = json.loads((repo / ".beads" / "metadata.json").read_text())
+    assert meta == {"database": "beads.db", "jsonl_export": "issues.jsonl", "backend": "sqlite"}
+    jsonl = repo / ".beads" / "issues.jsonl"
+    a = q(repo, env, "before")
+    assert not jsonl.exists()  # off by default, as upstream
+    run(repo, "config", "set", "export.auto", "true", env=env)
+    b = q(repo, env, "after")
+    assert [json.loads(x)["id"] for x in jsonl.read_text().splitlines()] == sorted([a, b])
+    run(repo, "close", a, env=env)
+    assert json.loads(jsonl.read_text().splitlines()[sorted([a, b]).index(a)])["status"] == \
+        "closed"
+    before = jsonl.read_text()
+    q(repo, env, "skipped", "--no-auto-flush")
+    q(repo, {**env, "BEADS_NO_AUTO_FLUSH": "1"}, "skipped too")
+    js(repo, "list", env=env)
+    assert jsonl.read_text() == before
+    run(repo, "config", "set", "export.git-add", "true", env=env)
+    q(repo, env, "staged")
+    staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout
+    assert ".beads/issues.jsonl" in staged

@@ -13,6 +13,7 @@ the agent moved on, and records it.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 from pathlib import Path
@@ -29,9 +30,10 @@ from agents.controlkit import (
     session_env,  # noqa: F401 - a fixture
     wait_events,
 )
-from agents.townkit import gt, wait_for
+from agents.townkit import gt, sleeper, wait_for
+from gastown import Ledger
 from gastown.controller.daemon import read_state
-from gastown.controller.dispatch import INTENT_PREFIX
+from gastown.controller.dispatch import INTENT_PREFIX, WAKE_PREFIX
 from gastown.controller.service import LOG_NAME, is_running, up
 from gastown.town.providers.tmux import PAUSE_VAR
 from gastown.town.sling import sling
@@ -93,3 +95,37 @@ def test_a_controller_killed_mid_dispatch_dispatches_once_after_restart(
     assert log.count("nudged after") == 5 and "looking anyway" not in log
     heard = [ln.split(": ", 1)[1] for ln in log.splitlines() if "nudged after" in ln]
     assert all(h.startswith("[gt] ") and h.count("[gt]") == 1 for h in heard), heard
+
+
+def test_a_controller_killed_while_waking_a_pool_worker_wakes_it_after_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a pool worker with a running session gets new work by a nudge: that nudge too
+    town = make_town(tmp_path, extra_toml=(
+        '[pools.crew]\nrig = "textkit"\nrole = "worker"\npreset = "command"\nmax = 1\n'
+        f'command = {json.dumps(sleeper())}\n' + "[controller]\ntick = 0.3\n"))
+    with ledger(town) as led:
+        first = led.create("first job", labels=["pool:crew"])["id"]
+    monkeypatch.setenv(PAUSE_VAR, "before:120")  # for the first controller only
+    with running(town):
+        monkeypatch.delenv(PAUSE_VAR)
+        pid = read_state(town)["pid"]
+        wait_events(town, "session.started", timeout=30)
+        worker = town.agent("crew-1")
+        with Ledger.open(town.db_url(), actor=town.actor_of(worker)) as led:
+            led.close_bead(first, reason="done by hand")  # the worker is free, still running
+            led.kv_clear("gt.work.crew-1")
+            second = led.create("second job", labels=["pool:crew"])["id"]
+        wait_events(town, "hook.pinned", where=lambda e: e["bead_id"] == second, timeout=30)
+        wait_for(lambda: "pausing" in _controller_log(town), 30,
+                 what="the controller to be inside the wake-up nudge")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not is_running(town), 5, what="the killed controller's lock to go")
+        assert up(town)["started"]
+        woken = wait_events(town, "dispatch", where=lambda e: e["bead_id"] == second,
+                            timeout=30)
+        wait_for(lambda: "is on your hook" in gt(town, "peek", "crew-1").stdout, 10,
+                 what="the wake-up nudge in the worker's session")
+        with ledger(town) as led:
+            assert not [k for k, _ in led.kv_list() if k.startswith(WAKE_PREFIX)]
+    assert len(woken) == 1 and woken[0]["payload"]["kind"] == "sling"
+    assert woken[0]["payload"]["delivered"] and woken[0]["payload"]["agent"] == "crew-1"

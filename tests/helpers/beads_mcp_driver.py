@@ -114,7 +114,8 @@ async def run(ws: str, bd_path: str, calls: list[list[Any]]) -> dict[str, Any]:
                                    cwd=ws)
     out: dict[str, Any] = {"calls": []}
     ids: list[str] = []
-    with open(os.devnull, "w") as errlog:  # the server's log lines are not wanted
+    # the server's log lines (each bd command it runs) go to $BEADS_DRIVER_ERRLOG if set
+    with open(os.environ.get("BEADS_DRIVER_ERRLOG") or os.devnull, "a") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write), \
                 ClientSession(read, write) as session:
             await session.initialize()

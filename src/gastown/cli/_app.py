@@ -47,6 +47,9 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                         help="run as if started in DIR")
     parser.add_argument("-q", "--quiet", action="store_true", default=sup,
                         help="print only what scripts need")
+    # upstream bd's global switches (the beads MCP server passes them); hidden
+    parser.add_argument("--no-auto-flush", action="store_true", default=sup, help=sup)
+    parser.add_argument("--no-auto-import", action="store_true", default=sup, help=sup)
 
 
 #: the largest number a count option takes (any backend stores it as a 64-bit integer)
@@ -119,8 +122,19 @@ class Ctx:
         return str(self.ledger.resolve_id(partial))
 
     def close(self) -> None:
-        """Close the ledger if it was opened."""
-        if self._ledger is not None:
+        """Close the ledger if it was opened (after upstream's auto-export, when it is on)."""
+        if self._ledger is None:
+            return
+        try:
+            con = getattr(self._ledger.store, "_con", None)  # SQLite only: a free check
+            if (con is not None and con.total_changes
+                    and not getattr(self.args, "no_auto_flush", False)):
+                from ..ledger.autoflush import flush_if_enabled
+
+                flush_if_enabled(self._ledger)
+        except Exception as exc:  # noqa: BLE001 - the command's change is committed already
+            sys.stderr.write(f"Warning: auto-export skipped: {type(exc).__name__}: {exc}\n")
+        finally:
             self._ledger.close()
 
 

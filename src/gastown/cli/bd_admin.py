@@ -23,6 +23,10 @@ def _init(ctx: Ctx) -> int:
     led = Ledger.init(".", prefix=a.prefix, db=ctx.db, actor=ctx.actor,
                       destroy_existing=a.destroy_existing, attach=a.attach)
     ctx._ledger = led
+    if led.beads_dir:  # what upstream's tools read to find the database (never a URL)
+        from ..ledger.autoflush import write_metadata
+
+        write_metadata(led.beads_dir, led.store.url)
     imported = None
     jsonl = os.path.join(led.beads_dir or ".beads", "issues.jsonl")
     if will_import:

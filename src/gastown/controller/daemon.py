@@ -173,6 +173,7 @@ class Controller:
         self._saved_cursor = self._cursor
         self._replay(led)
         self.dispatcher.load_intents()
+        self.feeder.resume_wakes()
         return led
 
     def _run(self) -> None:

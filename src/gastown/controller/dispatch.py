@@ -48,8 +48,10 @@ if TYPE_CHECKING:
     from ..town.core import Town
     from ..town.sessions import Sessions
 
-__all__ = ["Dispatcher", "PoolFeeder", "deliver", "epoch", "INTENT_PREFIX"]
+__all__ = ["Dispatcher", "PoolFeeder", "deliver", "epoch", "INTENT_PREFIX", "WAKE_PREFIX"]
 
+#: kv keys ``gt.controller.wake.<bead>``: a pool worker's wake-up nudge not yet sent
+WAKE_PREFIX = "gt.controller.wake."
 #: kv keys ``gt.controller.submitting.<after>``: a nudge whose text is typed and whose
 #: Enter is being pressed; removed in the transaction that writes its ``dispatch``
 INTENT_PREFIX = "gt.controller.submitting."
@@ -352,16 +354,50 @@ class PoolFeeder:
             self.log(f"pools: cannot sling {bead_id} to {target}: {exc}")
             return False
         if result.session == "running" and not result.already:
-            agent = self.town.agent(result.agent)
             text = f"[gt] {result.id} is on your hook: {result.title}. Run `gt prime`."
-            self.dispatcher.pool.submit(self._wake, agent, text, result.id)
+            # recorded before it is sent, so that a controller killed meanwhile leaves it
+            # to the next one (resume_wakes); removed with the dispatch event
+            key = f"{WAKE_PREFIX}{result.id}"
+            with self.led.store.write() as tx:
+                tx.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                           "DO UPDATE SET value = excluded.value",
+                           (key, json.dumps({"agent": result.agent, "text": text})))
+            self.dispatcher.pool.submit(self._wake, self.town.agent(result.agent), text,
+                                        result.id)
         self.log(f"pools: {bead_id} -> {result.agent} ({result.session})")
         return True
+
+    def resume_wakes(self) -> int:
+        """Send the wake-up nudges a killed controller slung but did not record; returns
+        how many.  Work no longer waiting on that agent's hook needs none."""
+        count = 0
+        for key, value in self.led.kv_list():
+            if not key.startswith(WAKE_PREFIX):
+                continue
+            bead_id = key[len(WAKE_PREFIX):]
+            try:
+                wake = json.loads(value)
+                agent = self.town.agent(str(wake["agent"]))
+                text = str(wake["text"])
+                bead = self.led.get(bead_id)
+                due = (bead["status"] == "hooked"
+                       and bead.get("assignee") == self.town.actor_of(agent))
+            except (ValueError, TypeError, KeyError, GastownError):
+                due = False
+            if not due:
+                with self.led.store.write() as tx:
+                    tx.execute("DELETE FROM kv WHERE key = ?", (key,))
+                continue
+            self.dispatcher.pool.submit(self._wake, agent, text, bead_id)
+            count += 1
+        return count
 
     def _wake(self, agent: AgentConfig, text: str, bead_id: str) -> None:
         try:
             result = deliver(self.sessions, agent, text)
-            self.led.emit("dispatch", bead_id, {"agent": agent.name, "root": bead_id,
-                                                "step": None, "kind": "sling", **result})
+            with self.led.transaction() as t:
+                t.emit("dispatch", bead_id, {"agent": agent.name, "root": bead_id,
+                                             "step": None, "kind": "sling", **result})
+                t.tx.execute("DELETE FROM kv WHERE key = ?", (f"{WAKE_PREFIX}{bead_id}",))
         except Exception as exc:  # noqa: BLE001 - never kill the nudge pool
             self.log(f"pools: waking {agent.name}: {exc}")
