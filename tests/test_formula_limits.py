@@ -346,3 +346,23 @@ def test_fuzz_random_formulas_never_crash(tmp_path_factory: pytest.TempPathFacto
     except GastownError as exc:
         assert "\n" not in str(exc).strip() or "Traceback" not in str(exc)
     assert time.monotonic() - start < 10.0
+
+
+def test_target_placeholders_cannot_blow_up_an_expansion(tmp_path: Path) -> None:
+    """{target.description} 200,000 times over a 100 KB description: refused, not built."""
+    write(tmp_path, "exp.formula.toml", 'formula = "exp"\ntype = "expansion"\n[[template]]\n'
+          f'id = "{{target}}.x"\ntitle = "X"\ndescription = "{"{target.description}" * 200_000}"\n')
+    top = write(tmp_path, "top.formula.toml",
+                'formula = "top"\n[[steps]]\nid = "go"\ntitle = "Go"\n'
+                f'description = "{"d" * 100_000}"\nexpand = "exp"\n')
+    line = refused(tmp_path, top, says="placeholders")
+    assert "step 'go'" in line and "top.formula.toml" in line
+
+
+def test_step_placeholders_cannot_blow_up_advice(tmp_path: Path) -> None:
+    path = write(tmp_path, "adv.formula.toml",
+                 'formula = "adv"\n[[steps]]\nid = "go"\n'
+                 f'title = "{"t" * 50_000}"\n[[advice]]\ntarget = "go"\n[[advice.before]]\n'
+                 f'id = "pre"\ntitle = "Pre"\ndescription = "{"{step.title}" * 100_000}"\n')
+    line = refused(tmp_path, path, says="advice")
+    assert "step 'go'" in line

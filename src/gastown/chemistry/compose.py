@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 
 from ..errors import FormulaError, NotFoundError
 from .graph import entries_and_exits, validate
-from .limits import MAX_EXPAND_DEPTH, MAX_EXTENDS_DEPTH, MAX_STEPS, Budget
+from .limits import MAX_EXPAND_DEPTH, MAX_EXTENDS_DEPTH, MAX_STEPS, MAX_TEXT_CHARS, Budget
 from .model import Blueprint, Formula, Step, VarDef
 from .vars import eval_range, substitute
 
@@ -225,9 +225,24 @@ def _apply_preset(bp: Blueprint, values: Mapping[str, str], where: str) -> None:
         s.needs = [n for n in s.needs if n not in dropped]
 
 
-def _target_subst(text: str, target: Step) -> str:
+def _replace_bounded(text: str, pairs: list[tuple[str, str]], where: str) -> str:
+    """``text`` with each ``(placeholder, value)`` replaced, refused when the result
+    would pass :data:`~.limits.MAX_TEXT_CHARS` (checked before it is built)."""
+    size = len(text) + sum(text.count(k) * (len(v) - len(k)) for k, v in pairs)
+    if size > MAX_TEXT_CHARS:
+        raise FormulaError(f"{where}: the text would be longer than {MAX_TEXT_CHARS} "
+                           "characters once {target…}/{step…} placeholders are filled in")
+    for k, v in pairs:
+        text = text.replace(k, v)
+    return text
+
+
+def _target_subst(text: str, target: Step, where: str = "") -> str:
     if not text or "{target" not in text:
         return text
+    _replace_bounded(text, [("{target.title}", target.title),
+                            ("{target.description}", target.description)],
+                     f"{where}: step '{target.id}'")  # (only checks the size; ids are short)
     return (text.replace("{target}", target.id).replace("{target.id}", target.id)
             .replace("{target.title}", target.title)
             .replace("{target.description}", target.description))
@@ -247,7 +262,7 @@ def _expand_target(target: Step, exp: Formula, rule_vars: Mapping[str, str], whe
         s = t.clone()
         s.id = _target_subst(t.id, target)
         for key in ("title", "description", "acceptance", "notes"):
-            setattr(s, key, substitute(_target_subst(getattr(t, key), target), rule_vars,
+            setattr(s, key, substitute(_target_subst(getattr(t, key), target, where), rule_vars,
                                        f"{where}: step '{target.id}'"))
         s.needs = [_target_subst(n, target) for n in t.needs]
         s.labels = [_target_subst(lb, target) for lb in t.labels]
@@ -422,10 +437,11 @@ def _matches(step: Step, target: str, pointcuts: list[dict[str, str]]) -> bool:
     return False
 
 
-def _advice_step(spec: dict[str, object], target: Step, source: str) -> Step:
+def _advice_step(spec: dict[str, object], target: Step, source: str, where: str) -> Step:
     def sub(text: object) -> str:
-        return (str(text or "").replace("{step.id}", target.id)
-                .replace("{step.title}", target.title))
+        return _replace_bounded(str(text or ""), [("{step.id}", target.id),
+                                                  ("{step.title}", target.title)],
+                                f"{where}: advice from {source!r} on step '{target.id}'")
 
     prio = spec.get("priority")
     labels = spec.get("labels")
@@ -453,8 +469,8 @@ def _apply_advice(bp: Blueprint, rule: dict[str, object], pointcuts: list[dict[s
     renamed: dict[str, str] = {}
     keep: set[int] = set()  # the first "after" step of each target keeps needing it
     for target in targets:
-        pre = [_advice_step(spec, target, source) for spec in before]
-        post = [_advice_step(spec, target, source) for spec in after]
+        pre = [_advice_step(spec, target, source, where) for spec in before]
+        post = [_advice_step(spec, target, source, where) for spec in after]
         for i, s in enumerate(pre):
             s.needs = list(target.needs) if i == 0 else [pre[i - 1].id]
         if pre:
