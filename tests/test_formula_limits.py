@@ -366,3 +366,40 @@ def test_step_placeholders_cannot_blow_up_advice(tmp_path: Path) -> None:
                  f'id = "pre"\ntitle = "Pre"\ndescription = "{"{step.title}" * 100_000}"\n')
     line = refused(tmp_path, path, says="advice")
     assert "step 'go'" in line
+
+
+_FRAGMENTS = st.sampled_from([
+    'formula = "t"\n', '[[steps]]\n', 'id = "a"\n', 'id = "b"\n', 'title = "T"\n',
+    'needs = ["a"]\n', '[steps.loop]\n', 'count = 3\n', 'count = 100000000\n',
+    'range = "1..{{n}}"\n', '[[steps.loop.body]]\n', '[[steps.children]]\n',
+    '[steps.ralph]\n', 'max_attempts = 2\n', '[steps.ralph.check]\n', 'path = "c.sh"\n',
+    'timeout = "1s"\n', '[squash]\n', 'trigger = "on_complete"\n', 'type = "parallel"\n',
+    'extends = ["t"]\n', '[vars.n]\n', 'default = "9^9^9"\n', 'pattern = "(a+)+"\n',
+    'x = [[[[[[1]]]]]]\n', '= broken\n', '"\\ud800"\n', '[steps.retry]\n', 'expand = "t"\n',
+    'description = "{{n}}{{n}}"\n', '\x00', 'review_only = true\n', '[[template]]\n',
+])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(parts=st.lists(_FRAGMENTS, max_size=25), n=_EXPRS)
+def test_fuzz_random_formula_texts_never_crash(tmp_path_factory: pytest.TempPathFactory,
+                                               parts: list[str], n: str) -> None:
+    directory = tmp_path_factory.mktemp("text")
+    path = write(directory, "t.formula.toml", "".join(parts))
+    start = time.monotonic()
+    try:
+        api.compile_ref(str(path), [str(directory)], {"n": n})
+    except GastownError:
+        pass
+    assert time.monotonic() - start < 10.0
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(parts=st.lists(_FRAGMENTS, min_size=3, max_size=25), n=_EXPRS)
+def test_fuzz_formula_texts_through_bd_never_exit_70(tmp_path_factory: pytest.TempPathFactory,
+                                                     parts: list[str], n: str) -> None:
+    directory = tmp_path_factory.mktemp("cli")
+    path = write(directory, "t.formula.toml", "".join(parts))
+    proc, elapsed = cook(directory, path, "--var", f"n={n}")
+    assert proc.returncode in (0, 8), (proc.returncode, proc.stderr[-1000:])
+    assert "Traceback" not in proc.stderr and elapsed < LIMIT_S
