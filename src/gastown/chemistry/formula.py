@@ -400,6 +400,8 @@ def parse_duration(value: Any) -> float | None:
         return float(value)
     if not isinstance(value, str) or len(value) > 32:
         return None
+    if value.strip().isascii() and value.strip().isdigit():
+        return float(value.strip())
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value.strip())
     if not parts or "".join(n + u for n, u in parts) != value.strip():
         return None
