@@ -206,9 +206,9 @@ def _sling_formula(town: Town, led: Ledger, formula: str, given: dict[str, str],
 
 
 def sent_back_request(led: Ledger, bead: Bead) -> Bead | None:
-    """The merge request a refinery fix bead is about (also via a formula's ``issue`` var).
+    """The merge request a merge-queue fix bead is about (also via a formula's ``issue`` var).
 
-    The refinery files a fix bead (``metadata.mr``) when it sends a request back;
+    The merge queue files a fix bead (``metadata.mr``) when it sends a request back;
     work on that bead continues the request's branch and ``gt done`` re-queues it.
     """
     meta = bead.get("metadata") or {}
