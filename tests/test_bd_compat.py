@@ -372,3 +372,15 @@ def test_metadata_json_and_auto_export(repo: Path, env: dict[str, str]) -> None:
     staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=repo,
                             capture_output=True, text=True, check=True).stdout
     assert ".beads/issues.jsonl" in staged
+
+
+def test_beads_dir_environment_names_the_ledger(repo: Path, env: dict[str, str],
+                                                tmp_path_factory: pytest.TempPathFactory) -> None:
+    a = q(repo, env, "found through BEADS_DIR")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    with_dir = {**env, "BEADS_DIR": str(repo / ".beads")}
+    assert [b["id"] for b in js(elsewhere, "ready", env=with_dir)] == [a]
+    assert js(elsewhere, "where", env=with_dir)["path"] == str(repo / ".beads")
+    err = run(elsewhere, "ready", env={**env, "BEADS_DIR": str(elsewhere / "nope")},
+              code=7).stderr
+    assert "BEADS_DIR=" in err and "is not a directory" in err

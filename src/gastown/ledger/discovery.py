@@ -55,9 +55,17 @@ def resolve_url(db: str | None = None, cwd: str | None = None) -> tuple[str, str
     """Return ``(url, beads_dir)`` for the ledger to open.
 
     Order: an explicit ``db`` (URL or path), ``BD_DB``/``BEADS_DB``, the
-    ``database`` key of ``.beads/config.toml``, else ``.beads/beads.db``.
+    ``database`` key of ``.beads/config.toml``, else ``.beads/beads.db``.  The
+    ``.beads`` directory is ``$BEADS_DIR`` when set (upstream's variable, which
+    the beads MCP server passes), else the nearest one upward.
     """
-    beads_dir = find_beads_dir(cwd)
+    env_dir = os.environ.get("BEADS_DIR")
+    if env_dir:
+        if not os.path.isdir(env_dir):
+            raise NotInitializedError(f"BEADS_DIR={env_dir} is not a directory")
+        beads_dir: str | None = os.path.abspath(env_dir)
+    else:
+        beads_dir = find_beads_dir(cwd)
     explicit = db or os.environ.get("BD_DB") or os.environ.get("BEADS_DB")
     if explicit:
         return explicit, beads_dir
