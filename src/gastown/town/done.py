@@ -4,7 +4,7 @@
 branch of the rig's clone, since worktrees share its refs -- is pushed to the
 rig's source too when ``[rigs.NAME] push = true``; a ``merge-request`` bead
 points at the branch and commit; the hook is released.  Work on a fix bead
-the refinery filed (sent-back work) re-queues that same request instead, with
+the merge queue filed (sent-back work) re-queues that same request instead, with
 the new commit.  ``escalated``: no merge
 request; the work goes back, labelled, and whoever slung it (or
 ``[town] escalate_to``) gets mail.  ``deferred``: the work goes back, deferred.
@@ -42,7 +42,7 @@ def _existing_mr(led: Ledger, branch: str, commit: str) -> Bead | None:
 def _requeue(led: Ledger, work: Bead, branch: str, commit: str, pushed: bool) -> Bead | None:
     """Sent-back work handed in again: its own request goes back into the queue.
 
-    ``work`` is the refinery's fix bead (or a molecule poured for it); the
+    ``work`` is the merge queue's fix bead (or a molecule poured for it); the
     request it names gets the new commit and is queued again, at its age.  A
     request that landed, or is being landed right now, is left alone (None: a
     new request is filed).
