@@ -238,6 +238,12 @@ def _status(ctx: Ctx) -> int:
                  f"  Avg Lead Time:          {s['average_lead_time_hours']:.1f} hours")]
     if any(v for v, _ in extended):
         lines += ["", "Extended:"] + [line for v, line in extended if v]
+    if not ctx.args.assigned:  # ours, as `bd stats` printed it before
+        flat = led.stats()
+        lines += ["", "By type: " + (", ".join(f"{k} {v}" for k, v in flat["by_type"].items())
+                                     or "none"),
+                  f"Wisps: {flat['wisps']}  Templates: {flat['templates']}  "
+                  f"Events: {flat['events']}"]
     r = report.get("recent_activity")
     if r:
         lines += ["", f"Recent Activity (last {r['hours_tracked']} hours):",

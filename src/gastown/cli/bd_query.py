@@ -170,26 +170,6 @@ def _blocked(ctx: Ctx) -> int:
     return 0
 
 
-# -------------------------------------------------------------------- stats
-def _stats(ctx: Ctx) -> int:
-    s = ctx.ledger.stats()
-
-    def text() -> str:
-        lines = ["📊 Beads Statistics:", "",
-                 f"Total Issues:      {s['total_issues']}",
-                 f"Open:              {s['open_issues']}",
-                 f"In Progress:       {s['in_progress_issues']}",
-                 f"Closed:            {s['closed_issues']}",
-                 f"Blocked:           {s['blocked_issues']}",
-                 f"Ready:             {s['ready_issues']}", "",
-                 "By type: " + ", ".join(f"{k} {v}" for k, v in s["by_type"].items()),
-                 f"Wisps: {s['wisps']}  Templates: {s['templates']}  Events: {s['events']}"]
-        return "\n".join(lines)
-
-    ctx.out(s, text)
-    return 0
-
-
 # ------------------------------------------------------------------- events
 def _event_line(e: dict[str, Any]) -> str:
     import json
@@ -301,8 +281,6 @@ def setup(name: str, sub: Any) -> None:
     elif name == "blocked":
         _add_filters(p, status=False)
         p.set_defaults(func=_blocked)
-    elif name == "stats":
-        p.set_defaults(func=_stats)
     elif name == "events":
         p.add_argument("--since-seq", type=count, default=0, help="only events after this seq")
         p.add_argument("--tail", type=count, default=0, help="start N events before the end")
