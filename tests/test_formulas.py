@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gastown.chemistry import api, search
-from gastown.chemistry.distill import write_formula
+from gastown.chemistry.distilling import write_formula
 from gastown.chemistry.model import Blueprint
 from gastown.chemistry.tomlw import toml_string, toml_value
 from gastown.errors import FormulaError, NotFoundError

@@ -36,10 +36,10 @@ _EXPORTS = {
     "cook": "gastown.chemistry.api",
     "pour": "gastown.chemistry.api",
     "wisp": "gastown.chemistry.api",
-    "bond": "gastown.chemistry.bond",
+    "bond": "gastown.chemistry.bonding",
     "squash": "gastown.chemistry.digest",
     "burn": "gastown.chemistry.digest",
-    "distill": "gastown.chemistry.distill",
+    "distill": "gastown.chemistry.distilling",
     "current_step": "gastown.chemistry.inspect",
     "pin": "gastown.hook",
     "unpin": "gastown.hook",
@@ -60,9 +60,9 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .chemistry.api import cook, pour, wisp
-    from .chemistry.bond import bond
+    from .chemistry.bonding import bond
     from .chemistry.digest import burn, squash
-    from .chemistry.distill import distill
+    from .chemistry.distilling import distill
     from .chemistry.inspect import current_step
     from .errors import (ConflictError, CycleError, FormulaError, GastownError,
                          ImportFormatError, NotFoundError, NotInitializedError, ProviderError,

@@ -23,9 +23,9 @@ if TYPE_CHECKING:  # type checkers only
     from typing import Any
 
     from .api import compile_ref, cook, cook_view, formula_paths, pour, pour_with_steps, wisp
-    from .bond import BOND_TYPES, bond
+    from .bonding import BOND_TYPES, bond
     from .digest import burn, squash
-    from .distill import distill
+    from .distilling import distill
     from .formula import load_file
     from .inspect import current_step, list_mols, next_step_for, progress, tree, work_steps
     from .model import Blueprint, Formula, Step, VarDef
@@ -34,9 +34,9 @@ if TYPE_CHECKING:  # type checkers only
 _EXPORTS = {
     "cook": "api", "cook_view": "api", "pour": "api", "pour_with_steps": "api", "wisp": "api",
     "compile_ref": "api", "formula_paths": "api",
-    "bond": "bond", "BOND_TYPES": "bond",
+    "bond": "bonding", "BOND_TYPES": "bonding",
     "squash": "digest", "burn": "digest",
-    "distill": "distill",
+    "distill": "distilling",
     "load_file": "formula",
     "current_step": "inspect", "next_step_for": "inspect", "progress": "inspect",
     "tree": "inspect", "list_mols": "inspect", "work_steps": "inspect",

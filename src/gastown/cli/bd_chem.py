@@ -217,7 +217,7 @@ def _mol_current(ctx: Ctx) -> int:
 
 
 def _mol_bond(ctx: Ctx) -> int:
-    from ..chemistry.bond import bond
+    from ..chemistry.bonding import bond
 
     a = ctx.args
     if a.pour and a.wisp:
@@ -271,7 +271,7 @@ def _mol_burn(ctx: Ctx) -> int:
 
 
 def _mol_distill(ctx: Ctx) -> int:
-    from ..chemistry.distill import distill, save
+    from ..chemistry.distilling import distill, save
 
     a = ctx.args
     led = ctx.ledger

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConflictError, UsageError
 from ..ledger.core import Ledger
-from .bond import compound_name
+from .bonding import compound_name
 from .formula import STEP_ID_RE
 from .inspect import mol_beads, parent_map
 from .tomlw import toml_key, toml_string, toml_value
