@@ -49,7 +49,7 @@ from gastown.town.config import append_table  # noqa: E402
 from gastown.town.core import Town, init_town  # noqa: E402
 from gastown.town.providers import TmuxProvider  # noqa: E402
 from gastown.town.rigs import add_rig  # noqa: E402
-from gastown.town.sling import sling  # noqa: E402
+from gastown.town.slinging import sling  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LEAKY = ("GT_TOWN", "GT_AGENT", "GT_RIG", "GT_ROLE", "GT_POOL", "BD_DB", "BD_ACTOR", "TMUX",

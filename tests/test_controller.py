@@ -31,7 +31,7 @@ from agents.townkit import gt, gt_json, sleeper, teardown_town, wait_for
 from gastown.controller.daemon import Controller, read_state
 from gastown.controller.service import down, is_running, up
 from gastown.errors import ConflictError
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 
 pytestmark = pytest.mark.usefixtures("session_env")
 

@@ -32,7 +32,7 @@ from gastown.controller.daemon import read_state
 from gastown.controller.service import is_running, up
 from gastown.demo.sample import TEST_ARGS
 from gastown.town.providers.tmux import PAUSE_VAR
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 
 pytestmark = pytest.mark.usefixtures("session_env")
 

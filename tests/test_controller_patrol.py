@@ -29,7 +29,7 @@ from gastown.chemistry.inspect import work_steps
 from gastown.town.providers import TmuxProvider
 from gastown.town.providers.base import SessionSpec
 from gastown.town.sessions import Sessions
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 
 pytestmark = pytest.mark.usefixtures("session_env")
 

@@ -36,7 +36,7 @@ from gastown.controller.daemon import read_state
 from gastown.controller.dispatch import INTENT_PREFIX, WAKE_PREFIX
 from gastown.controller.service import LOG_NAME, is_running, up
 from gastown.town.providers.tmux import PAUSE_VAR
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 
 pytestmark = pytest.mark.usefixtures("session_env")
 

@@ -11,7 +11,7 @@ import pytest
 from agents.townkit import add_agent, gt, gt_json, wait_for
 from gastown import Ledger
 from gastown.town.core import Town
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 from test_status_view import _on_a_terminal
 
 pytest_plugins = ("agents.fixtures",)

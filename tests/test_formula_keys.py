@@ -31,7 +31,7 @@ from gastown.town.config import append_table
 from gastown.town.core import Town, init_town
 from gastown.town.mail import inbox
 from gastown.town.rigs import add_rig
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 
 
 def write(directory: Path, name: str, text: str) -> Path:

@@ -23,8 +23,8 @@ from gastown.controller.mergeq import controller_actor, retry
 from gastown.controller.policies import MergePolicy
 from gastown.controller.refinery import Outcome, Refinery
 from gastown.town.core import Town
-from gastown.town.done import done
-from gastown.town.sling import sling
+from gastown.town.handin import done
+from gastown.town.slinging import sling
 
 pytest_plugins = ("agents.fixtures",)
 

@@ -33,7 +33,7 @@ from gastown.controller.mergeq import controller_actor
 from gastown.controller.policies import MergePolicy
 from gastown.controller.refinery import Refinery
 from gastown.town.core import Town
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 from gastown.town.status import town_status
 
 pytest_plugins = ("agents.fixtures",)

@@ -20,7 +20,7 @@ from gastown.town.providers import SessionSpec, SubprocessProvider, TmuxProvider
 from gastown.town.providers.tmux import socket_path
 from gastown.town.rigs import ensure_worktree
 from gastown.town.sessions import Sessions
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 
 DUMP_ENV = ("import json, os; json.dump({k: v for k, v in os.environ.items()}, "
             "open('env.json', 'w')); print('env written', flush=True); "

@@ -12,7 +12,7 @@ from gastown.errors import ConflictError, NotFoundError, UsageError
 from gastown.town.config import append_table
 from gastown.town.core import Town
 from gastown.town.providers import TmuxProvider
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 
 pytest_plugins = ("agents.fixtures",)
 

@@ -9,7 +9,7 @@ import time
 
 from agents.townkit import BIN, add_agent, clean_env, gt, gt_json, sleeper, wait_for
 from gastown.town.core import Town
-from gastown.town.sling import sling
+from gastown.town.slinging import sling
 
 pytest_plugins = ("agents.fixtures",)
 

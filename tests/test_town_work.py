@@ -10,8 +10,8 @@ import pytest
 from agents.townkit import add_agent, clean_env, git, gt, gt_json, make_repo, sleeper
 from gastown.errors import ConflictError
 from gastown.town.core import Town
-from gastown.town.done import done
-from gastown.town.sling import sling
+from gastown.town.handin import done
+from gastown.town.slinging import sling
 
 pytest_plugins = ("agents.fixtures",)
 

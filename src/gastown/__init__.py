@@ -50,8 +50,8 @@ _EXPORTS = {
     "AgentConfig": "gastown.town.config",
     "Sessions": "gastown.town.sessions",
     "SessionInfo": "gastown.town.sessions",
-    "sling": "gastown.town.sling",
-    "SlingResult": "gastown.town.sling",
+    "sling": "gastown.town.slinging",
+    "SlingResult": "gastown.town.slinging",
     "nudge_agent": "gastown.town.nudge",
     "add_rig": "gastown.town.rigs",
 }
@@ -77,7 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .town.nudge import nudge_agent
     from .town.rigs import add_rig
     from .town.sessions import SessionInfo, Sessions
-    from .town.sling import SlingResult, sling
+    from .town.slinging import SlingResult, sling
 
 
 def __getattr__(name: str) -> Any:

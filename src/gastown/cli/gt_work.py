@@ -12,7 +12,7 @@ from .gt_common import add_parser, clean, get_town, parse_vars, town_ledger
 
 
 def _sling(ctx: Ctx) -> int:
-    from ..town.sling import sling
+    from ..town.slinging import sling
 
     a = ctx.args
     town = get_town(ctx)
@@ -139,7 +139,7 @@ def _prime(ctx: Ctx) -> int:
 
 
 def _done(ctx: Ctx) -> int:
-    from ..town.done import done
+    from ..town.handin import done
 
     a = ctx.args
     summary = done(get_town(ctx), a.agent, status=a.status, message=a.message, force=a.force,

@@ -155,7 +155,7 @@ def sling_batch(town: Town, items: list[str], target: str | None, *,
     in the convoy; the controller slings them as workers free up.
     """
     from ..chemistry import pour
-    from ..town.sling import resolve_target, sling
+    from ..town.slinging import resolve_target, sling
 
     if len(items) < 2:
         raise UsageError("a batch needs at least two beads or formulas")

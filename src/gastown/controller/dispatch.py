@@ -344,7 +344,7 @@ class PoolFeeder:
 
     def _sling(self, bead_id: str, target: str) -> bool:
         """Sling to a free worker (starting or waking it); False when none is free."""
-        from ..town.sling import sling
+        from ..town.slinging import sling
 
         try:
             result = sling(self.town, bead_id, target, nudge=False, actor=self.actor)

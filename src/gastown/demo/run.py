@@ -100,7 +100,7 @@ class _Demo:
     def start(self) -> dict[str, str]:
         from ..controller.convoy import create_convoy
         from ..controller.service import up
-        from ..town.sling import sling
+        from ..town.slinging import sling
         from .sample import BUG_TITLE
 
         info = up(self.town)

@@ -48,7 +48,7 @@ def _requeue(led: Ledger, work: Bead, branch: str, commit: str, pushed: bool) ->
     new request is filed).
     """
     from ..controller.mergeq import retry
-    from .sling import sent_back_request
+    from .slinging import sent_back_request
 
     mr = sent_back_request(led, work)
     if mr is None or mr["status"] not in ("blocked", "open"):
