@@ -19,6 +19,7 @@ _A = "gastown.cli.bd_admin"
 _C = "gastown.cli.bd_chem"
 _U = "gastown.cli.bd_compat"  # upstream bd's commands, loaded only for themselves
 _K = "gastown.cli.bd_upkeep"
+_G = "gastown.cli.bd_guide"
 
 #: command name -> (module that builds and runs it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,12 +57,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pin": (_C, "pin a bead to an agent's hook"),
     "unpin": (_C, "release a bead from a hook"),
     "hook": (_C, "show what is on a hook"),
-    "version": (_U, "print bd's version and the beads CLI level it implements"),
-    "help": (_U, "help on bd or on one command"),
-    "quickstart": (_U, "a quick start guide"),
-    "onboard": (_U, "a snippet for an agent instructions file (AGENTS.md)"),
-    "info": (_U, "the database, issue count and config (--schema for more)"),
-    "where": (_U, "where the ledger is: .beads directory, prefix, database"),
+    "version": (_G, "print bd's version and the beads CLI level it implements"),
+    "help": (_G, "help on bd or on one command"),
+    "quickstart": (_G, "a quick start guide"),
+    "onboard": (_G, "a snippet for an agent instructions file (AGENTS.md)"),
+    "info": (_G, "the database, issue count and config (--schema for more)"),
+    "where": (_G, "where the ledger is: .beads directory, prefix, database"),
     "note": (_U, "append a note to a bead's notes"),
     "status": (_U, "overview: counts by state, ready, lead time, recent activity"),
     "count": (_U, "count beads matching filters (--by-status, --by-type, …)"),

@@ -235,7 +235,7 @@ def _prime(ctx: Ctx) -> int:
                   "- bd close ID -r \"what was done\"   finish it",
                   "- bd export                    write .beads/issues.jsonl for git"]
         if ctx.args.full:  # upstream's full CLI reference, for agents without hooks
-            from .bd_compat import PRIME_FULL
+            from .bd_guide import PRIME_FULL
 
             lines += ["", PRIME_FULL]
         return "\n".join(lines)
