@@ -62,6 +62,8 @@ def test_upstream_session_create_ready_update_close_export(repo: Path,
     assert run(repo, "update", a, "--priority", "0", env=env).stdout == \
         f"✓ Updated issue: {a} — Fix login\n"
     assert run(repo, "update", a, "--claim", env=env).stdout == f"✓ Claimed issue: {a}\n"
+    comment = js(repo, "comment", a, "looking", env=env)
+    assert comment["text"] == "looking" and comment["id"] == "1"  # string ids, as beads 1.0
     assert run(repo, "note", a, "found", "the", "cause", env=env).stdout == \
         f"✓ Note added to {a} — Fix login\n"
     assert js(repo, "show", a, env=env)[0]["notes"] == "found the cause"
@@ -341,7 +343,7 @@ def test_new_commands_stay_off_the_hot_path(repo: Path, env: dict[str, str]) -> 
     bead = q(repo, env, "probe")
     probe = ("import sys\nfrom gastown.cli.bd import main\nmain(sys.argv[1:])\n"
              "bad = [m for m in sys.modules if m in ('gastown.cli.bd_compat', "
-             "'gastown.cli.bd_upkeep', 'gastown.ledger.compat')]\n"
+             "'gastown.cli.bd_upkeep', 'gastown.cli.bd_guide', 'gastown.ledger.compat')]\n"
              "print('LOADED', sorted(bad), file=sys.stderr)\n")
     for args in (["ready", "--json"], ["show", bead, "--json"], ["update", bead, "-p", "1"],
                  ["close", bead], ["create", "x", "--json"]):

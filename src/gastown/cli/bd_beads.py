@@ -332,7 +332,7 @@ def _comment(ctx: Ctx) -> int:
     text = _text_arg(text, ctx.args.file, "the comment")
     if not text:
         raise UsageError("comment text is required")
-    c = ctx.ledger.add_comment(bead_id, text, author=ctx.args.author)
+    c = _string_ids([ctx.ledger.add_comment(bead_id, text, author=ctx.args.author)])[0]
     ctx.out(c, f"Comment added to {bead_id}")
     return 0
 
