@@ -325,6 +325,9 @@ def test_merge_driver_and_git_hooks(repo: Path, env: dict[str, str]) -> None:
     # a: both sides' changes; b: deleted on the right, untouched on the left; c: added
     assert sorted(merged) == ["up-a", "up-c"]
     assert (merged["up-a"]["title"], merged["up-a"]["priority"]) == ("A left", 0)
+    assert "nope: no such file" in run(repo, "merge", "out2", "base", "nope", "right", env=env,
+                                       code=3).stderr
+    assert not (repo / "out2").exists()
     # hooks: pre-commit exports and stages the JSONL
     assert "✓ Installed 3 git hooks" in run(repo, "hooks", "install", env=env).stdout
     assert all(h["installed"] for h in js(repo, "hooks", "list", env=env))

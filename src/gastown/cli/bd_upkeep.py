@@ -274,7 +274,7 @@ def _close_as_duplicate(led: Any, source: str, target: str) -> None:
 
 
 # ------------------------------------------------------------------- merge
-def _read_jsonl(path: str) -> list[dict[str, Any]]:
+def _read_jsonl(path: str, optional: bool = False) -> list[dict[str, Any]]:
     out = []
     try:
         with open(path, encoding="utf-8") as fh:
@@ -289,7 +289,9 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
                     raise ValidationError(f"{path}:{n}: not a bead (an object with an id)")
                 out.append(obj)
     except FileNotFoundError:
-        return []  # git passes an empty base when the file is new on both sides
+        if optional:  # no common ancestor: the file is new on both sides
+            return []
+        raise NotFoundError(f"{path}: no such file") from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     return out
@@ -297,8 +299,8 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
 
 def _merge(ctx: Ctx) -> int:
     a = ctx.args
-    merged, settled = compat.merge_jsonl(_read_jsonl(a.base), _read_jsonl(a.left),
-                                         _read_jsonl(a.right))
+    merged, settled = compat.merge_jsonl(_read_jsonl(a.base, optional=True),
+                                         _read_jsonl(a.left), _read_jsonl(a.right))
     tmp = a.output + ".bd-merge.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
