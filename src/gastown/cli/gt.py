@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mq": ("gastown.cli.gt_mq", "the merge queue: list, status, retry, reject"),
     "convoy": ("gastown.cli.gt_convoy", "batches of beads that land together: create, add, "
                                         "status, list"),
+    "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
+                                  "--http PORT)"),
 }
 
 

@@ -384,6 +384,15 @@ class Ledger:
         with self.store.read() as tx:
             return str(tx.scalar(sql, [timefmt.now(), *params]))
 
+    def ready_count(self, f: Filter | None = None) -> int:
+        """How many beads are ready (matching ``f``): the total a paged ``ready`` reports."""
+        f = f or Filter()
+        extra, params = where_sql(f)
+        from_sql = ready_sql(extra, bool(f.mol), self.store.ready_index_hint)
+        with self.store.read() as tx:
+            return int(tx.scalar(f"SELECT COUNT(*) FROM (SELECT 1 AS one {from_sql}) q",
+                                 [timefmt.now(), *params]) or 0)
+
     def blocked(self, f: Filter | None = None) -> builtins.list[Bead]:
         """Open beads that are not ready only because they are held, each with ``blocked_by``.
 
