@@ -30,11 +30,11 @@ from agents.townkit import BIN, add_agent, clean_env, git, gt, gt_json, wait_for
 from gastown import Filter
 from gastown.controller.convoy import create_convoy
 from gastown.controller.mergeq import controller_actor
+from gastown.controller.overview import town_overview
 from gastown.controller.policies import MergePolicy
 from gastown.controller.refinery import Refinery
 from gastown.town.core import Town
 from gastown.town.slinging import sling
-from gastown.town.status import town_status
 
 pytest_plugins = ("agents.fixtures",)
 
@@ -112,7 +112,7 @@ def test_a_prompt_with_no_progress_is_waiting_but_steady_output_is_not(town: Tow
     add_agent(town, "busy", BUSY)
     _start(town, "quiet", "busy")
     led = town.ledger()
-    data = wait_for(lambda: (d := town_status(town, led, quiet_after=1.5))
+    data = wait_for(lambda: (d := town_overview(town, led, quiet_after=1.5))
                     and _agent(d, "quiet")["state"] == "waiting for input" and d, 20, 0.2,
                     what="the silent prompt to count as waiting")
     quiet = _agent(data, "quiet")
@@ -120,7 +120,7 @@ def test_a_prompt_with_no_progress_is_waiting_but_steady_output_is_not(town: Tow
     assert quiet["reason"].startswith("at a prompt, no output for")
     assert _agent(data, "busy")["state"] == "running", "output keeps coming: not waiting"
     # within the default patience a fresh prompt is still just running
-    assert _agent(town_status(town, led, quiet_after=3600), "quiet")["state"] == "running"
+    assert _agent(town_overview(town, led, quiet_after=3600), "quiet")["state"] == "running"
 
 
 def _branch(town: Town, tmp: Path, name: str, text: str) -> str:

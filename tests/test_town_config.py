@@ -66,7 +66,8 @@ def test_gt_init_on_the_command_line(tmp_path: Path) -> None:
     ('[agents."bad name"]\nrole = "r"\npreset = "claude"\n', r"invalid agent name"),
     ('[agents.a]\nrole = "r"\npreset = "claude"\ncolour = 1\n', r"unknown key\(s\) colour"),
     ('[pools.p]\nrig = "x"\nrole = "r"\npreset = "claude"\nmax = 0\n', r"pools\.p\.max"),
-    ('[town]\nprovider = "screen"\n', r"town\.provider must be one of tmux, subprocess"),
+    ('[town]\nprovider = "screen"\n',
+     r"town\.provider: unknown provider 'screen' \(known: subprocess, tmux\)"),
     ('[rigs.a]\nsource = "/x"\n[agents.a]\nrole = "r"\npreset = "claude"\n',
      r"'a' is both a agent and a rig|'a' is both a rig and a agent|both"),
     ('[presets.x]\ncommand = ["x"]\nprompt = "telepathy"\n', r"presets\.x\.prompt"),
@@ -170,7 +171,8 @@ def test_library_code_names_no_role() -> None:
     """DESIGN §2.2: roles are data; no town or gt code may name one."""
     names = ("mayor", "polecat", "witness", "deacon", "refinery", "coordinator", "reviewer",
              "crew")
-    files = list((SRC / "town").rglob("*.py")) + list((SRC / "cli").glob("gt_*.py"))
+    files = (list((SRC / "town").rglob("*.py")) + list((SRC / "config").rglob("*.py"))
+             + list((SRC / "cli").glob("gt_*.py")))
     assert len(files) > 10
     for path in files:
         if path.name == "gt_demo.py":

@@ -185,7 +185,8 @@ def setup(name: str, sub: Any) -> None:
                        help="claude, codex, gemini, opencode, aider, command, or your own")
         q.add_argument("--command", help="the program to run (required with preset command); "
                                          "split into words, never given to a shell")
-        q.add_argument("--provider", choices=("tmux", "subprocess"))
+        q.add_argument("--provider", help="its session provider: tmux, subprocess or any "
+                                          "registered one (default: [town] provider)")
         q.add_argument("--arg", action="append",
                        help="an argument replacing the preset's defaults (repeatable)")
         q.set_defaults(func=_agent_add)

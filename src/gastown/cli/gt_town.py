@@ -42,6 +42,7 @@ def _argv_text(argv: list[str] | None) -> str:
 
 
 def _config_show(ctx: Ctx) -> int:
+    from ..config.providers import provider_names
     from ..town.prime import role_template
 
     town = get_town(ctx)
@@ -80,6 +81,9 @@ def _config_show(ctx: Ctx) -> int:
             lines += ["", "Mail groups:"]
             lines += [f"  @{g:<15} {', '.join(m)}" for g, m in cfg.groups.items()]
         lines += ["", f"Presets: {', '.join(sorted(cfg.presets))}"]
+        lines += [f"Providers: {', '.join(provider_names())}"]
+        lines += [f"  [providers.{k}] " + ", ".join(f"{o} = {v!r}" for o, v in opts.items())
+                  for k, opts in sorted(cfg.providers.items())]
         return "\n".join(lines)
 
     ctx.out(data, text)
@@ -94,11 +98,12 @@ def _config_path(ctx: Ctx) -> int:
 
 # ---------------------------------------------------------------- status
 def _status(ctx: Ctx) -> int:
-    from ..town.status import render_status, town_status
+    from ..controller.overview import town_overview
+    from ..town.status import render_status
     from ._output import painter
 
-    data = town_status(get_town(ctx), town_ledger(ctx), events=ctx.args.events,
-                       everything=ctx.args.verbose)
+    data = town_overview(get_town(ctx), town_ledger(ctx), events=ctx.args.events,
+                         everything=ctx.args.verbose)
     ctx.out(data, lambda: render_status(data, painter()))
     return 0
 
@@ -106,14 +111,15 @@ def _status(ctx: Ctx) -> int:
 def _feed(ctx: Ctx) -> int:
     import shutil
 
-    from ..town.status import render_feed, town_status
+    from ..controller.overview import town_overview
+    from ..town.status import render_feed
     from ._output import painter
 
     town = get_town(ctx)
     led = town_ledger(ctx)
     while True:
         size = shutil.get_terminal_size((120, 40))
-        data = town_status(town, led, events=size.lines, everything=ctx.args.verbose)
+        data = town_overview(town, led, events=size.lines, everything=ctx.args.verbose)
         if ctx.json:
             sys.stdout.write(json.dumps(data, default=str) + "\n")
         else:
@@ -162,8 +168,8 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("dir", nargs="?", default=".", help="the town's folder (default: here)")
         p.add_argument("--name", help="the town's name (default: the folder's name)")
         p.add_argument("--prefix", help="id prefix of the town ledger's beads")
-        p.add_argument("--provider", choices=("tmux", "subprocess"),
-                       help="default session provider (default: tmux)")
+        p.add_argument("--provider", help="default session provider: tmux, subprocess or "
+                                          "any registered one (default: tmux)")
         p.add_argument("--email", help="git author email of the agents "
                                        "(default: your git user.email)")
         p.set_defaults(func=_init)

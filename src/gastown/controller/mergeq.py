@@ -25,9 +25,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConflictError, NotFoundError
+from ..errors import ConflictError
 from ..ledger.ops import Txn
 from ..ledger.query import Filter
+from ..town.mergereq import SENT_BACK_LABELS, mq_meta, retry, target_of
+from ..town.mergereq import get_merge_request as _get_mr
 
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["durable", "mq_meta", "target_of", "effective_priority", "queue", "targets",
            "retry", "reject", "describe", "SENT_BACK_LABELS", "controller_actor"]
-
-#: labels the refinery puts on a request it sends back (and takes off on retry)
-SENT_BACK_LABELS = ("conflict", "tests-failed", "land-failed")
 
 
 def controller_actor(town: Town) -> str:
@@ -57,19 +56,6 @@ def durable(led: Ledger, actor: str | None = None) -> Iterator[Txn]:
     prefix = led.prefix
     with opener() as tx:
         yield Txn(tx, actor or led.actor, prefix)
-
-
-def mq_meta(mr: Bead) -> dict[str, Any]:
-    """The request's queue record (``metadata.mq``), a copy."""
-    meta = mr.get("metadata") or {}
-    value = meta.get("mq") if isinstance(meta, dict) else None
-    return dict(value) if isinstance(value, dict) else {}
-
-
-def target_of(mr: Bead) -> tuple[str, str]:
-    """``(rig, branch)`` the request merges into."""
-    meta = mr.get("metadata") or {}
-    return str(meta.get("rig") or ""), str(meta.get("base") or "main")
 
 
 def _epoch(ts: str | None) -> float:
@@ -103,52 +89,6 @@ def targets(led: Ledger) -> set[tuple[str, str]]:
     """Every target with a queued or in-flight request."""
     beads = led.list(Filter(issue_type=["merge-request"], status=["open", "in_progress"]))
     return {target_of(b) for b in beads}
-
-
-def _get_mr(led: Ledger, mr_id: str) -> Bead:
-    bead = led.get(led.resolve_id(mr_id))
-    if bead.get("issue_type") != "merge-request":
-        raise NotFoundError(f"{bead['id']} is not a merge request")
-    return bead
-
-
-def retry(led: Ledger, mr_id: str, actor: str | None = None, *, commit: str | None = None,
-          branch: str | None = None, pushed: bool | None = None,
-          by: str | None = None) -> Bead:
-    """Put a sent-back (or rejected) request back in the queue, at its original age.
-
-    ``commit`` (and ``branch``) re-queue it with new work: ``gt done`` on the
-    fix bead ``by`` of a sent-back request does that; a queued request gets the
-    new commit too.
-    """
-    mr = _get_mr(led, mr_id)
-    mq = mq_meta(mr)
-    if mr["status"] == "closed" and "merged" in (mr.get("labels") or []):
-        raise ConflictError(f"{mr['id']} has already landed")
-    meta = dict(mr.get("metadata") or {})
-    new_work = commit is not None and (commit, branch or meta.get("branch")) != (
-        meta.get("commit"), meta.get("branch"))
-    if mr["status"] == "in_progress" or (mr["status"] == "open" and not new_work):
-        return mr  # queued or landing already: retrying changes nothing
-    with durable(led, actor) as t:
-        if mr["status"] == "closed":
-            t.reopen(mr["id"], reason="retry")
-        for label in (*SENT_BACK_LABELS, "rejected"):
-            t.remove_label(mr["id"], label)
-        mq.update(state="queued", retried=int(mq.get("retried", 0)) + 1)
-        for key in ("detail", "files", "git", "todo"):
-            mq.pop(key, None)
-        payload: dict[str, Any] = {"rig": target_of(mr)[0], "base": target_of(mr)[1]}
-        if new_work:
-            meta.update(commit=commit, branch=branch or meta.get("branch"))
-            if pushed is not None:
-                meta["pushed"] = pushed
-            mq["requeued_by"] = by
-            payload.update(commit=commit, branch=meta["branch"], by=by)
-        meta["mq"] = mq
-        t.update(mr["id"], status="open", assignee=None, metadata=meta)
-        t.emit("merge.retry", mr["id"], payload)
-        return t.get(mr["id"])
 
 
 def reject(town: Town, led: Ledger, mr_id: str, reason: str, actor: str | None = None) -> Bead:

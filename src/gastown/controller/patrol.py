@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GastownError
+from ..town.observe import QUARANTINE_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
     from .policies import PatrolPolicy
 
 __all__ = ["Patrol", "Memory", "QUARANTINE_KEY"]
-
-QUARANTINE_KEY = "gt.quarantine."
 
 
 @dataclass

@@ -440,11 +440,12 @@ class Txn:
             if (row and row[0] == "molecule" and row[1] != "closed"
                     and not self.has_open_child(parent)):
                 self.close(parent, reason="all steps closed", force=True)
-                # a formula's [squash] trigger = "on_complete": squash it now (a wisp's
-                # steps, this one included, are gone afterwards: ``closed`` is returned)
-                from ..chemistry.digest import auto_squash
+                # completion hooks, e.g. a formula's [squash] trigger = "on_complete"
+                # squashes it now (a wisp's steps, this one included, are gone
+                # afterwards: ``closed`` is returned); see ledger/completion.py
+                from .completion import run_hooks
 
-                auto_squash(self, parent)
+                run_hooks(self, parent)
         return closed
 
     def reopen(self, bead_id: str, reason: str | None = None) -> Bead:

@@ -257,13 +257,13 @@ def init_town(directory: str, *, name: str | None = None, prefix: str | None = N
     if os.path.exists(os.path.join(root, CONFIG_FILE)):
         raise ConflictError(f"{root} is already a town ({CONFIG_FILE} exists); "
                             "edit it, or choose another directory")
-    os.makedirs(root, exist_ok=True)
     name = name or re.sub(r"[^A-Za-z0-9_-]+", "-", os.path.basename(root)).strip("-") or "town"
     prefix = prefix or re.sub(r"[^a-z0-9]", "", name.lower())[:6] or "gt"
     text = default_config_text(name, prefix, email or _default_email())
     if provider:
         text = text.replace('\nprovider = "tmux"\n', f'\nprovider = "{provider}"\n', 1)
     parse_config(tomllib.loads(text), os.path.join(root, CONFIG_FILE))  # refuse bad flags early
+    os.makedirs(root, exist_ok=True)  # only once the flags are known to be good
     existing = os.path.exists(os.path.join(root, ".beads", "beads.db"))
     server = os.path.exists(os.path.join(root, ".beads", "config.toml"))
     if server:  # a server ledger ('bd init --db URL' here) is adopted too

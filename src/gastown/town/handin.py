@@ -47,7 +47,7 @@ def _requeue(led: Ledger, work: Bead, branch: str, commit: str, pushed: bool) ->
     request that landed, or is being landed right now, is left alone (None: a
     new request is filed).
     """
-    from ..controller.mergeq import retry
+    from .mergereq import retry
     from .slinging import sent_back_request
 
     mr = sent_back_request(led, work)

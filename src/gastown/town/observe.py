@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from .sessions import SessionInfo, Sessions
 
 __all__ = ["observe", "classify", "last_line", "quarantined", "DIALOGS", "PROMPT_QUIET_S",
-           "STATE_ORDER"]
+           "STATE_ORDER", "QUARANTINE_KEY"]
+
+#: the kv key prefix of a quarantined agent's record (the controller's patrol writes it)
+QUARANTINE_KEY = "gt.quarantine."
 
 #: questions that stop a program until someone answers (pattern, what to call it)
 DIALOGS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -95,8 +98,6 @@ def classify(screen: str, *, state: str, quiet_s: float | None, ready: str | Non
 
 def quarantined(led: Ledger) -> dict[str, dict[str, Any]]:
     """``agent -> record`` of every quarantined agent (restarts, work, ts)."""
-    from ..controller.patrol import QUARANTINE_KEY
-
     with led.store.read() as tx:
         rows = tx.query("SELECT key, value FROM kv WHERE key LIKE ?", (QUARANTINE_KEY + "%",))
     out: dict[str, dict[str, Any]] = {}

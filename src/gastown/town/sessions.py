@@ -65,9 +65,11 @@ class Sessions:
 
     def provider_for(self, agent: AgentConfig) -> Provider:
         """The provider the agent runs under (its own, else the town's default)."""
-        kind = agent.provider or self.town.config.town.provider
-        if kind not in self._providers:
-            self._providers[kind] = make_provider(kind, self.town.gt_dir)
+        cfg = self.town.config
+        kind = agent.provider or cfg.town.provider
+        if kind not in self._providers:  # by name from the registry, with its own table
+            self._providers[kind] = make_provider(kind, self.town.gt_dir, cfg.providers.get(kind),
+                                                  f"{cfg.path}: providers.{kind}")
         return self._providers[kind]
 
     def preset(self, agent: AgentConfig) -> Preset:

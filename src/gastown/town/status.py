@@ -82,14 +82,9 @@ def _agents(town: Town, led: Ledger, quiet_after: float) -> list[dict[str, Any]]
     return agents
 
 
-def _merge_queue(town: Town, led: Ledger) -> dict[str, Any]:
-    from ..controller.mergeq import describe, queue
-    from ..controller.policies import Policies
-
-    aging = Policies.of(town.config).merge.aging
-    beads = queue(led, aging, statuses=("open", "in_progress", "blocked"))
+def _merge_queue(described: list[dict[str, Any]]) -> dict[str, Any]:
     requests = []
-    for d in (describe(b, aging) for b in beads):
+    for d in described:
         mq = d["mq"]
         reason = "" if d["state"] in _MQ_ORDER else str(mq.get("detail") or mq.get("reason")
                                                           or d["state"])
@@ -104,29 +99,32 @@ def _merge_queue(town: Town, led: Ledger) -> dict[str, Any]:
             "sent_back": count["blocked"], "requests": requests}
 
 
-def _convoys(led: Ledger) -> list[dict[str, Any]]:
-    from ..controller.convoy import list_convoys
-
+def _convoys(convoys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = [{"id": c["id"], "title": c["title"], "closed": c["closed"], "total": c["total"],
-            "stranded": c["stranded"], "target": c["target"]} for c in list_convoys(led)]
+            "stranded": c["stranded"], "target": c["target"]} for c in convoys]
     out.sort(key=lambda c: not c["stranded"])  # stranded work first
     return out
 
 
 def town_status(town: Town, led: Ledger, events: int = 10, *, everything: bool = False,
-                quiet_after: float = PROMPT_QUIET_S) -> dict[str, Any]:
+                quiet_after: float = PROMPT_QUIET_S, controller: dict[str, Any] | None = None,
+                merge_requests: list[dict[str, Any]] | None = None,
+                convoys: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Agents (state, last output, hook, step), merge queue, convoys and recent events.
 
     ``everything``: every recent event, not only milestones.  ``quiet_after``:
-    seconds of silence at a prompt after which an agent counts as waiting.
+    seconds of silence at a prompt after which an agent counts as waiting.  What
+    only the controller knows comes in from above (the town never imports the
+    controller): ``controller`` (its info), ``merge_requests`` (described queue
+    entries) and ``convoys``; each left out is None in the result and not shown.
+    :func:`gastown.controller.overview.town_overview` passes all three.
     """
-    from ..controller.service import controller_info
-
-    convoys = _convoys(led)
+    shown = _convoys(convoys) if convoys is not None else None
     return {"town": town.name, "root": town.root, "provider": town.config.town.provider,
-            "rigs": sorted(town.config.rigs), "controller": controller_info(town),
-            "agents": _agents(town, led, quiet_after), "merge_queue": _merge_queue(town, led),
-            "convoys": convoys, "convoys_in_flight": len(convoys),
+            "rigs": sorted(town.config.rigs), "controller": controller,
+            "agents": _agents(town, led, quiet_after),
+            "merge_queue": _merge_queue(merge_requests) if merge_requests is not None else None,
+            "convoys": shown, "convoys_in_flight": len(shown) if shown is not None else None,
             "events": recent_events(led, events, everything)}
 
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from ...config.values import known
 
 __all__ = ["SessionSpec", "NudgeResult", "Provider", "SessionState"]
 
@@ -53,6 +56,20 @@ class Provider(ABC):
 
     #: the name used in ``town.toml`` (``provider = "tmux"``)
     kind: str = ""
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], where: str) -> dict[str, Any]:
+        """Validate the provider's ``[providers.KIND]`` table (``where`` names it).
+
+        Returns the keyword arguments its constructor takes after the town's
+        runtime folder; a provider without options accepts an empty table only.
+        """
+        known(options, set(), where)
+        return {}
+
+    def __init__(self, gt_dir: str) -> None:
+        """A provider for the town whose runtime folder (``.gt``) is ``gt_dir``."""
+        self.gt_dir = gt_dir
 
     @abstractmethod
     def available(self) -> None:

@@ -18,7 +18,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
+from ...config.values import integer, known
 from ...errors import ProviderError
 from ..text import chunks, tmux_arg
 from .base import NudgeResult, Provider, SessionSpec, SessionState
@@ -75,6 +77,13 @@ class TmuxProvider(Provider):
     """Sessions on the town's private tmux server, one window each."""
 
     kind = "tmux"
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], where: str) -> dict[str, Any]:
+        """``[providers.tmux]``: ``width`` and ``height`` of new sessions' windows."""
+        known(options, {"width", "height"}, where)
+        return {"width": integer(options, "width", where, 220, 20, 2000),
+                "height": integer(options, "height", where, 50, 5, 1000)}
 
     def __init__(self, gt_dir: str, width: int = 220, height: int = 50) -> None:
         self.socket = socket_path(gt_dir)

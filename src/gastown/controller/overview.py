@@ -1,0 +1,33 @@
+"""``gt status``'s data: the town's view with what the controller knows added.
+
+The town layer (:func:`gastown.town.status.town_status`) knows agents, hooks
+and events; whether the controller runs, the merge queue's order and the
+convoys are the controller's, so they are gathered here and passed down.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..town.observe import PROMPT_QUIET_S
+from ..town.status import town_status
+from .convoy import list_convoys
+from .mergeq import describe, queue
+from .service import controller_info
+
+if TYPE_CHECKING:
+    from ..ledger.core import Ledger
+    from ..town.core import Town
+
+__all__ = ["town_overview"]
+
+
+def town_overview(town: Town, led: Ledger, events: int = 10, *, everything: bool = False,
+                  quiet_after: float = PROMPT_QUIET_S) -> dict[str, Any]:
+    """Agents, controller, merge queue, convoys and recent events (``gt status --json``)."""
+    aging = town.config.policies.merge.aging
+    requests = [describe(b, aging)
+                for b in queue(led, aging, statuses=("open", "in_progress", "blocked"))]
+    return town_status(town, led, events, everything=everything, quiet_after=quiet_after,
+                       controller=controller_info(town), merge_requests=requests,
+                       convoys=list_convoys(led))
