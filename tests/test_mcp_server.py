@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -146,6 +148,7 @@ def test_errors_come_back_as_tool_errors(db: str) -> None:
             assert "action" in await _err(s, "dep", action="swap", issue_id=bead,
                                           depends_on_id=bead)
             assert "nothing to update" in await _err(s, "update", id=bead)
+            assert "use close" in await _err(s, "update", id=bead, status="closed")
             # still serving, nothing half-written
             assert (await _ok(s, "show", id=bead))["assignee"] == "ann"
             assert (await _ok(s, "list", status="all"))["total"] == 1
@@ -265,6 +268,14 @@ def test_streamable_http_on_localhost(db: str) -> None:
                 assert "already claimed" in await _err(s, "claim", id=bead, actor="bob")
 
         _run(over_http)
+        # DNS rebinding: a request naming another host is refused
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/mcp", method="POST", data=b"{}",
+            headers={"Host": "evil.example", "Content-Type": "application/json",
+                     "Accept": "application/json, text/event-stream"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert 400 <= refused.value.code < 500
         # busy port: one line, a usage error, no traceback
         again = subprocess.run([GT, "mcp", "--db", db, "--http", str(port)], env=_env(),
                                capture_output=True, text=True, timeout=60)

@@ -173,6 +173,8 @@ class LedgerTools:
                              f"{', '.join(_UPDATABLE)}")
         if not changes:
             raise UsageError("nothing to update: pass at least one field")
+        if changes.get("status") == "closed":
+            raise UsageError("update cannot close a bead: use close (it checks blockers)")
         bead_id = self._id(id)
         with self.ledger.transaction(self._who(actor)) as t:
             bead = t.update(bead_id, **changes)
