@@ -48,3 +48,36 @@ def test_matches() -> None:
     e = {"type": "mail.sent", "bead_id": "x-1"}
     assert ev.matches(e, ["mail.*"]) and ev.matches(e, ["mail.sent"], "x-1")
     assert not ev.matches(e, ["mail"]) and not ev.matches(e, [], "x-2")
+
+
+def test_bd_events_follow_prints_a_commit_at_once(ledger: Ledger) -> None:
+    """``bd events --follow`` in its own process wakes on the commit, not on a 0.2 s poll."""
+    import json
+    import os
+    import statistics
+    import subprocess
+    import sys
+
+    from helpers.ledgertools import ledger_dir
+
+    bd = os.path.join(os.path.dirname(sys.executable), "bd")
+    proc = subprocess.Popen([bd, "-C", ledger_dir(ledger), "events", "--follow", "--json",
+                             "--type", "probe.*", "--timeout", "60"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ledger.emit("probe.first")  # printed once the follower is up: our start signal
+        assert json.loads(proc.stdout.readline())["type"] == "probe.first"
+        latencies = []
+        for i in range(10):
+            seq = ledger.emit("probe.tick", None, {"i": i})
+            written = time.monotonic()
+            line = json.loads(proc.stdout.readline())
+            latencies.append(time.monotonic() - written)
+            assert line["seq"] == seq
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    # the default --interval is 0.2 s: a poll would take 0.1 s on average
+    assert statistics.median(latencies) < 0.05, sorted(latencies)

@@ -9,9 +9,11 @@ pid and a heartbeat to ``.gt/controller.json`` and its log to
 
 Threads, each with one job:
 
-* the main thread follows the event log (:func:`gastown.ledger.events.follow`,
-  one cheap query per ``[controller] poll``) and hands closed steps to the
-  dispatcher, merge requests to the refinery, everything else to the ticker;
+* the main thread subscribes to the event log (:class:`gastown.ledger.bus.EventBus`:
+  woken the moment an event commits, by ``LISTEN/NOTIFY`` on PostgreSQL or the
+  WAL file on SQLite; ``[controller] poll`` is only how often it looks up from
+  an idle wait) and hands closed steps to the dispatcher, merge requests to the
+  refinery, everything else to the ticker;
 * the ticker runs the health patrol, pool feeding and convoy landing every
   ``tick`` seconds, or sooner when an event asks for it;
 * one refinery thread per target branch lands merge requests one at a time;
@@ -43,6 +45,7 @@ from .mergeq import controller_actor, targets
 from .policies import Policies
 
 if TYPE_CHECKING:
+    from ..ledger.bus import Subscription
     from ..ledger.core import Ledger
     from ..town.core import Town
 
@@ -171,13 +174,14 @@ class Controller:
         self.config_watch = ConfigWatch(self.town, pol, self.log)  # town.toml edits, per tick
         self._cursor = self._load_cursor(led)
         self._saved_cursor = self._cursor
+        self._sub: Subscription | None = None
         self._replay(led)
         self.dispatcher.load_intents()
         self.feeder.resume_wakes()
         return led
 
     def _run(self) -> None:
-        from ..ledger.events import follow
+        from ..ledger.bus import EventBus
 
         led = self.setup()
         pol = self.policies
@@ -186,11 +190,15 @@ class Controller:
                  f"{self._cursor}, tick {pol.controller.tick:g}s, poll {pol.controller.poll:g}s)")
         self._spawn("ticker", self._ticker)
         self._tick_wake.set()  # the first pass now: resume what a previous run left
+        #: the ledger's event bus; in-process subscribers may share it
+        self.bus = EventBus(led)
         try:
-            for event in follow(led, self._cursor, interval=pol.controller.poll,
-                                stop=self._between_polls):
-                self._on_event(event)
+            sub = self._sub = self.bus.subscribe(self._cursor)
+            for batch in sub.batches(check_every=pol.controller.poll, stop=self._between_polls):
+                for event in batch:
+                    self._on_event(event)
         finally:
+            self.bus.close()
             self.stop()
             for t in self._threads:
                 t.join(timeout=30)
@@ -238,6 +246,8 @@ class Controller:
         now = time.monotonic()
         low = self.dispatcher.low_water()
         safe = self._cursor if low is None else min(self._cursor, low - 1)
+        if self._sub is not None:  # never past a PostgreSQL sequence hole still open
+            safe = min(safe, self._sub.cursor)
         if safe == self._saved_cursor or (not force and now - self._last_save < 1.0):
             return
         with self.led.store.write() as tx:

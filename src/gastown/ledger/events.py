@@ -1,6 +1,7 @@
 """The event log: one append-only table every change writes in its own transaction.
 
-Consumers follow it by ``seq`` (:func:`follow`).  Two facts shape the follower:
+Consumers follow it by ``seq``: :class:`~gastown.ledger.bus.EventBus`
+subscriptions, or :func:`follow` (one subscription).  Two facts shape them:
 
 * On PostgreSQL, ``seq`` comes from a sequence, which is not transactional: a
   transaction that takes seq 10 may commit *after* one that took seq 11, and a
@@ -12,8 +13,6 @@ Consumers follow it by ``seq`` (:func:`follow`).  Two facts shape the follower:
 """
 
 from __future__ import annotations
-
-import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only
@@ -45,33 +44,19 @@ def follow(ledger: Ledger, since_seq: int = 0, *, interval: float = 0.2,
            stop: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
     """Yield events after ``since_seq`` as they are committed, in commit-safe order.
 
-    Runs until ``timeout`` seconds pass or ``stop()`` returns True (forever if
+    A subscription of its own :class:`~gastown.ledger.bus.EventBus`: it wakes as
+    soon as an event commits (``LISTEN`` on PostgreSQL, the WAL file on SQLite)
+    and reads the log every ``max(interval, 1)`` s in case a wake-up was lost.
+    ``stop()`` is asked after each batch and at least every ``interval`` s; it
+    runs until ``timeout`` seconds pass or ``stop()`` returns True (forever if
     neither is given).  Every committed event is yielded exactly once.
     """
-    types = list(types)
-    last = since_seq
-    holes: dict[int, float] = {}
-    deadline = None if not timeout else time.monotonic() + timeout
-    while True:
-        floor = (min(holes) - 1) if holes else last
-        batch = ledger.events(floor)
-        now = time.monotonic()
-        for event in batch:
-            seq = event["seq"]
-            if seq > last:
-                holes.update((missing, now) for missing in range(last + 1, seq))
-                last = seq
-            elif seq in holes:
-                del holes[seq]
-            else:
-                continue  # already yielded
-            if matches(event, types, bead_id):
-                yield event
-        for seq, since in list(holes.items()):
-            if now - since > HOLE_PATIENCE_S:
-                del holes[seq]
-        if stop is not None and stop():
-            return
-        if deadline is not None and time.monotonic() >= deadline:
-            return
-        time.sleep(interval)
+    from .bus import EventBus
+
+    bus = EventBus(ledger, fallback=max(interval, 1.0), hole_poll=min(interval, 0.05))
+    try:
+        sub = bus.subscribe(since_seq, types, bead_id)
+        for batch in sub.batches(timeout=timeout or None, check_every=interval, stop=stop):
+            yield from batch
+    finally:
+        bus.close()

@@ -40,7 +40,9 @@ import contextlib
 import functools
 import os
 import re
+import select
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +52,7 @@ from urllib.parse import quote
 
 from ..errors import StorageError, ValidationError
 from . import schema
+from .signals import ChangeSignal
 from .store import Store, Tx
 
 __all__ = ["PostgresStore", "safe_url", "split_password", "translate_placeholders",
@@ -59,6 +62,10 @@ __all__ = ["PostgresStore", "safe_url", "split_password", "translate_placeholder
 #: the bytes spell "gastown" plus a role byte, which keeps them clear of other apps
 WRITER_LOCK = 0x676173746F776E01
 SCHEMA_LOCK = 0x676173746F776E02
+#: the ``LISTEN``/``NOTIFY`` channel a commit that wrote events notifies (per database)
+EVENTS_CHANNEL = "gastown_events"
+#: the longest a listener sleeps in one ``select`` (so that closing it is noticed)
+_LISTEN_SLICE_S = 0.5
 
 #: seconds any statement may wait for a lock (the writer lock included) before the
 #: transaction fails with a clear error instead of hanging forever behind a stopped
@@ -431,9 +438,17 @@ class _PgTx(Tx):
             raise self._store._error(exc) from exc
 
     def insert_event_returning_seq(self, sql: str, params: Sequence[Any]) -> int:
-        """Insert one event row and return its ``seq`` (via ``RETURNING``)."""
+        """Insert one event row and return its ``seq`` (via ``RETURNING``).
+
+        The same statement queues a ``NOTIFY`` on :data:`EVENTS_CHANNEL`, which the
+        server delivers to listeners when (and only if) this transaction commits;
+        equal payloads collapse, so a transaction sends one however many events
+        it writes.  Still one round trip.
+        """
         if "RETURNING" not in sql.upper():
             sql = sql.rstrip().rstrip(";") + " RETURNING seq"
+        sql = (f"WITH ev AS ({sql}) "
+               f"SELECT seq, pg_notify('{EVENTS_CHANNEL}', '') IS NULL FROM ev")
         rows = self.query(sql, params)
         return int(rows[0][0]) if rows else 0
 
@@ -760,6 +775,10 @@ class PostgresStore(Store):
         return (f"coalesce((SELECT ',\"labels\":[' || string_agg(to_json(l.label)::text, ',' "
                 f"ORDER BY l.label) || ']' FROM labels l WHERE l.issue_id = {id_expr}), '')")
 
+    def change_signal(self) -> Any:
+        """A ``LISTEN`` on its own connection: wakes when a commit wrote events."""
+        return _ListenSignal(self)
+
     def close(self) -> None:
         """Close every connection this store opened (in this process)."""
         with self._lock:
@@ -768,3 +787,74 @@ class PostgresStore(Store):
             with contextlib.suppress(self._pg.Error, OSError):
                 conn.close()
         self._local = threading.local()
+
+
+# ------------------------------------------------------------------ LISTEN
+
+
+class _ListenSignal(ChangeSignal):
+    """Wakes when a ``NOTIFY`` on :data:`EVENTS_CHANNEL` arrives (its own connection).
+
+    The connection is opened at once, so that a subscriber which reads the log
+    after creating the signal cannot miss a commit in between.  A lost
+    connection is opened again, and the wait then reports a change (events may
+    have been committed while nobody listened).
+    """
+
+    def __init__(self, store: PostgresStore) -> None:
+        super().__init__()
+        self._store = store
+        self._conn: Any = None
+        self._listen()
+
+    def _listen(self) -> None:
+        conn = self._store._connect()
+        try:
+            conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+        except self._store._pg.Error as exc:
+            with contextlib.suppress(self._store._pg.Error, OSError):
+                conn.close()
+            raise self._store._error(exc) from None
+        self._conn = conn
+
+    def _drain(self) -> bool:
+        """Read what the socket holds; True when a notification was among it."""
+        pgconn = self._conn.pgconn
+        pgconn.consume_input()
+        got = False
+        while pgconn.notifies() is not None:
+            got = True
+        return got
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a notification (True), ``timeout`` or :meth:`close` (False)."""
+        deadline = time.monotonic() + timeout
+        while not self._closed.is_set():
+            if self._conn is None:
+                try:
+                    self._listen()
+                    return True
+                except StorageError:
+                    self._closed.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+                    if time.monotonic() >= deadline:
+                        return False
+                    continue
+            left = deadline - time.monotonic()
+            try:
+                ready, _, _ = select.select([self._conn.pgconn.socket], [], [],
+                                            max(0.0, min(left, _LISTEN_SLICE_S)))
+                if ready and self._drain():
+                    return True
+            except (self._store._pg.Error, OSError, ValueError):
+                self._drop()
+                continue
+            if time.monotonic() >= deadline:
+                return False
+        self._drop()
+        return False
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(self._store._pg.Error, OSError):
+                conn.close()

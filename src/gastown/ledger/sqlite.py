@@ -296,6 +296,12 @@ class SqliteStore(Store):
     # partial ready index yields rows already in ready order and stops at LIMIT
     ready_index_hint = "INDEXED BY idx_issues_ready"
 
+    def change_signal(self) -> Any:
+        """Wakes when a commit writes the ``-wal`` file (or the database file)."""
+        from .signals import file_signal
+
+        return file_signal([self.path + "-wal", self.path])
+
     def close(self) -> None:
         for con in self._all:
             try:

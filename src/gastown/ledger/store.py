@@ -105,6 +105,16 @@ class Store(abc.ABC):
     #: text placed after ``FROM issues`` in the ready query (an index hint, or nothing)
     ready_index_hint: str = ""
 
+    def change_signal(self) -> Any:
+        """A :class:`~gastown.ledger.signals.ChangeSignal` that wakes on new events.
+
+        The default wakes never (subscribers read the log on a timer); backends
+        with a cheap wake-up source override it.
+        """
+        from .signals import TimerSignal
+
+        return TimerSignal()
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""
