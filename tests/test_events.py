@@ -81,3 +81,16 @@ def test_bd_events_follow_prints_a_commit_at_once(ledger: Ledger) -> None:
         proc.wait()
     # the default --interval is 0.2 s: a poll would take 0.1 s on average
     assert statistics.median(latencies) < 0.05, sorted(latencies)
+
+
+def test_followers_can_share_one_bus(ledger: Ledger) -> None:
+    from gastown.ledger.bus import EventBus
+
+    base = ledger.last_event_seq()
+    with EventBus(ledger) as bus:
+        a = ledger.create("one")
+        first = list(ev.follow(ledger, base, timeout=0.3, types=["bead.created"], bus=bus))
+        second = list(ev.follow(ledger, base, timeout=0.3, types=["bead.created"], bus=bus))
+        assert not bus.closed  # a follower that ends leaves a shared bus open
+        assert [e["bead_id"] for e in first] == [e["bead_id"] for e in second] == [a["id"]]
+        assert bus._thread is not None and bus._thread.is_alive()  # noqa: SLF001 - one waiter

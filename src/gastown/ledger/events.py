@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # typing is imported for type checkers only
     from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
+    from .bus import EventBus
     from .core import Ledger
 
 __all__ = ["follow", "matches"]
@@ -41,7 +42,8 @@ def matches(event: dict[str, Any], types: Iterable[str] = (), bead_id: str | Non
 
 def follow(ledger: Ledger, since_seq: int = 0, *, interval: float = 0.2,
            timeout: float | None = None, types: Iterable[str] = (), bead_id: str | None = None,
-           stop: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
+           stop: Callable[[], bool] | None = None,
+           bus: EventBus | None = None) -> Iterator[dict[str, Any]]:
     """Yield events after ``since_seq`` as they are committed, in commit-safe order.
 
     A subscription of its own :class:`~gastown.ledger.bus.EventBus`: it wakes as
@@ -50,13 +52,23 @@ def follow(ledger: Ledger, since_seq: int = 0, *, interval: float = 0.2,
     ``stop()`` is asked after each batch and at least every ``interval`` s; it
     runs until ``timeout`` seconds pass or ``stop()`` returns True (forever if
     neither is given).  Every committed event is yielded exactly once.
+
+    A long-lived process with many followers (a server, one per client) passes
+    its own ``bus``: they then share one waiter and one connection, and the bus
+    stays open when a follower ends.
     """
     from .bus import EventBus
 
-    bus = EventBus(ledger, fallback=max(interval, 1.0), hole_poll=min(interval, 0.05))
+    own = bus is None
+    if bus is None:
+        bus = EventBus(ledger, fallback=max(interval, 1.0), hole_poll=min(interval, 0.05))
+    sub = None
     try:
         sub = bus.subscribe(since_seq, types, bead_id)
         for batch in sub.batches(timeout=timeout or None, check_every=interval, stop=stop):
             yield from batch
     finally:
-        bus.close()
+        if sub is not None:
+            sub.close()
+        if own:
+            bus.close()
