@@ -318,3 +318,33 @@ def test_ready_count_is_the_ready_total(ledger: Ledger) -> None:
     for f in (None, Filter(unassigned=True), Filter(assignee="bob")):
         assert ledger.ready_count(f) == len(ledger.ready(f)), f
     assert ledger.ready_count() == 4  # ids[1] is blocked, ids[2] in progress
+
+
+def test_claims_on_postgres(tmp_path: Path, pg_database: str) -> None:
+    """The same server on a PostgreSQL ledger: create, claim, a double claim refused."""
+    Ledger.init(str(tmp_path), prefix="pg", db=pg_database, actor="setup").close()
+
+    async def on_pg() -> None:
+        async with _session("--db", pg_database, "--actor", "ann", cwd=tmp_path) as s:
+            made = await _ok(s, "create", title="On the server", priority=1)
+            assert (await _ok(s, "ready"))["total"] == 1
+            assert (await _ok(s, "claim", id=made["id"]))["assignee"] == "ann"
+            assert "already claimed by ann" in await _err(s, "claim", id=made["id"],
+                                                          actor="bob")
+            assert (await _ok(s, "ready"))["total"] == 0
+
+    _run(on_pg)
+
+
+def test_no_options_finds_the_ledger_like_bd(tmp_path: Path, db: str) -> None:
+    """Without --db or --town the ledger is found from the working directory, as bd does."""
+    work = tmp_path / "src" / "deep"
+    work.mkdir(parents=True)
+    with Ledger.open(db, actor="setup") as led:
+        bead = led.create("Found from below")["id"]
+
+    async def found() -> None:
+        async with _session(cwd=work) as s:
+            assert [b["id"] for b in (await _ok(s, "list"))["items"]] == [bead]
+
+    _run(found)
