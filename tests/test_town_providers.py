@@ -107,12 +107,16 @@ def test_tmux_session_lifecycle_and_exit_status(tmp_path: Path) -> None:
         assert read_status(status) == 7, "the launcher records how the program ended"
         assert "bye" in prov.peek("quick"), "the pane is kept after exit"
         os.remove(status)  # (Sessions.start does this before every start)
-        prov.start(SessionSpec("quick", [*launch, *sleeper()], str(tmp_path)))
+        # the program says when its interpreter is up: a Ctrl-C that lands while
+        # Python is still starting ends it with status 1, not by the signal
+        waiter = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(300)"]
+        prov.start(SessionSpec("quick", [*launch, *waiter], str(tmp_path)))
         assert prov.is_alive("quick") and prov.pid("quick") and read_status(status) is None
         assert prov.last_activity("quick") is not None
         launcher = prov.pid("quick")
         assert launcher
         wait_for(lambda: len(_children(launcher)) == 1, 10, what="the program to start")
+        wait_for(lambda: "up" in prov.peek("quick").split(), 20, what="the program to be up")
         prov.interrupt("quick")  # Ctrl-C reaches the program, not just the launcher
         wait_for(lambda: not prov.is_alive("quick"), 10, what="Ctrl-C to stop the program")
         assert read_status(status) == -signal.SIGINT
