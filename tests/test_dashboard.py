@@ -161,16 +161,20 @@ def test_the_overview_shows_every_agent_and_the_merge_queue(town: Town, dash: Da
                                                              page: Any) -> None:
     add_agent(town, "ann", TALKER)
     add_agent(town, "bob", sleeper())  # configured, never started
-    gt(town, "session", "start", "ann")
     queued, back = merge_requests(town)
 
     page.goto(dash.url)
     for name in ("ann", "bob"):
         assert page.locator(f'tr.agent[data-agent="{name}"]').count() == 1, name
     assert "stopped" in page.locator('tr[data-agent="bob"] .state').inner_text()
-    # ann's last output line reaches the page (a reload later if not at once)
-    wait_for(lambda: "compiling textkit" in (page.goto(dash.url) and page.locator(
-        'tr[data-agent="ann"] td.last').inner_text()), 20, 0.5, what="ann's last output line")
+    # ann starts and talks while the page is open: her state and last line of output
+    # reach it without a reload
+    page.evaluate("window.notReloaded = true")
+    gt(town, "session", "start", "ann")
+    page.locator('tr[data-agent="ann"] td.last', has_text="compiling textkit, 3 of 7").wait_for(
+        timeout=10000)
+    assert "running" in page.locator('tr[data-agent="ann"] .state').inner_text()
+    assert page.evaluate("window.notReloaded") is True
     mq = page.locator("#merge-queue")
     assert mq.locator(f'tr[data-mr="{queued}"]').inner_text().split()[1] == "queued"
     sent_back = mq.locator(f'tr[data-mr="{back}"]')
@@ -381,3 +385,17 @@ def test_the_event_stream_resumes_after_the_last_event_id(town: Town, dash: Dash
     first = fresh_stream.read(1)
     fresh_stream.close()
     assert first[0][1]["bead_id"] == fresh and first[0][0] == last + 1
+
+
+def test_a_port_in_use_or_out_of_range_is_one_clear_line(town: Town) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        busy = gt(town, "dashboard", "--port", port, check=False)
+    assert busy.returncode == 2, busy.stderr
+    assert busy.stderr.count("\n") == 1 and port in busy.stderr and "Traceback" not in busy.stderr
+    wrong = gt(town, "dashboard", "--port", "70000", check=False)
+    assert wrong.returncode == 2 and "--port 70000" in wrong.stderr

@@ -110,5 +110,8 @@
   });
 
   connect();
-  setInterval(schedule, 30000);  // a slow safety net should a stream stall unnoticed
+  // what is no event (an agent's last line of output) is looked at again every data-poll
+  // seconds: 2 on the overview, 30 elsewhere (a safety net should a stream stall unnoticed)
+  var poll = live ? parseFloat(live.dataset.poll || "30") : 30;
+  setInterval(schedule, Math.max(1, poll) * 1000);
 })();
