@@ -13,8 +13,9 @@ from .errors import ConflictError, UsageError
 from .ledger.core import Filter, Ledger
 from .ledger.model import Bead
 from .ledger.ops import Txn
+from .ledger.rows import load_json
 
-__all__ = ["pin", "unpin", "hooked"]
+__all__ = ["pin", "pin_in", "unpin", "unpin_in", "hooked"]
 
 
 def _check_agent(agent: str) -> str:
@@ -28,51 +29,67 @@ def pin(ledger: Ledger, bead_id: str, agent: str) -> Bead:
     """Hang ``bead_id`` on ``agent``'s hook; pinning it there again changes nothing."""
     agent = _check_agent(agent)
     with ledger.transaction() as t:
-        bead = t.get(bead_id)
-        status, holder = bead["status"], bead.get("assignee")
-        if status == "hooked":
-            if holder == agent:
-                return bead
-            raise ConflictError(f"{bead_id} is already on {holder}'s hook (unpin it first)")
-        if status == "closed":
-            raise ConflictError(f"cannot pin {bead_id}: it is closed")
-        if bead.get("is_template"):
-            raise ConflictError(f"cannot pin {bead_id}: it is a proto; pour it first")
-        updated = t.update(bead_id, status="hooked", assignee=agent)
-        t.emit("hook.pinned", bead_id, {"agent": agent, "from": status, "assignee": holder})
-        return updated
+        return pin_in(t, bead_id, agent)
+
+
+def pin_in(t: Txn, bead_id: str, agent: str) -> Bead:
+    """:func:`pin` inside a caller's transaction (composite commands such as ``gt sling``)."""
+    agent = _check_agent(agent)
+    bead = t.get(bead_id)
+    status, holder = bead["status"], bead.get("assignee")
+    if status == "hooked":
+        if holder == agent:
+            return bead
+        raise ConflictError(f"{bead_id} is already on {holder}'s hook (unpin it first)")
+    if status == "closed":
+        raise ConflictError(f"cannot pin {bead_id}: it is closed")
+    if bead.get("is_template"):
+        raise ConflictError(f"cannot pin {bead_id}: it is a proto; pour it first")
+    updated = t.update(bead_id, status="hooked", assignee=agent)
+    t.emit("hook.pinned", bead_id, {"agent": agent, "from": status, "assignee": holder})
+    return updated
 
 
 def _status_before_pin(t: Txn, bead: Bead) -> tuple[str, str | None]:
-    payload = t.last_payload(bead["id"], "hook.pinned") or {}
-    before = payload.get("from")
+    row = t.tx.one("SELECT payload FROM events WHERE bead_id = ? AND type = 'hook.pinned' "
+                   "ORDER BY seq DESC LIMIT 1", (bead["id"],))
+    payload = load_json(row[0]) if row and row[0] else {}
+    before = (payload or {}).get("from")
     if before not in ("open", "in_progress"):
         before = "in_progress" if bead.get("started_at") else "open"
-    return before, payload.get("assignee")
+    return before, (payload or {}).get("assignee")
 
 
 def unpin(ledger: Ledger, agent: str, bead_id: str | None = None) -> list[str]:
     """Take ``bead_id`` (default: everything) off ``agent``'s hook; returns the ids released."""
     agent = _check_agent(agent)
-    released: list[str] = []
     with ledger.transaction() as t:
-        if bead_id is not None:
-            bead = t.get(bead_id)
-            if bead["status"] != "hooked":
-                return []  # not on any hook: nothing to do
-            if bead.get("assignee") != agent:
-                raise ConflictError(f"{bead_id} is on {bead.get('assignee')}'s hook, "
-                                    f"not {agent}'s")
-            targets = [bead]
-        else:
-            targets = [t.get(b) for b in t.hooked_ids(agent)]
-        for bead in targets:
-            before, old_assignee = _status_before_pin(t, bead)
-            # back to open: hand the bead back to whoever had it before the pin
-            assignee = agent if before == "in_progress" else old_assignee
-            t.update(bead["id"], status=before, assignee=assignee or None)
-            t.emit("hook.unpinned", bead["id"], {"agent": agent, "to": before})
-            released.append(bead["id"])
+        return unpin_in(t, agent, bead_id)
+
+
+def unpin_in(t: Txn, agent: str, bead_id: str | None = None) -> list[str]:
+    """:func:`unpin` inside a caller's transaction."""
+    agent = _check_agent(agent)
+    released: list[str] = []
+    if bead_id is not None:
+        bead = t.get(bead_id)
+        if bead["status"] != "hooked":
+            return released  # not on any hook: nothing to do
+        if bead.get("assignee") != agent:
+            raise ConflictError(f"{bead_id} is on {bead.get('assignee')}'s hook, "
+                                f"not {agent}'s")
+        targets = [bead]
+    else:
+        rows = t.tx.query("SELECT id FROM issues WHERE status = 'hooked' AND assignee = ? "
+                          "ORDER BY id", (agent,))
+        targets = [t.get(r[0]) for r in rows]
+    for bead in targets:
+        before, old_assignee = _status_before_pin(t, bead)
+        # back to open: hand the bead back to whoever had it before the pin
+        assignee = agent if before == "in_progress" else old_assignee
+        t.update(bead["id"], status=before, assignee=assignee or None)
+        t.emit("hook.unpinned", bead["id"], {"agent": agent, "to": before})
+        released.append(bead["id"])
     return released
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import FormulaError, GastownError, NotFoundError
 from ..ledger.core import Ledger
 from ..ledger.model import Bead
+from ..ledger.ops import Txn
 from . import search
 from .compose import compile_formula
 from .formula import load_file
@@ -26,8 +27,8 @@ from .model import Blueprint, Formula
 from .proto import load_proto, proto_view, store_proto, with_values
 from .vars import resolve_vars
 
-__all__ = ["cook", "cook_view", "pour", "wisp", "compile_ref", "Source", "resolve_source",
-           "formula_paths"]
+__all__ = ["cook", "cook_view", "pour", "pour_in", "wisp", "compile_ref", "Source",
+           "resolve_source", "formula_paths"]
 
 
 def formula_paths(ledger: Ledger | None = None, extra: list[str] | None = None,
@@ -144,11 +145,22 @@ def pour_with_steps(ledger: Ledger, formula_or_proto: str, vars: dict[str, str] 
     given = dict(vars or {})
     src = resolve_source(ledger, formula_or_proto, paths, given)
     with ledger.transaction(actor) as t:
-        bp = src.blueprint if src.blueprint is not None else load_proto(t, src.name)
-        values = resolve_vars(bp, given)
-        return instantiate(t, bp, values, wisp=wisp, given=given,
-                           proto_id=src.name if src.kind == "proto" else None,
-                           extra_meta={"source": bp.source} if src.kind == "formula" else None)
+        return pour_in(t, src, given, wisp=wisp)
+
+
+def pour_in(t: Txn, src: Source, vars: Mapping[str, str] | None = None, *,
+            wisp: bool = False) -> tuple[Bead, dict[str, str]]:
+    """The core of :func:`pour` inside a caller's transaction: ``(root, step map)``.
+
+    ``src`` comes from :func:`resolve_source` (a formula is compiled before the
+    transaction starts, so the write lock is not held while files are read).
+    """
+    given = dict(vars or {})
+    bp = src.blueprint if src.blueprint is not None else load_proto(t, src.name)
+    values = resolve_vars(bp, given)
+    return instantiate(t, bp, values, wisp=wisp, given=given,
+                       proto_id=src.name if src.kind == "proto" else None,
+                       extra_meta={"source": bp.source} if src.kind == "formula" else None)
 
 
 def wisp(ledger: Ledger, formula_or_proto: str, vars: dict[str, str] | None = None, *,

@@ -20,7 +20,7 @@ from ..ledger.core import Ledger
 from ..ledger.model import INFRA_TYPES, Bead
 from ..ledger.ops import Txn
 
-__all__ = ["squash", "squash_in", "auto_squash", "burn", "DIGEST_LABEL"]
+__all__ = ["squash", "squash_in", "auto_squash", "burn", "burn_in", "DIGEST_LABEL"]
 
 DIGEST_LABEL = "digest"
 #: a wisp's digest keeps at most this many step records (the rest are counted)
@@ -165,14 +165,19 @@ def squash_in(t: Txn, mol_id: str, summary: str | None = None, *, force: bool = 
 def burn(ledger: Ledger, wisp_id: str, *, actor: str | None = None) -> list[str]:
     """Discard a wisp without a digest; returns the ids deleted (empty if already gone)."""
     with ledger.transaction(actor) as t:
-        if not t.exists(wisp_id):
-            if t.is_retired(wisp_id):
-                return []  # burned before: nothing left to do
-            raise NotFoundError(f"no issue found matching {wisp_id!r}")
-        root = _top_root(t, wisp_id, "burn")
-        if not root.get("ephemeral"):
-            raise ConflictError(f"{wisp_id} is a persistent molecule, not a wisp: burn only "
-                                "discards wisps (squash it, or 'bd delete --cascade')")
-        deleted = t.delete(wisp_id, cascade=True)
-        t.emit("mol.burned", wisp_id, {"deleted": len(deleted)})
-        return deleted
+        return burn_in(t, wisp_id)
+
+
+def burn_in(t: Txn, wisp_id: str) -> list[str]:
+    """:func:`burn` inside an open transaction."""
+    if not t.exists(wisp_id):
+        if t.tx.one("SELECT 1 FROM retired_ids WHERE id = ?", (wisp_id,)):
+            return []  # burned before: nothing left to do
+        raise NotFoundError(f"no issue found matching {wisp_id!r}")
+    root = _top_root(t, wisp_id, "burn")
+    if not root.get("ephemeral"):
+        raise ConflictError(f"{wisp_id} is a persistent molecule, not a wisp: burn only "
+                            "discards wisps (squash it, or 'bd delete --cascade')")
+    deleted = t.delete(wisp_id, cascade=True)
+    t.emit("mol.burned", wisp_id, {"deleted": len(deleted)})
+    return deleted

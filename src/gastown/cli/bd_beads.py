@@ -187,6 +187,8 @@ def _string_ids(comments: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------ update
 def _update(ctx: Ctx) -> int:
+    from ..ledger.update import BeadUpdate, update_beads
+
     a = ctx.args
     if not a.ids:  # upstream's wording; we keep no "last touched" issue to fall back on
         raise UsageError("no issue ID provided: bd update ID [ID…] [flags]")
@@ -203,39 +205,17 @@ def _update(ctx: Ctx) -> int:
             changes[field] = value
     if a.description_file is not None:
         changes["description"] = _text_arg(None, a.description_file, "the description")
-    if a.append_notes:
-        changes["notes"] = None  # filled per bead below
     if a.metadata is not None:
         changes["metadata"] = _metadata(a.metadata)
     if a.pinned is not None:
         changes["pinned"] = a.pinned == "true"
-    if a.claim and "status" in changes:
-        raise UsageError("--claim sets the status itself; drop --status")
+    upd = BeadUpdate(changes, append_notes=a.append_notes, claim=bool(a.claim),
+                     set_labels=None if a.set_labels is None else split_csv(a.set_labels),
+                     add_labels=split_csv(a.add_label), remove_labels=split_csv(a.remove_label))
+    upd.check()
     # every id is resolved before anything is written, and all beads change in one
     # transaction: an unknown id or a refused change leaves every bead as it was
-    bead_ids = list(dict.fromkeys(ctx.resolve(raw) for raw in a.ids))
-    results = []
-    with led.transaction() as t:
-        for bead_id in bead_ids:
-            per = dict(changes)
-            if a.append_notes:
-                # --notes sets the notes first, --append-notes then adds a line to them
-                old = a.notes if a.notes is not None else t.get(bead_id).get("notes") or ""
-                per["notes"] = (old + "\n" if old else "") + a.append_notes
-            if a.claim:
-                t.claim(bead_id)
-            if a.set_labels is not None:
-                wanted = set(split_csv(a.set_labels))
-                current = set(t.get(bead_id).get("labels") or [])
-                for label in sorted(current - wanted):
-                    t.remove_label(bead_id, label)
-                for label in sorted(wanted - current):
-                    t.add_label(bead_id, label)
-            for label in split_csv(a.add_label):
-                t.add_label(bead_id, label)
-            for label in split_csv(a.remove_label):
-                t.remove_label(bead_id, label)
-            results.append(t.update(bead_id, **per) if per else t.get(bead_id))
+    results = update_beads(led, [ctx.resolve(raw) for raw in a.ids], upd)
     for bead in results:  # upstream's line: "✓ Updated issue: ID — Title"; claims keep ours
         ctx.say(f"✓ Claimed issue: {bead['id']}" if a.claim
                 else f"✓ Updated issue: {bead['id']} — {bead['title']}")

@@ -180,30 +180,9 @@ def _event_line(e: dict[str, Any]) -> str:
 
 
 def _events(ctx: Ctx) -> int:
-    import json
+    from ._events import run_events
 
-    a = ctx.args
-    led = ctx.ledger
-    since = a.since_seq
-    if a.tail and not since:
-        since = max(0, led.last_event_seq() - a.tail)
-    types = split_csv(a.type)
-    events = led.events(since, limit=a.limit, bead_id=a.bead, types=types)
-    if not a.follow:
-        ctx.out(events, lambda: "\n".join(_event_line(e) for e in events) or "No events")
-        return 0
-    # follow: print what exists, then new events as JSON lines (one object per line)
-    from ..ledger.events import follow
-
-    for e in events:
-        since = e["seq"]
-        sys.stdout.write((json.dumps(e, ensure_ascii=False) if ctx.json else _event_line(e)) + "\n")
-    sys.stdout.flush()
-    for e in follow(led, since, interval=a.interval, timeout=a.timeout or None, types=types,
-                    bead_id=a.bead):
-        sys.stdout.write((json.dumps(e, ensure_ascii=False) if ctx.json else _event_line(e)) + "\n")
-        sys.stdout.flush()
-    return 0
+    return run_events(ctx, ctx.ledger, _event_line, "No events")
 
 
 # -------------------------------------------------------------------- prime
@@ -282,14 +261,9 @@ def setup(name: str, sub: Any) -> None:
         _add_filters(p, status=False)
         p.set_defaults(func=_blocked)
     elif name == "events":
-        p.add_argument("--since-seq", type=count, default=0, help="only events after this seq")
-        p.add_argument("--tail", type=count, default=0, help="start N events before the end")
-        p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
-        p.add_argument("--interval", type=float, default=0.2, help="poll interval (s)")
-        p.add_argument("--timeout", type=float, default=0, help="stop following after N s")
-        p.add_argument("--type", action="append", help="event types (prefix* allowed)")
-        p.add_argument("--bead", help="only events of this bead")
-        p.add_argument("-n", "--limit", type=count, default=0, help="at most N (0 = all)")
+        from ._events import add_event_options
+
+        add_event_options(p)
         p.set_defaults(func=_events)
     elif name == "prime":
         p.add_argument("-n", "--limit", type=count, default=10, help="ready beads to show")

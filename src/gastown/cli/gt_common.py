@@ -7,7 +7,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
 from ._app import Ctx, Parser, common_options
 
 if TYPE_CHECKING:
@@ -64,15 +63,22 @@ def town_ledger(ctx: Ctx) -> Ledger:
 
 
 def parse_vars(items: list[str] | None) -> dict[str, str]:
-    """``--var key=value`` options as a dict (the value may contain ``=``)."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--var {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
+    """``--var NAME=VALUE`` options as a dict: the one parser ``bd`` uses too."""
+    from ..chemistry.vars import parse_var_args
+
+    return parse_var_args(items)
+
+
+def acting(ctx: Ctx) -> str:
+    """Who acts: ``--actor``, else the one rule (:func:`gastown.ledger.discovery.default_actor`)."""
+    from ..ledger.discovery import default_actor
+
+    return ctx.actor or default_actor()
+
+
+def session_agent() -> str | None:
+    """``$GT_AGENT`` when set: the calling agent's name, inside a session."""
+    return os.environ.get("GT_AGENT") or None
 
 
 def read_text_arg(value: str | None) -> str | None:

@@ -8,12 +8,14 @@ from typing import Any
 from ..errors import UsageError
 from ._app import Ctx
 from .gt_common import (
+    acting,
     add_action,
     add_actions,
     add_parser,
     clean,
     get_town,
     read_text_arg,
+    session_agent,
     town_ledger,
 )
 
@@ -38,9 +40,9 @@ def _notify(ctx: Ctx, beads: list[Any]) -> list[dict[str, Any]]:
         try:
             if mode == "auto":  # type now if the session is quiet, else queue it
                 out.append(nudge_agent(town, agent.name, text, mode="wait-idle", timeout=0,
-                                       idle_s=2.0, actor=ctx.actor))
+                                       idle_s=2.0, actor=acting(ctx)))
             else:
-                out.append(nudge_agent(town, agent.name, text, mode=mode, actor=ctx.actor))
+                out.append(nudge_agent(town, agent.name, text, mode=mode, actor=acting(ctx)))
         except Exception as exc:  # noqa: BLE001 - the mail is sent; the nudge is a courtesy
             out.append({"agent": agent.name, "error": str(exc)})
     return out
@@ -66,7 +68,7 @@ def _who(ctx: Ctx) -> str:
     if address:
         agent = town.agent_by_address(address)
         return town.actor_of(agent) if agent else address
-    return default_identity(town, town_ledger(ctx))
+    return default_identity(town, town_ledger(ctx), session_agent())
 
 
 def _line(m: dict[str, Any]) -> str:

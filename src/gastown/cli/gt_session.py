@@ -9,7 +9,15 @@ from typing import Any
 
 from ..errors import NotFoundError, UsageError
 from ._app import Ctx
-from .gt_common import add_action, add_actions, add_parser, get_town, read_text_arg, town_ledger
+from .gt_common import (
+    acting,
+    add_action,
+    add_actions,
+    add_parser,
+    get_town,
+    read_text_arg,
+    town_ledger,
+)
 
 
 def _session_list(ctx: Ctx) -> int:
@@ -109,7 +117,7 @@ def _nudge(ctx: Ctx) -> int:
     if not text:
         raise UsageError("nothing to say: gt nudge AGENT TEXT (or - to read standard input)")
     result = nudge_agent(town, ctx.args.agent, text, mode=ctx.args.mode,
-                         timeout=ctx.args.timeout, actor=ctx.actor)
+                         timeout=ctx.args.timeout, actor=acting(ctx))
     if result["delivered_as"] == "queue":
         line = f"Queued for {result['agent']} (delivered at its next gt prime / mail check)"
     elif result["verified"]:

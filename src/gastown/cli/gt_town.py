@@ -108,91 +108,35 @@ def _status(ctx: Ctx) -> int:
     return 0
 
 
-#: a terminal's alternate screen with the cursor hidden, and back
-_SCREEN_ON, _SCREEN_OFF = "\x1b[?1049h\x1b[?25l", "\x1b[?25h\x1b[?1049l"
+def _feed(ctx: Ctx) -> int:
+    import shutil
 
-
-def _feed_frame(ctx: Ctx, town: Any, led: Any, size: Any) -> tuple[dict[str, Any], str]:
-    """The overview's data and one screen of it (a counts line over ``render_feed``)."""
-    from ..dashboard.views import overview
+    from ..controller.overview import town_overview
     from ..town.status import render_feed
     from ._output import painter
 
-    data = overview(town, led, events=size.lines, everything=ctx.args.verbose)
-    head = (f"Ready: {data['ready']['count']}  Blocked: {data['blocked']['count']}  "
-            f"Event: {data['last_seq']}")
-    frame = head[:size.columns] + "\n" + render_feed(data, size.columns, size.lines - 2,
-                                                      painter())
-    return data, frame
-
-
-def _feed(ctx: Ctx) -> int:
-    """Draw the town; on a terminal, redraw it in place when an event lands or time passes."""
-    import shutil
-
     town = get_town(ctx)
     led = town_ledger(ctx)
-    live = ctx.tty and not ctx.json and not ctx.args.once
-    shown, seen, drawn_at = "", -1, 0.0
-    try:
-        if live:
-            sys.stdout.write(_SCREEN_ON)
-        while True:
-            size = shutil.get_terminal_size((120, 40))
-            data, frame = _feed_frame(ctx, town, led, size)
-            seen, drawn_at = data["last_seq"], time.monotonic()
-            if ctx.json:
-                # the same object as gt status --json, one a line
-                extra = ("ready", "blocked", "last_seq", "abnormal")
-                sys.stdout.write(json.dumps({k: v for k, v in data.items() if k not in extra},
-                                            default=str) + "\n")
-            elif not live:
-                sys.stdout.write(frame)
-            elif frame != shown:
-                # home, each line over the old one (erase its rest), erase what is below
-                lines = frame.rstrip("\n").split("\n")
-                sys.stdout.write("\x1b[H" + "\x1b[K\r\n".join(lines) + "\x1b[K\x1b[J")
-                shown = frame
-            sys.stdout.flush()
-            if ctx.args.once:
-                return 0
-            # wake for a new event at once, else redraw every --interval (agents' output)
-            while (time.monotonic() - drawn_at < ctx.args.interval
-                   and led.last_event_seq() == seen):
-                time.sleep(min(0.1, ctx.args.interval))
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if live:
-            sys.stdout.write(_SCREEN_OFF)
-            sys.stdout.flush()
+    while True:
+        size = shutil.get_terminal_size((120, 40))
+        data = town_overview(town, led, events=size.lines, everything=ctx.args.verbose)
+        if ctx.json:
+            sys.stdout.write(json.dumps(data, default=str) + "\n")
+        else:
+            frame = render_feed(data, size.columns, size.lines - 1, painter())
+            sys.stdout.write(("\x1b[H\x1b[2J" if ctx.tty else "") + frame)
+        sys.stdout.flush()
+        if ctx.args.once:
+            return 0
+        time.sleep(ctx.args.interval)
 
 
 # ---------------------------------------------------------------- events
 def _events(ctx: Ctx) -> int:
     from ..town.status import render_event
+    from ._events import run_events
 
-    a = ctx.args
-    led = town_ledger(ctx)
-    types = [t for v in a.type or [] for t in v.split(",") if t]
-    bead = led.resolve_id(a.bead) if a.bead else None
-    since = a.since
-    if a.last and not since:
-        since = max(0, led.last_event_seq() - a.last)
-    events = led.events(since_seq=since, limit=a.limit, bead_id=bead, types=types)
-    if not a.follow:
-        ctx.out(events, lambda: "\n".join(render_event(e) for e in events) or "(no events)")
-        return 0
-    # the ledger's follower: every committed event exactly once, even on PostgreSQL
-    # where sequence numbers can commit out of order
-    from ..ledger.events import follow
-
-    for ev in follow(led, since, interval=a.interval, timeout=a.timeout or None, types=types,
-                     bead_id=bead):
-        line = json.dumps(ev, ensure_ascii=False) if ctx.json else render_event(ev)
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-    return 0
+    return run_events(ctx, town_ledger(ctx), render_event, "(no events)")
 
 
 def setup(name: str, sub: Any) -> None:
@@ -229,12 +173,7 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("--interval", type=float, default=1.0, help="seconds between screens")
         p.set_defaults(func=_feed)
     elif name == "events":
-        p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
-        p.add_argument("--since", type=int, default=0, help="only events after this seq")
-        p.add_argument("--last", type=int, default=0, help="only the last N events")
-        p.add_argument("--type", action="append", help="event types (glob * allowed)")
-        p.add_argument("--bead", help="only events of this bead")
-        p.add_argument("-n", "--limit", type=int, default=0, help="at most N (0 = all)")
-        p.add_argument("--interval", type=float, default=0.2, help="poll interval (--follow)")
-        p.add_argument("--timeout", type=float, default=0, help="stop following after N s")
+        from ._events import add_event_options
+
+        add_event_options(p)
         p.set_defaults(func=_events)

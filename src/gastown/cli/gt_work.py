@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
 from ._app import Ctx
-from .gt_common import add_parser, clean, get_town, parse_vars, town_ledger
+from .gt_common import (
+    acting,
+    add_parser,
+    clean,
+    get_town,
+    parse_vars,
+    session_agent,
+    town_ledger,
+)
 
 
 def _sling(ctx: Ctx) -> int:
@@ -19,7 +30,8 @@ def _sling(ctx: Ctx) -> int:
     if a.more:
         return _sling_batch(ctx, [a.what, a.target, *a.more[:-1]], a.more[-1])
     result = sling(town, a.what, a.target, parse_vars(a.var), nudge=not a.no_nudge,
-                   wisp=a.wisp, actor=ctx.actor)
+                   wisp=a.wisp, actor=acting(ctx), caller=session_agent(),
+                   pause=_test_pause())
     if result.session == "started":  # a session that died at once is no "session started"
         from ..town.sessions import Sessions
 
@@ -46,6 +58,30 @@ def _sling(ctx: Ctx) -> int:
     return 0
 
 
+#: a test hook, ``STEP:SECONDS``: ``gt sling`` says so on standard error and pauses
+#: after STEP (one of ``SLING_STEPS``), so that a test can kill it at a known instant
+SLING_PAUSE_VAR = "GT_TEST_SLING_PAUSE"
+
+
+def _test_pause() -> Callable[[str], None] | None:
+    spec = os.environ.get(SLING_PAUSE_VAR, "")
+    want, _, seconds = spec.partition(":")
+    if not want:
+        return None
+    try:
+        delay = float(seconds or "0")
+    except ValueError:
+        return None
+
+    def pause(step: str) -> None:
+        if step == want:
+            sys.stderr.write(f"gt: {SLING_PAUSE_VAR}: pausing {delay:g}s after {step}\n")
+            sys.stderr.flush()
+            time.sleep(delay)
+
+    return pause
+
+
 def _sling_batch(ctx: Ctx, items: list[str], target: str) -> int:
     """``gt sling A B C TARGET``: every item to TARGET, tracked by a new convoy."""
     from ..controller.convoy import sling_batch
@@ -68,8 +104,7 @@ def _sling_batch(ctx: Ctx, items: list[str], target: str) -> int:
 
 
 def _hook(ctx: Ctx) -> int:
-    from ..hook import pin, unpin
-    from ..town.work import current_work, forget_work, hooked_work, remember_work
+    from ..town.work import current_work, hook_clear, hook_pin, hooked_work
 
     words = list(ctx.args.words)
     action = words.pop(0) if words and words[0] in ("show", "clear", "pin") else "show"
@@ -79,25 +114,16 @@ def _hook(ctx: Ctx) -> int:
         if not words:
             raise UsageError("gt hook pin BEAD [AGENT]")
         bead_id = led.resolve_id(words[0])
-        agent = town.current_agent(words[1] if len(words) > 1 else ctx.args.agent)
-        bead = pin(led, bead_id, town.actor_of(agent))
-        led.emit("sling", bead_id, {"agent": agent.name, "actor": town.actor_of(agent),
-                                    "kind": "hook"})
-        remember_work(led, agent.name, bead_id)
+        agent = town.current_agent(words[1] if len(words) > 1
+                                   else ctx.args.agent or session_agent())
+        bead = hook_pin(led, bead_id, agent.name, town.actor_of(agent))
         ctx.out(bead, f"Pinned {bead_id} to {agent.name}'s hook")
         return 0
-    agent = town.current_agent(words[0] if words else ctx.args.agent)
+    agent = town.current_agent(words[0] if words else ctx.args.agent or session_agent())
     me = town.actor_of(agent)
     if action == "clear":
         target = led.resolve_id(words[1]) if len(words) > 1 else None
-        owed = current_work(led, me, agent.name)
-        released = list(unpin(led, me, target))
-        # work whose molecule finished is no longer 'hooked' but is still owed: release it too
-        if owed is not None and (target in (None, owed["id"])) and owed["id"] not in released:
-            released.append(owed["id"])
-        for bead_id in released:
-            led.emit("hook.cleared", bead_id, {"agent": agent.name})
-        forget_work(led, agent.name)
+        released = hook_clear(led, agent.name, me, target)
         ctx.out({"agent": agent.name, "released": released},
                 f"Released {', '.join(released)} from {agent.name}'s hook" if released
                 else f"{agent.name}'s hook was empty")
@@ -121,13 +147,13 @@ def _prime(ctx: Ctx) -> int:
     from ..town.prime import prime_data, render_prime
 
     hook = ctx.args.hook or ctx.args.hook_json
-    if hook and not (ctx.args.agent or os.environ.get("GT_AGENT")):
+    if hook and not (ctx.args.agent or session_agent()):
         # a session hook outside any town session: stay silent (an empty JSON answer)
         if ctx.args.hook_json:
             print("{}")
         return 0
     town = get_town(ctx)
-    agent = town.current_agent(ctx.args.agent)
+    agent = town.current_agent(ctx.args.agent or session_agent())
     data = prime_data(town, town_ledger(ctx), agent, drain_nudges=hook)
     if ctx.args.hook_json:
         # codex and gemini read a SessionStart hook's answer as JSON
@@ -142,8 +168,8 @@ def _done(ctx: Ctx) -> int:
     from ..town.handin import done
 
     a = ctx.args
-    summary = done(get_town(ctx), a.agent, status=a.status, message=a.message, force=a.force,
-                   actor=ctx.actor)
+    summary = done(get_town(ctx), a.agent or session_agent(), status=a.status,
+                   message=a.message, force=a.force, actor=ctx.actor)
 
     def text() -> str:
         lines = [f"Done ({summary['status']}): {summary['bead_id']} released from "

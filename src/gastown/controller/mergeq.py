@@ -50,10 +50,12 @@ def durable(led: Ledger, actor: str | None = None) -> Iterator[Txn]:
     """A write transaction committed to disk before it returns (merge-queue records).
 
     SQLite commits these with ``synchronous=FULL``; PostgreSQL's commits are
-    synchronous anyway (``Store.durable``).
+    synchronous anyway.  A store without ``durable()`` gets a plain write.
     """
-    with led.transaction(actor, durable=True) as t:
-        yield t
+    opener = getattr(led.store, "durable", None) or led.store.write
+    prefix = led.prefix
+    with opener() as tx:
+        yield Txn(tx, actor or led.actor, prefix)
 
 
 def _epoch(ts: str | None) -> float:

@@ -57,7 +57,9 @@ def preset_of(presets: dict[str, dict[str, Any]], name: str) -> Preset:
 def beacon(actor: str, agent: str) -> str:
     """The first prompt of a new session (from the presets data)."""
     text = str(_shipped().get("beacon", "Run `gt prime`."))
-    return text.replace("{{actor}}", actor).replace("{{agent}}", agent)
+    from ..chemistry.vars import substitute
+
+    return substitute(text, {"actor": actor, "agent": agent}, "beacon")
 
 
 def agent_argv(preset: Preset, command: list[str] | None, args: list[str] | None,

@@ -157,8 +157,10 @@ class Town:
         return None
 
     def current_agent(self, name: str | None = None) -> AgentConfig:
-        """The calling agent: ``name``, else ``$GT_AGENT`` (set in every session)."""
-        name = name or os.environ.get("GT_AGENT")
+        """The calling agent named ``name``; the command line passes ``$GT_AGENT`` here.
+
+        None means no agent was named and the caller is not in a session: refused.
+        """
         if not name:
             raise UsageError("not inside an agent session ($GT_AGENT is not set): "
                              "pass --agent NAME")

@@ -110,7 +110,7 @@ def done(town: Town, agent_name: str | None = None, *, status: str = "completed"
          message: str | None = None, force: bool = False,
          actor: str | None = None) -> dict[str, Any]:
     """Hand in the agent's work (see the module docstring); returns a summary."""
-    from ..hook import unpin
+    from ..hook import unpin_in
 
     if status not in STATUSES:
         raise UsageError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
@@ -124,24 +124,26 @@ def done(town: Town, agent_name: str | None = None, *, status: str = "completed"
                                    "status": status}
         if status == "completed" and agent.rig:
             summary.update(_hand_in(town, led, agent, work, force))
-        if work["status"] == "hooked":
-            unpin(led, me, work["id"])
-        if status == "deferred":
-            led.update(work["id"], status="deferred")
-        if status == "escalated":
-            led.add_label(work["id"], "escalated")
-            if message:
-                led.add_comment(work["id"], message, author=led.actor)
-            to = town.config.town.escalate_to or sling_meta(work).get("by")
-            if to:
-                from .mail import send
+        # the hook released, the outcome recorded, the escalation mailed: one transaction
+        with led.transaction() as t:
+            if work["status"] == "hooked":
+                unpin_in(t, me, work["id"])
+            if status == "deferred":
+                t.update(work["id"], status="deferred")
+            if status == "escalated":
+                t.add_label(work["id"], "escalated")
+                if message:
+                    t.add_comment(work["id"], message, author=t.actor)
+                to = town.config.town.escalate_to or sling_meta(work).get("by")
+                if to:
+                    from .mail import send_txn
 
-                send(town, led, str(to), f"Escalated: {work['title']}",
-                     message or f"{me} could not finish {work['id']} and handed it back.",
-                     sender=led.actor)
-                summary["escalated_to"] = to
-        elif message:
-            led.add_comment(work["id"], message, author=led.actor)
-        led.emit("done", work["id"], {k: v for k, v in summary.items() if k != "bead_id"})
-        forget_work(led, agent.name)
+                    send_txn(town, t, str(to), f"Escalated: {work['title']}",
+                             message or f"{me} could not finish {work['id']} and handed it "
+                             "back.")
+                    summary["escalated_to"] = to
+            elif message:
+                t.add_comment(work["id"], message, author=t.actor)
+            t.emit("done", work["id"], {k: v for k, v in summary.items() if k != "bead_id"})
+            forget_work(t, agent.name)
     return summary

@@ -12,7 +12,6 @@ contains no spaces is taken as a person's or outside actor's address.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, UsageError, ValidationError
@@ -178,9 +177,12 @@ def inject_text(messages: list[Bead], nudges: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def default_identity(town: Town, led: Ledger) -> str:
-    """Whose mailbox a command means: the session's agent, else the ledger's actor."""
-    name = os.environ.get("GT_AGENT")
+def default_identity(town: Town, led: Ledger, agent_name: str | None = None) -> str:
+    """Whose mailbox a command means: agent ``agent_name``'s, else the ledger's actor.
+
+    The command line passes the session's agent (``$GT_AGENT``) as ``agent_name``.
+    """
+    name = agent_name
     if name:
         try:
             return town.actor_of(town.agent(name))

@@ -65,8 +65,11 @@ def drain_queue(town: Town, agent: str) -> list[dict[str, Any]]:
 
 def nudge_agent(town: Town, agent_name: str, text: str, *, mode: str = "immediate",
                 timeout: float = 30.0, idle_s: float = 2.0,
-                actor: str | None = None) -> dict[str, Any]:
-    """Nudge an agent's session; returns what happened (and records a ``nudge`` event)."""
+                actor: str) -> dict[str, Any]:
+    """Nudge an agent's session; returns what happened (and records a ``nudge`` event).
+
+    ``actor`` is the sender, recorded on the event and on a queued nudge.
+    """
     from .sessions import Sessions
 
     if mode not in MODES:
@@ -76,9 +79,7 @@ def nudge_agent(town: Town, agent_name: str, text: str, *, mode: str = "immediat
     if not clean:
         raise UsageError("nothing to nudge: the text is empty once control characters go")
     sessions = Sessions(town)
-    from ..ledger.discovery import default_actor
-
-    sender = actor or default_actor()
+    sender = actor
     used = mode
     result = NudgeResult(delivered=False, verified=False, text=clean)
     if mode == "wait-idle":

@@ -53,9 +53,9 @@ def render_role(town: Town, agent: AgentConfig, branch: str = "") -> str:
               "town": town.name, "actor": town.actor_of(agent),
               "worktree": town.workdir(agent), "branch": branch,
               "description": cfg.description if cfg else ""}
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    return text
+    from ..chemistry.vars import substitute
+
+    return substitute(text, values, f"role {agent.role}")
 
 
 def _branch(path: str) -> str:

@@ -14,6 +14,7 @@ written, so a missing tmux leaves the ledger as it was.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,12 @@ from .sessions import Sessions
 from .work import current_work, remember_work, sling_meta
 
 if TYPE_CHECKING:
+    from ..chemistry.api import Source
     from ..ledger.core import Ledger
     from ..ledger.model import Bead
+    from ..ledger.ops import Txn
 
-__all__ = ["sling", "SlingResult", "resolve_target", "sent_back_request"]
+__all__ = ["sling", "SlingResult", "resolve_target", "sent_back_request", "SLING_STEPS"]
 
 
 @dataclass
@@ -57,15 +60,26 @@ class SlingResult:
         return out
 
 
-def resolve_target(town: Town, target: str | None) -> tuple[str, list[AgentConfig]]:
-    """``(kind, candidate agents)`` for a target: agent, pool, rig, or the caller."""
+#: the steps of one sling's transaction, in order, then ``committed`` once it is
+#: durable; a ``pause`` callback passed to :func:`sling` is called after each
+SLING_STEPS = ("poured", "pinned", "recorded", "announced", "remembered", "committed")
+
+Pause = Callable[[str], None]
+
+
+def resolve_target(town: Town, target: str | None, caller: str | None = None
+                   ) -> tuple[str, list[AgentConfig]]:
+    """``(kind, candidate agents)`` for a target: agent, pool, rig, or ``caller``.
+
+    ``caller`` is the calling agent's name (the command line passes ``$GT_AGENT``);
+    with no target, work goes to the caller's own hook.
+    """
     cfg = town.config
     if not target:
-        me = os.environ.get("GT_AGENT")
-        if not me:
+        if not caller:
             raise UsageError("name a target (an agent, a pool or a rig); only an agent's own "
                              "session may sling to itself")
-        return "self", [town.agent(me)]
+        return "self", [town.agent(caller)]
     if target in cfg.pools:
         pool = cfg.pools[target]
         return "pool", [pool.slot(n) for n in range(1, pool.max + 1)]
@@ -98,11 +112,36 @@ def _agent_of_actor(town: Town, actor: str | None) -> AgentConfig | None:
     return town.agent_by_address(actor) if actor else None
 
 
+def _no_pause(step: str) -> None:
+    del step
+
+
+@dataclass
+class _Plan:
+    """What one sling will write, decided by reads before its transaction."""
+
+    result: SlingResult
+    agent: AgentConfig
+    info: dict[str, Any]
+    source: Source | None = None  # a formula or proto to pour first
+    given: dict[str, str] = field(default_factory=dict)
+
+
 def sling(town: Town, what: str, target: str | None = None,
           vars: dict[str, str] | None = None, *, nudge: bool = True, wisp: bool = False,
-          actor: str | None = None, start: bool = True) -> SlingResult:
-    """Put a bead, or a freshly poured formula, on an agent's hook and wake the agent."""
-    kind, candidates = resolve_target(town, target)
+          actor: str | None = None, caller: str | None = None, start: bool = True,
+          pause: Pause | None = None) -> SlingResult:
+    """Put a bead, or a freshly poured formula, on an agent's hook and wake the agent.
+
+    ``actor`` is who slings (recorded on every change); ``caller`` the calling
+    agent's name, the target when ``target`` is None.  The ledger's side — pour,
+    pin, the sling record in the bead's metadata, the ``sling`` event and the
+    owed-work record — is one transaction: a sling killed at any instant leaves
+    all of it or none of it.  Worktree, session and nudge follow the commit.
+    ``pause`` (tests) is called with each name of :data:`SLING_STEPS` as it passes.
+    """
+    step = pause or _no_pause
+    kind, candidates = resolve_target(town, target, caller)
     sessions = Sessions(town)
     for provider_agent in {a.provider or town.config.town.provider: a
                            for a in candidates}.values():
@@ -112,8 +151,13 @@ def sling(town: Town, what: str, target: str | None = None,
         bead = _existing_bead(led, what)
         if bead is not None and given:
             raise UsageError(f"--var applies to formulas; {bead['id']} is a bead")
-        result = (_sling_bead(town, led, bead, kind, candidates) if bead is not None
-                  else _sling_formula(town, led, what, given, kind, candidates, wisp))
+        plan = (_plan_bead(town, led, bead, kind, candidates) if bead is not None
+                else _plan_formula(town, led, what, given, kind, candidates))
+        result = plan.result
+        if not result.already:
+            with led.transaction() as t:
+                _write(t, town, plan, kind, wisp, step)
+            step("committed")
         result.target = target or result.agent
         agent = town.agent(result.agent)
         if start:
@@ -125,7 +169,7 @@ def sling(town: Town, what: str, target: str | None = None,
                 "Run `gt prime` and do it now.")
         try:
             result.nudge = nudge_agent(town, agent.name, text, mode="wait-idle", timeout=5.0,
-                                       idle_s=1.0, actor=actor)
+                                       idle_s=1.0, actor=led.actor)
         except Exception as exc:  # noqa: BLE001 - the work is hooked; a nudge is a courtesy
             result.notes.append(f"nudge failed: {exc}")
     return result
@@ -152,57 +196,68 @@ def _pick(led: Ledger, town: Town, kind: str, candidates: list[AgentConfig]) -> 
                         "(raise its max in town.toml, or wait for one to finish)")
 
 
-def _pin(town: Town, led: Ledger, bead_id: str, agent: AgentConfig, kind: str,
-         sling_info: dict[str, Any]) -> Bead:
-    from ..hook import pin
+def _write(t: Txn, town: Town, plan: _Plan, kind: str, wisp: bool, step: Pause) -> None:
+    """Every ledger change of one sling, inside the one transaction ``t``."""
+    from ..hook import pin_in
 
-    bead = pin(led, bead_id, town.actor_of(agent))
-    meta = dict(bead.get("metadata") or {})
-    meta["sling"] = {**sling_info, "agent": agent.name, "by": led.actor}
-    led.update(bead_id, metadata=meta)
-    led.emit("sling", bead_id, {"agent": agent.name, "actor": town.actor_of(agent),
-                                "kind": kind, **sling_info})
-    remember_work(led, agent.name, bead_id)
-    return led.get(bead_id)
+    result, agent = plan.result, plan.agent
+    if plan.source is not None:
+        from ..chemistry.api import pour_in
+
+        root, _ = pour_in(t, plan.source, plan.given, wisp=wisp)
+        result.id, result.title = root["id"], root["title"]
+        step("poured")
+    pin_in(t, result.id, town.actor_of(agent))
+    step("pinned")
+    meta = dict(t.get(result.id).get("metadata") or {})
+    meta["sling"] = {**plan.info, "agent": agent.name, "by": t.actor}
+    t.update(result.id, metadata=meta)
+    step("recorded")
+    t.emit("sling", result.id, {"agent": agent.name, "actor": town.actor_of(agent),
+                                "kind": kind, **plan.info})
+    step("announced")
+    remember_work(t, agent.name, result.id)
+    step("remembered")
 
 
-def _sling_bead(town: Town, led: Ledger, bead: Bead, kind: str,
-                candidates: list[AgentConfig]) -> SlingResult:
+def _plan_bead(town: Town, led: Ledger, bead: Bead, kind: str,
+               candidates: list[AgentConfig]) -> _Plan:
     status, holder = bead["status"], bead.get("assignee")
     if status == "closed":
         raise ConflictError(f"{bead['id']} is closed; there is nothing to do")
     holder_agent = _agent_of_actor(town, holder)
     if status == "hooked" and holder_agent is not None:
         # already dispatched: the same worker keeps it, wherever this sling pointed
-        return SlingResult(id=bead["id"], agent=holder_agent.name, actor=str(holder),
-                           target="", target_kind=kind, title=bead["title"], already=True)
+        return _Plan(SlingResult(id=bead["id"], agent=holder_agent.name, actor=str(holder),
+                                 target="", target_kind=kind, title=bead["title"],
+                                 already=True), holder_agent, {})
     if status == "in_progress" and holder and holder_agent is None:
         raise ConflictError(f"{bead['id']} is in progress with {holder}; "
                             "it must be released before it can be slung")
     agent = holder_agent if holder_agent in candidates else _pick(led, town, kind, candidates)
-    _pin(town, led, bead["id"], agent, kind, {"target_kind": kind})
-    return SlingResult(id=bead["id"], agent=agent.name, actor=town.actor_of(agent), target="",
-                       target_kind=kind, title=bead["title"])
+    return _Plan(SlingResult(id=bead["id"], agent=agent.name, actor=town.actor_of(agent),
+                             target="", target_kind=kind, title=bead["title"]),
+                 agent, {"target_kind": kind})
 
 
-def _sling_formula(town: Town, led: Ledger, formula: str, given: dict[str, str], kind: str,
-                   candidates: list[AgentConfig], wisp: bool) -> SlingResult:
-    from ..chemistry import pour
+def _plan_formula(town: Town, led: Ledger, formula: str, given: dict[str, str], kind: str,
+                  candidates: list[AgentConfig]) -> _Plan:
+    from ..chemistry.api import formula_paths, resolve_source
 
     for agent in candidates:
         work = current_work(led, town.actor_of(agent), agent.name)
         info = sling_meta(work) if work else {}
         if work is not None and info.get("formula") == formula and info.get("vars") == given:
-            return SlingResult(id=work["id"], agent=agent.name, actor=town.actor_of(agent),
-                               target="", target_kind=kind, title=work["title"],
-                               formula=formula, already=True)
+            return _Plan(SlingResult(id=work["id"], agent=agent.name,
+                                     actor=town.actor_of(agent), target="", target_kind=kind,
+                                     title=work["title"], formula=formula, already=True),
+                         agent, {})
     agent = _pick(led, town, kind, candidates)
-    root = pour(led, formula, given, wisp=wisp, search_paths=town.formula_paths(),
-                actor=led.actor)
-    _pin(town, led, root["id"], agent, kind,
-         {"formula": formula, "vars": given, "target_kind": kind})
-    return SlingResult(id=root["id"], agent=agent.name, actor=town.actor_of(agent), target="",
-                       target_kind=kind, title=root["title"], formula=formula, poured=True)
+    source = resolve_source(led, formula, formula_paths(led, town.formula_paths()), given)
+    return _Plan(SlingResult(id="", agent=agent.name, actor=town.actor_of(agent), target="",
+                             target_kind=kind, formula=formula, poured=True),
+                 agent, {"formula": formula, "vars": given, "target_kind": kind},
+                 source=source, given=given)
 
 
 def sent_back_request(led: Ledger, bead: Bead) -> Bead | None:

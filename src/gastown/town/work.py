@@ -17,8 +17,10 @@ from ..ledger.query import Filter
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
     from ..ledger.model import Bead
+    from ..ledger.ops import Txn
 
 __all__ = ["hooked_work", "remember_work", "forget_work", "current_work", "molecule_view",
+           "hook_pin", "hook_clear",
            "sling_meta"]
 
 def hooked_work(led: Ledger, actor: str) -> list[Bead]:
@@ -32,14 +34,48 @@ def _owed_key(agent_name: str) -> str:
     return f"gt.work.{agent_name}"
 
 
-def remember_work(led: Ledger, agent_name: str, bead_id: str) -> None:
-    """Record that ``agent_name`` owes a ``gt done`` for ``bead_id`` (set by sling)."""
+def remember_work(led: Ledger | Txn, agent_name: str, bead_id: str) -> None:
+    """Record that ``agent_name`` owes a ``gt done`` for ``bead_id`` (set by sling).
+
+    Given a :class:`~gastown.ledger.ops.Txn`, the record joins that transaction.
+    """
     led.kv_set(_owed_key(agent_name), bead_id)
 
 
-def forget_work(led: Ledger, agent_name: str) -> None:
+def forget_work(led: Ledger | Txn, agent_name: str) -> None:
     """The agent handed its work in (``gt done``) or had its hook cleared."""
     led.kv_clear(_owed_key(agent_name))
+
+
+def hook_pin(led: Ledger, bead_id: str, agent_name: str, actor: str) -> Bead:
+    """``gt hook pin``: pin, the ``sling`` event and the owed-work record, one transaction."""
+    from ..hook import pin_in
+
+    with led.transaction() as t:
+        bead = pin_in(t, bead_id, actor)
+        t.emit("sling", bead_id, {"agent": agent_name, "actor": actor, "kind": "hook"})
+        remember_work(t, agent_name, bead_id)
+        return bead
+
+
+def hook_clear(led: Ledger, agent_name: str, actor: str,
+               bead_id: str | None = None) -> list[str]:
+    """``gt hook clear``: release the agent's hooked (and owed) work in one transaction.
+
+    Work whose molecule finished is no longer ``hooked`` but is still owed: it is
+    released too.  Returns the ids released.
+    """
+    from ..hook import unpin_in
+
+    owed = current_work(led, actor, agent_name)
+    with led.transaction() as t:
+        released = unpin_in(t, actor, bead_id)
+        if owed is not None and bead_id in (None, owed["id"]) and owed["id"] not in released:
+            released.append(owed["id"])
+        for done in released:
+            t.emit("hook.cleared", done, {"agent": agent_name})
+        forget_work(t, agent_name)
+    return released
 
 
 def current_work(led: Ledger, actor: str, agent_name: str) -> Bead | None:
