@@ -2,6 +2,9 @@
 
 Both use real processes against the parametrised backend: the child processes
 find the ledger the way ``bd`` does, from the directory holding ``.beads/``.
+``GASTOWN_POUR_KILLS`` sets the kills during pours (default 6) and
+``GASTOWN_POUR_SEED`` their seed for a longer run; the counts go to
+:func:`helpers.robustness_report.report`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import pytest
 
 from gastown import Filter, Ledger
 from gastown.chemistry import bond, cook, pour_with_steps, work_steps
+from helpers.robustness_report import report
 
+POUR_KILLS = int(os.environ.get("GASTOWN_POUR_KILLS", "6"))
+POUR_SEED = int(os.environ.get("GASTOWN_POUR_SEED", "7"))
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 
 
@@ -64,9 +70,10 @@ def test_kill_9_during_pour_leaves_whole_mol_or_nothing(ledger: Ledger, tmp_path
         loop = {{ count = {steps // 2}, body = [ {{ id = "a", title = "A" }},
                  {{ id = "b", title = "B", needs = ["a"] }} ] }}
     """))
-    rng = random.Random(7)
+    rng = random.Random(POUR_SEED)
     interrupted = 0
-    for _ in range(6):
+    poured: set[str] = set()  # molecules the child said were poured (a whole line before)
+    for _ in range(POUR_KILLS):
         proc = subprocess.Popen([sys.executable, "-c", POUR_CHILD, _ledger_dir(ledger),
                                  str(formula)], stdout=subprocess.PIPE, text=True, env=_env())
         assert proc.stdout is not None
@@ -76,10 +83,19 @@ def test_kill_9_during_pour_leaves_whole_mol_or_nothing(ledger: Ledger, tmp_path
         out, _ = proc.communicate(timeout=30)
         if out.rstrip().splitlines()[-1:] == ["begin"] or not out.strip():
             interrupted += 1  # killed inside a pour's transaction
-    assert interrupted >= 1  # at least one kill landed mid-pour
+        poured.update(ln.split()[1] for ln in out.splitlines()[:-1] if ln.startswith("done "))
     led = Ledger.open(cwd=_ledger_dir(ledger))
     try:
         roots = led.list(Filter(issue_type=["molecule"]))
+        sizes = {r["id"]: sum(1 for b in led.list(Filter(mol=r["id"])) if b["id"] != r["id"])
+                 for r in roots}
+        torn = sum(1 for n in sizes.values() if n != steps + 1)
+        strays = sum(1 for b in led.list(Filter()) if b.get("issue_type") != "molecule") \
+            - sum(sizes.values())
+        report(f"pour-kill9-{ledger.store.dialect}", cases=POUR_KILLS, kills=POUR_KILLS,
+               acked=len(poured), lost=len(poured - {r["id"] for r in roots}),
+               partial=torn + max(0, strays))
+        assert interrupted >= 1  # at least one kill landed mid-pour
         for root in roots:
             beads = [b for b in led.list(Filter(mol=root["id"])) if b["id"] != root["id"]]
             assert len(beads) == steps + 1, root["id"]  # whole mol …
@@ -154,6 +170,9 @@ def test_1000_step_polymer_run_by_concurrent_workers(ledger: Ledger, tmp_path: P
     claimed = Counter(e["bead_id"] for e in events if e["type"] == "bead.claimed")
     closed = Counter(e["bead_id"] for e in events if e["type"] == "bead.closed")
     step_ids = {s["id"] for s in steps}
+    report(f"polymer-workers-{ledger.store.dialect}", cases=len(step_ids), acked=sum(counts),
+           lost=sum(1 for s in step_ids if closed[s] == 0),
+           doubled=sum(1 for s in step_ids if claimed[s] > 1 or closed[s] > 1))
     assert {k: v for k, v in claimed.items() if k in step_ids} == dict.fromkeys(step_ids, 1)
     assert {k: v for k, v in closed.items() if k in step_ids} == dict.fromkeys(step_ids, 1)
     # no step was claimed before everything it needs had closed

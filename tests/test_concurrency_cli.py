@@ -3,11 +3,14 @@
 16 OS processes claim from the same ready beads with ``bd ready --claim --json``
 and ``bd ready --json`` + ``bd update ID --claim`` loops: no bead is ever claimed
 twice, and no process ever sees "database is locked" or a storage error.
+``GASTOWN_CLAIM_BEADS`` sets how many ready beads the 16 processes drain (default
+64) for a longer run; the counts go to :func:`helpers.robustness_report.report`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,8 +21,10 @@ import pytest
 
 from gastown import Ledger
 from helpers.ledgertools import ready_ids, reference_ready_ids
+from helpers.robustness_report import report
 
 LOOP = Path(__file__).parent / "helpers" / "bd_claim_loop.py"
+DRAIN = int(os.environ.get("GASTOWN_CLAIM_BEADS", "64"))
 
 
 def _bd_available(env: dict[str, str]) -> None:
@@ -53,11 +58,18 @@ def _run_workers(directory: Path, env: dict[str, str],
     return results
 
 
-def _check(directory: Path, results: dict[str, dict], all_ids: list[str]) -> Counter[str]:
-    for actor, r in results.items():
-        assert r["failures"] == [], (actor, r["failures"])
+def _check(directory: Path, results: dict[str, dict], all_ids: list[str],
+           harness: str) -> Counter[str]:
     claims = Counter(b for r in results.values() for b in r["claimed"])
     doubles = [b for b, n in claims.items() if n > 1]
+    with Ledger.open(cwd=str(directory), actor="checker") as led:
+        recorded = {e["bead_id"] for e in led.events(types=["bead.claimed"])}
+    report(harness, cases=sum(r["calls"] for r in results.values()),
+           acked=sum(len(r["claimed"]) for r in results.values()),
+           lost=len(set(claims) - recorded), doubled=len(doubles),
+           internal=sum(len(r["failures"]) for r in results.values()))
+    for actor, r in results.items():
+        assert r["failures"] == [], (actor, r["failures"])
     assert not doubles, f"claimed twice: {doubles[:10]}"
     with Ledger.open(cwd=str(directory), actor="checker") as led:
         beads = {b["id"]: b for b in led.list()}
@@ -82,7 +94,7 @@ def test_16_processes_claim_from_1000_ready_beads(tmp_path: Path,
     plan = [(f"agent-{i:02d}", "ready", 12) for i in range(12)]
     plan += [(f"agent-{i:02d}", "update", 8) for i in range(12, 16)]
     results = _run_workers(tmp_path, bd_env, plan)
-    claims = _check(tmp_path, results, all_ids)
+    claims = _check(tmp_path, results, all_ids, "claims-16-processes")
     assert len(claims) == 12 * 12 + 4 * 8
     # nobody starved: every process got its share while racing for the same head
     for actor, r in results.items():
@@ -92,8 +104,8 @@ def test_16_processes_claim_from_1000_ready_beads(tmp_path: Path,
 @pytest.mark.slow
 def test_16_processes_drain_the_ready_queue(tmp_path: Path, bd_env: dict[str, str]) -> None:
     _bd_available(bd_env)
-    all_ids = _make_ready(tmp_path, 64)
+    all_ids = _make_ready(tmp_path, DRAIN)
     plan = [(f"agent-{i:02d}", "ready" if i % 4 else "update", 0) for i in range(16)]
     results = _run_workers(tmp_path, bd_env, plan)
-    claims = _check(tmp_path, results, all_ids)
+    claims = _check(tmp_path, results, all_ids, "claims-drain")
     assert sorted(claims) == sorted(all_ids)  # everything was claimed, exactly once

@@ -2,7 +2,9 @@
 
 Its state lives in the ledger (the event cursor, merge requests, hooks), so the
 restarted controller carries on: every closed step still gets exactly one
-dispatch, every merge request lands exactly once.
+dispatch, every merge request lands exactly once.  ``GT_CHAOS_SEED`` sets the
+seed of the random kills (a longer run repeats the test with several seeds); the
+counts go to :func:`helpers.robustness_report.report`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from gastown.controller.service import is_running, up
 from gastown.demo.sample import TEST_ARGS
 from gastown.town.providers.tmux import PAUSE_VAR
 from gastown.town.slinging import sling
+from helpers.robustness_report import report
 
 pytestmark = pytest.mark.usefixtures("session_env")
 
@@ -115,16 +118,22 @@ def test_repeated_kills_at_random_instants_lose_no_dispatch(tmp_path: Path) -> N
             _kill_controller(town)
             kills += 1
             up_slow()
-        done = wait_events(town, "done", 2, timeout=120)
-        landed = wait_events(town, "merge.landed", 2, timeout=120)
-        evs = events(town)
+        try:
+            done = wait_events(town, "done", 2, timeout=120)
+            landed = wait_events(town, "merge.landed", 2, timeout=120)
+        finally:
+            evs = events(town)
+            steps = {e["seq"] for e in evs if e["type"] == "bead.closed"
+                     and e["bead_id"].startswith((a + ".", b + "."))}
+            afters = collections.Counter(
+                seq for e in evs if e["type"] == "dispatch"
+                for seq in e["payload"].get("covers") or [e["payload"]["after"]])
+            report("controller-kill9", cases=len(steps), kills=kills, acked=len(steps),
+                   lost=len(steps - set(afters)) + (10 - len(steps)),
+                   doubled=sum(1 for n in afters.values() if n > 1))
     assert kills >= 3, "the controller was killed again and again"
     assert sorted(e["bead_id"] for e in done) == sorted([a, b])
     assert sorted(e["payload"]["source_bead"] for e in landed) == sorted([a, b])
-    steps = {e["seq"] for e in evs if e["type"] == "bead.closed"
-             and e["bead_id"].startswith((a + ".", b + "."))}
-    afters = collections.Counter(seq for e in evs if e["type"] == "dispatch"
-                                 for seq in e["payload"].get("covers") or [e["payload"]["after"]])
     assert len(steps) == 10 and steps <= set(afters), "every closed step was dispatched"
     assert max(afters.values()) == 1, "and none twice"
 

@@ -5,6 +5,9 @@ either the library (``helpers/crash_writer.py``) or the ``bd`` command line
 
 A writer prints a line (and flushes) only after a change committed; everything
 read back from its stdout must therefore be in the ledger afterwards.
+``GASTOWN_KILL9_KILLS`` sets the kills per writer for a longer run (default 20
+for the library writer, 12 for the command line), ``GASTOWN_KILL9_SEED`` the seed;
+the counts go to :func:`helpers.robustness_report.report`.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ import pytest
 
 from gastown import Ledger
 from helpers.ledgertools import ready_ids, reference_ready_ids
+from helpers.robustness_report import report
 
 HELPERS = Path(__file__).parent / "helpers"
+KILLS = os.environ.get("GASTOWN_KILL9_KILLS")
+SEED = int(os.environ.get("GASTOWN_KILL9_SEED", "20240601"))
 
 
 def _run_and_kill(argv: list[str], env: dict[str, str], delay: float) -> list[list[str]]:
@@ -39,6 +45,26 @@ def _run_and_kill(argv: list[str], env: dict[str, str], delay: float) -> list[li
     if out and not out.endswith(b"\n"):
         lines = lines[:-1]  # a torn last line was never fully reported
     return [line.split() for line in lines if line.strip()]
+
+
+def _damage(directory: Path, created: set[str], closed: set[str]) -> tuple[int, int]:
+    """(acknowledged writes missing, groups left without all their children or edge)."""
+    con = sqlite3.connect(directory / ".beads" / "beads.db")
+    try:
+        rows = dict(con.execute("SELECT id, status FROM issues").fetchall())
+        edges = set(con.execute("SELECT issue_id, depends_on_id, type FROM dependencies"))
+    finally:
+        con.close()
+    lost = len(created - set(rows)) + sum(1 for b in closed if rows.get(b) != "closed")
+    partial = 0
+    for bead_id in rows:
+        if bead_id.endswith(".1") and bead_id.count(".") == 1:
+            parent = bead_id[:-2]
+            kids = [f"{parent}.{n}" for n in (1, 2, 3)]
+            if not all((k, parent, "parent-child") in edges for k in kids) \
+                    or (kids[1], kids[0], "blocks") not in edges:
+                partial += 1
+    return lost, partial
 
 
 def _verify(directory: Path, created: set[str], closed: set[str],
@@ -90,23 +116,31 @@ def test_kill9_loses_no_committed_write(tmp_path: Path, bd_env: dict[str, str],
     else:
         argv = ["bash", str(HELPERS / "crash_writer_cli.sh"), str(tmp_path)]
         kills, delays = 12, (0.1, 0.8)
-    rng = random.Random(20240601)
+    if KILLS is not None:
+        kills = int(KILLS)
+    rng = random.Random(SEED)
     created: set[str] = set()
     closed: set[str] = set()
     groups: list[list[str]] = []
-    reported = 0
+    reported = done = lost = partial = 0
     started = time.monotonic()
-    for _ in range(kills):
-        for words in _run_and_kill(argv, bd_env, rng.uniform(*delays)):
-            reported += 1
-            if words[0] == "created":
-                created.add(words[1])
-            elif words[0] == "group":
-                created.update(words[1:])
-                groups.append(words[1:])
-            elif words[0] == "closed":
-                closed.add(words[1])
-        _verify(tmp_path, created, closed, groups)
-    print(f"{writer}: {kills} kills, {reported} committed changes reported")
+    try:
+        for _ in range(kills):
+            for words in _run_and_kill(argv, bd_env, rng.uniform(*delays)):
+                reported += 1
+                if words[0] == "created":
+                    created.add(words[1])
+                elif words[0] == "group":
+                    created.update(words[1:])
+                    groups.append(words[1:])
+                elif words[0] == "closed":
+                    closed.add(words[1])
+            done += 1
+            lost, partial = _damage(tmp_path, created, closed)
+            _verify(tmp_path, created, closed, groups)
+    finally:
+        report(f"kill9-{writer}", cases=done, kills=done, acked=reported, lost=lost,
+               partial=partial)
     assert reported > kills  # the writers really got work done between kills
-    assert time.monotonic() - started < 60
+    if KILLS is None:
+        assert time.monotonic() - started < 60

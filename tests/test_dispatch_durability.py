@@ -7,7 +7,8 @@ it typed, after it wrote its intent to press Enter, or after it pressed Enter.
 The restarted controller must dispatch that step -- exactly once -- and the
 molecule must still finish.  Killed after it pressed Enter but before it recorded
 that, it must not send it again: the restarted controller finds its intent, sees
-the agent moved on, and records it.
+the agent moved on, and records it.  The counts go to
+:func:`helpers.robustness_report.report`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gastown.controller.dispatch import INTENT_PREFIX, WAKE_PREFIX
 from gastown.controller.service import LOG_NAME, is_running, up
 from gastown.town.providers.tmux import PAUSE_VAR
 from gastown.town.slinging import sling
+from helpers.robustness_report import report
 
 pytestmark = pytest.mark.usefixtures("session_env")
 
@@ -78,6 +80,10 @@ def test_a_controller_killed_mid_dispatch_dispatches_once_after_restart(
     assert len(steps) == 5 and closed["seq"] in steps
     afters = collections.Counter(seq for e in evs if e["type"] == "dispatch"
                                  for seq in e["payload"].get("covers") or [e["payload"]["after"]])
+    heard = [ln.split(": ", 1)[1] for ln in log.splitlines() if "nudged after" in ln]
+    report(f"dispatch-kill9-{phase}", cases=len(steps), kills=1, acked=len(steps),
+           lost=len(set(steps) - set(afters)), doubled=sum(1 for n in afters.values() if n > 1),
+           partial=sum(1 for h in heard if not (h.startswith("[gt] ") and h.count("[gt]") == 1)))
     assert set(steps) <= set(afters), "every closed step was dispatched: nothing lost"
     assert max(afters.values()) == 1, "and none twice"
     restarted = [e["seq"] for e in evs if e["type"] == "controller.started"][-1]
@@ -93,7 +99,6 @@ def test_a_controller_killed_mid_dispatch_dispatches_once_after_restart(
     with ledger(town) as led:
         assert not [k for k, _ in led.kv_list() if k.startswith(INTENT_PREFIX)]
     assert log.count("nudged after") == 5 and "looking anyway" not in log
-    heard = [ln.split(": ", 1)[1] for ln in log.splitlines() if "nudged after" in ln]
     assert all(h.startswith("[gt] ") and h.count("[gt]") == 1 for h in heard), heard
 
 

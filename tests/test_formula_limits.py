@@ -3,7 +3,11 @@
 Each case found by fuzzing runs ``bd cook --dry-run`` in a child process with an
 address-space limit and a wall-clock limit, and must be refused quickly with one
 line naming the key (exit 8, invalid formula) — never a MemoryError, a
-RecursionError, an internal error (exit 70) or minutes of CPU.
+RecursionError, an internal error (exit 70) or minutes of CPU.  For a longer
+fuzzing run, ``GASTOWN_FORMULA_FUZZ_EXAMPLES`` sets the examples of each
+in-process fuzz test (default 150 and 200) and ``GASTOWN_FORMULA_FUZZ_CLI_EXAMPLES``
+those run through ``bd cook`` (default 15); pytest's ``--hypothesis-seed`` fixes
+the seed.  The counts go to :func:`helpers.robustness_report.report`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,10 +27,26 @@ from hypothesis import strategies as st
 
 from gastown.chemistry import api
 from gastown.errors import GastownError
+from helpers.robustness_report import report
 
 #: generous for a slow, shared machine; the unbounded versions took minutes or GBs
 LIMIT_S = 20.0
 MEMORY_BYTES = 1 << 30
+
+
+def _examples(var: str, default: int) -> int:
+    return int(os.environ.get(var, str(default)))
+
+
+#: what the fuzz tests of this module ran, reported once the module is done
+_FUZZ = {"cases": 0, "internal": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_fuzz_counts() -> Iterator[None]:
+    yield
+    if _FUZZ["cases"]:
+        report("fuzz-formulas", **_FUZZ)
 
 
 def _limit_memory() -> None:
@@ -326,7 +347,8 @@ def _formula(draw: st.DrawFn) -> dict[str, object]:
     return data
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=_examples("GASTOWN_FORMULA_FUZZ_EXAMPLES", 150), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(data=_formula(), n=_EXPRS, x=st.text(max_size=40))
 def test_fuzz_random_formulas_never_crash(tmp_path_factory: pytest.TempPathFactory,
                                           data: dict[str, object], n: str, x: str) -> None:
@@ -340,11 +362,15 @@ def test_fuzz_random_formulas_never_crash(tmp_path_factory: pytest.TempPathFacto
           'expand = "exp"\n')
     path = write(directory, "top.formula.json", json.dumps(data))
     start = time.monotonic()
+    _FUZZ["cases"] += 1
     try:
         api.compile_ref(str(path), [str(directory)], {"n": n, "x": x})
         api.cook_view(str(path), [str(directory)], {"n": n, "x": x})
     except GastownError as exc:
         assert "\n" not in str(exc).strip() or "Traceback" not in str(exc)
+    except Exception:
+        _FUZZ["internal"] += 1
+        raise
     assert time.monotonic() - start < 10.0
 
 
@@ -380,26 +406,34 @@ _FRAGMENTS = st.sampled_from([
 ])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=_examples("GASTOWN_FORMULA_FUZZ_EXAMPLES", 200), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(parts=st.lists(_FRAGMENTS, max_size=25), n=_EXPRS)
 def test_fuzz_random_formula_texts_never_crash(tmp_path_factory: pytest.TempPathFactory,
                                                parts: list[str], n: str) -> None:
     directory = tmp_path_factory.mktemp("text")
     path = write(directory, "t.formula.toml", "".join(parts))
     start = time.monotonic()
+    _FUZZ["cases"] += 1
     try:
         api.compile_ref(str(path), [str(directory)], {"n": n})
     except GastownError:
         pass
+    except Exception:
+        _FUZZ["internal"] += 1
+        raise
     assert time.monotonic() - start < 10.0
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=_examples("GASTOWN_FORMULA_FUZZ_CLI_EXAMPLES", 15), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(parts=st.lists(_FRAGMENTS, min_size=3, max_size=25), n=_EXPRS)
 def test_fuzz_formula_texts_through_bd_never_exit_70(tmp_path_factory: pytest.TempPathFactory,
                                                      parts: list[str], n: str) -> None:
     directory = tmp_path_factory.mktemp("cli")
     path = write(directory, "t.formula.toml", "".join(parts))
     proc, elapsed = cook(directory, path, "--var", f"n={n}")
+    _FUZZ["cases"] += 1
+    _FUZZ["internal"] += proc.returncode not in (0, 8) or "Traceback" in proc.stderr
     assert proc.returncode in (0, 8), (proc.returncode, proc.stderr[-1000:])
     assert "Traceback" not in proc.stderr and elapsed < LIMIT_S

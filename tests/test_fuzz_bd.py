@@ -6,7 +6,8 @@ undecodable bytes, ids of 50,000 characters, control characters, option-like
 values) and runs them in-process against one real SQLite ledger.  Every run
 must end with a proper exit code (never 70), no traceback, and on failure
 exactly one line on stderr.  ``GASTOWN_FUZZ_EXAMPLES`` sets how many command
-lines run (default 400, bounded to about 45 s); ``GASTOWN_FUZZ_SEED`` the seed.
+lines run (default 400, bounded to about 45 s); ``GASTOWN_FUZZ_SEED`` the seed;
+the counts go to :func:`helpers.robustness_report.report`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from gastown.cli.bd import main as bd_cli
+from helpers.robustness_report import report
 
 BD = str(Path(sys.executable).parent / "bd")
 EXAMPLES = int(os.environ.get("GASTOWN_FUZZ_EXAMPLES", "400"))
@@ -228,7 +230,7 @@ def test_fuzz_bd_commands_never_fail_inside(fuzz_repo: Path) -> None:
     gen = Gen(rng, _ids(fuzz_repo), fuzz_repo.parent)
     started = time.monotonic()
     bad: list[str] = []
-    ran = 0
+    ran = internal = 0
     for n in range(EXAMPLES):
         if time.monotonic() - started > BUDGET_S:
             break
@@ -241,6 +243,7 @@ def test_fuzz_bd_commands_never_fail_inside(fuzz_repo: Path) -> None:
         ran += 1
         shown = " ".join(ascii(a[:30]) for a in argv)
         if code == 70 or "Traceback" in err or "internal error" in err:
+            internal += 1
             bad.append(f"#{n} {shown}: exit {code}: {err[:300]}")
         elif code == 1 and argv[0] in ("doctor", "dep"):
             pass  # a check that found something (README: exit 1), reported on stdout
@@ -248,6 +251,7 @@ def test_fuzz_bd_commands_never_fail_inside(fuzz_repo: Path) -> None:
             bad.append(f"#{n} {shown}: exit {code} with {err.count(chr(10))} lines: {err[:300]}")
         if n % 25 == 0:
             gen.ids = _ids(fuzz_repo) or gen.ids
+    report("fuzz-bd", cases=ran, internal=internal)
     assert not bad, f"{len(bad)} of {ran} runs failed:\n" + "\n".join(bad[:20])
     assert ran >= min(EXAMPLES, 50)
     # the ledger is still whole: every reader works on what the fuzzing left

@@ -348,3 +348,23 @@ def test_no_options_finds_the_ledger_like_bd(tmp_path: Path, db: str) -> None:
             assert [b["id"] for b in (await _ok(s, "list"))["items"]] == [bead]
 
     _run(found)
+
+
+def test_a_crash_in_a_tool_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the library did not foresee is still one line for the agent, not a traceback."""
+    from gastown.errors import ConflictError
+    from gastown.mcp_server.server import _call
+
+    def boom() -> dict[str, Any]:
+        raise ValueError("first line\nsecond line")
+
+    def refused() -> dict[str, Any]:
+        raise ConflictError("issue x already claimed by ann")
+
+    monkeypatch.delenv("GT_DEBUG", raising=False)
+    crash = _call(boom)
+    assert crash.is_error and crash.content[0].text == "internal error: ValueError: first line"
+    assert _call(refused).content[0].text == "issue x already claimed by ann"
+    monkeypatch.setenv("GT_DEBUG", "1")
+    with pytest.raises(ValueError):
+        _call(boom)

@@ -29,6 +29,7 @@ import pytest
 from gastown.cli.bd import main as bd_cli
 from gastown.errors import ValidationError
 from gastown.town.config import check_name
+from helpers.robustness_report import report
 
 BD = str(Path(sys.executable).parent / "bd")
 
@@ -424,32 +425,47 @@ def _prefix_of(db: Path) -> str | None:
 
 
 def test_kill_during_init_never_leaves_a_ledger_without_prefix(tmp_path: Path) -> None:
-    rng = random.Random(9)
+    # GASTOWN_INIT_KILLS / GASTOWN_INIT_SEED: a longer run (benchmarks/robustness.py)
+    rng = random.Random(int(os.environ.get("GASTOWN_INIT_SEED", "9")))
     env = dict(os.environ, BD_ACTOR="tester")
-    killed_early = 0
-    for n in range(int(os.environ.get("GASTOWN_INIT_KILLS", "25"))):
-        proj = tmp_path / f"p{n}"
-        proj.mkdir()
-        proc = subprocess.Popen([BD, "init", "--prefix", "kk", "-q"], cwd=proj, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 0.05 + rng.random() * 0.35
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            killed_early += 1
-        proc.wait(timeout=30)
-        db = proj / ".beads" / "beads.db"
-        if db.exists():
-            # whatever moment the kill came, a database in place is a whole one
-            assert _prefix_of(db) == "kk", f"kill #{n}: ledger without prefix"
-        else:
-            # nothing usable was left: init runs again (a stale temp file is no obstacle)
-            done = bd_proc(proj, "init", "--prefix", "kk", "-q")
-            assert done.returncode == 0, done.stderr
-        created = bd_proc(proj, "q", "after the kill")
-        assert created.returncode == 0 and created.stdout.startswith("kk-"), created
+    killed_early = rounds = acked = lost = internal = 0
+    try:
+        for n in range(int(os.environ.get("GASTOWN_INIT_KILLS", "25"))):
+            proj = tmp_path / f"p{n}"
+            proj.mkdir()
+            proc = subprocess.Popen([BD, "init", "--prefix", "kk", "-q"], cwd=proj, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 0.05 + rng.random() * 0.35
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_early += 1
+            finished = proc.wait(timeout=30) == 0
+            rounds += 1
+            db = proj / ".beads" / "beads.db"
+            acked += finished
+            lost += finished and not (db.exists() and _prefix_of(db) == "kk")
+            if db.exists():
+                # whatever moment the kill came, a database in place is a whole one
+                assert _prefix_of(db) == "kk", f"kill #{n}: ledger without prefix"
+            else:
+                # nothing usable was left: init runs again (a stale temp file is no obstacle)
+                done = bd_proc(proj, "init", "--prefix", "kk", "-q")
+                internal += done.returncode == 70
+                assert done.returncode == 0, done.stderr
+            created = bd_proc(proj, "q", "after the kill")
+            internal += created.returncode == 70
+            assert created.returncode == 0 and created.stdout.startswith("kk-"), created
+    finally:
+        report("init-kill9", cases=rounds, kills=killed_early, acked=acked, lost=lost,
+               internal=internal, partial=_unprefixed(tmp_path))
     assert killed_early > 0
+
+
+def _unprefixed(tmp_path: Path) -> int:
+    """Ledgers under ``tmp_path/p*`` whose database has no prefix (what a torn init left)."""
+    return sum(1 for db in tmp_path.glob("p*/.beads/beads.db") if _prefix_of(db) != "kk")
 
 
 def test_init_repairs_a_half_initialised_ledger(tmp_path: Path,

@@ -13,7 +13,6 @@ from .errors import ConflictError, UsageError
 from .ledger.core import Filter, Ledger
 from .ledger.model import Bead
 from .ledger.ops import Txn
-from .ledger.rows import load_json
 
 __all__ = ["pin", "pin_in", "unpin", "unpin_in", "hooked"]
 
@@ -51,13 +50,11 @@ def pin_in(t: Txn, bead_id: str, agent: str) -> Bead:
 
 
 def _status_before_pin(t: Txn, bead: Bead) -> tuple[str, str | None]:
-    row = t.tx.one("SELECT payload FROM events WHERE bead_id = ? AND type = 'hook.pinned' "
-                   "ORDER BY seq DESC LIMIT 1", (bead["id"],))
-    payload = load_json(row[0]) if row and row[0] else {}
-    before = (payload or {}).get("from")
+    payload = t.last_payload(bead["id"], "hook.pinned") or {}
+    before = payload.get("from")
     if before not in ("open", "in_progress"):
         before = "in_progress" if bead.get("started_at") else "open"
-    return before, (payload or {}).get("assignee")
+    return before, payload.get("assignee")
 
 
 def unpin(ledger: Ledger, agent: str, bead_id: str | None = None) -> list[str]:
@@ -80,9 +77,7 @@ def unpin_in(t: Txn, agent: str, bead_id: str | None = None) -> list[str]:
                                 f"not {agent}'s")
         targets = [bead]
     else:
-        rows = t.tx.query("SELECT id FROM issues WHERE status = 'hooked' AND assignee = ? "
-                          "ORDER BY id", (agent,))
-        targets = [t.get(r[0]) for r in rows]
+        targets = [t.get(b) for b in t.hooked_ids(agent)]
     for bead in targets:
         before, old_assignee = _status_before_pin(t, bead)
         # back to open: hand the bead back to whoever had it before the pin

@@ -122,11 +122,8 @@ def _sinks(t: Txn, parent_id: str, exclude: str) -> list[str]:
     kids = [k for k in kids if t.get(k).get("issue_type") != "gate"]
     if not kids:
         return []
-    marks = ", ".join("?" * len(kids))
-    waited = {r[0] for r in t.tx.query(
-        f"SELECT DISTINCT depends_on_id FROM dependencies WHERE issue_id IN ({marks}) "
-        f"AND depends_on_id IN ({marks}) AND type IN ('blocks', 'conditional-blocks', "
-        "'waits-for')", [*kids, *kids])}
+    waited = {dst for _, dst, _ in t.edges_from(kids, ("blocks", "conditional-blocks",
+                                                       "waits-for"))}
     return [k for k in kids if k not in waited]
 
 

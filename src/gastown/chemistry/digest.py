@@ -171,7 +171,7 @@ def burn(ledger: Ledger, wisp_id: str, *, actor: str | None = None) -> list[str]
 def burn_in(t: Txn, wisp_id: str) -> list[str]:
     """:func:`burn` inside an open transaction."""
     if not t.exists(wisp_id):
-        if t.tx.one("SELECT 1 FROM retired_ids WHERE id = ?", (wisp_id,)):
+        if t.is_retired(wisp_id):
             return []  # burned before: nothing left to do
         raise NotFoundError(f"no issue found matching {wisp_id!r}")
     root = _top_root(t, wisp_id, "burn")

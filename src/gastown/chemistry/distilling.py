@@ -68,13 +68,9 @@ def distill(ledger: Ledger, bead_id: str, *, name: str | None = None,
     in_tree = set(step_id)
     edges: dict[str, list[tuple[str, str]]] = {b: [] for b in ids}
     external: list[str] = []
-    with ledger.store.read() as tx:
-        for start in range(0, len(ids), 400):
-            part = ids[start:start + 400]
-            for src, dst, typ in tx.query(
-                    "SELECT issue_id, depends_on_id, type FROM dependencies WHERE issue_id IN "
-                    f"({', '.join('?' * len(part))}) ORDER BY depends_on_id", part):
-                edges[src].append((dst, typ))
+    with ledger.snapshot() as r:
+        for src, dst, typ in r.edges_from(ids):
+            edges[src].append((dst, typ))
     order = {b["id"]: i for i, b in enumerate(beads)}
     nodes: dict[str, dict[str, Any]] = {}
     for b in steps:

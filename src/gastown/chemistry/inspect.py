@@ -13,7 +13,6 @@ from typing import Any
 from ..errors import NotFoundError
 from ..ledger.core import Filter, Ledger
 from ..ledger.model import INFRA_TYPES, Bead
-from ..ledger.ready import BLOCKING_DEP_TYPES, DONE_STATUSES
 
 __all__ = ["mol_root", "mol_beads", "work_steps", "step_key", "current_step", "progress",
            "tree", "list_mols", "is_work_step", "parent_map"]
@@ -32,13 +31,9 @@ def step_key(root_id: str, bead: Bead) -> tuple[Any, ...]:
 def parent_map(ledger: Ledger, ids: list[str]) -> dict[str, str]:
     """``child → parent`` for the given ids (parent-child edges)."""
     out: dict[str, str] = {}
-    with ledger.store.read() as tx:
-        for start in range(0, len(ids), 400):
-            part = ids[start:start + 400]
-            for child, parent in tx.query(
-                    "SELECT issue_id, depends_on_id FROM dependencies WHERE type = "
-                    f"'parent-child' AND issue_id IN ({', '.join('?' * len(part))})", part):
-                out.setdefault(child, parent)
+    with ledger.snapshot() as r:
+        for child, parent, _ in r.edges_from(ids, ("parent-child",)):
+            out.setdefault(child, parent)
     return out
 
 
@@ -126,19 +121,8 @@ def progress(ledger: Ledger, root_id: str) -> dict[str, Any]:
 
 
 def _blockers(ledger: Ledger, ids: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    kinds = ", ".join(f"'{k}'" for k in BLOCKING_DEP_TYPES)
-    done = ", ".join(f"'{k}'" for k in DONE_STATUSES)
-    with ledger.store.read() as tx:
-        for start in range(0, len(ids), 400):
-            part = ids[start:start + 400]
-            for src, dst in tx.query(
-                    f"SELECT d.issue_id, d.depends_on_id FROM dependencies d JOIN issues t "
-                    f"ON t.id = d.depends_on_id WHERE d.type IN ({kinds}) AND t.status NOT IN "
-                    f"({done}) AND d.issue_id IN ({', '.join('?' * len(part))}) "
-                    "ORDER BY d.depends_on_id", part):
-                out.setdefault(src, []).append(dst)
-    return out
+    with ledger.snapshot() as r:
+        return r.open_blockers_of(ids)
 
 
 def tree(ledger: Ledger, bead_id: str) -> dict[str, Any]:

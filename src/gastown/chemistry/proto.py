@@ -76,8 +76,7 @@ def store_proto(t: Txn, bp: Blueprint, cooked_vars: dict[str, str] | None = None
         if (old.get("metadata") or {}).get("cook_hash") == digest:
             return old, "unchanged"
         # template ids are names: free them so the new version can take them again
-        for gone in t.delete(bp.name, cascade=True):
-            t.tx.execute("DELETE FROM retired_ids WHERE id = ?", (gone,))
+        t.unretire(t.delete(bp.name, cascade=True))
         action = "replaced"
     meta: dict[str, Any] = {"formula": bp.name, "formula_type": bp.type,
                             "vars": {k: v.to_dict() for k, v in bp.vars.items()},
@@ -177,26 +176,20 @@ def load_proto(t: Txn, proto_id: str) -> Blueprint:
             gate=Gate(**gate) if isinstance(gate, dict) else None,
             check=Check.from_dict(bm["check"]) if isinstance(bm.get("check"), dict) else None,
             retry=dict(bm["retry"]) if isinstance(bm.get("retry"), dict) else None)
-    ids = list(steps)
-    for start in range(0, len(ids), 400):
-        part = ids[start:start + 400]
-        rows = t.tx.query(
-            f"SELECT issue_id, depends_on_id, type FROM dependencies WHERE issue_id IN "
-            f"({', '.join('?' * len(part))})", part)
-        for src, dst, typ in sorted(rows):
-            s = steps[src]
-            if typ == "parent-child":
-                if dst in steps:
-                    steps[dst].children.append(s)
-                continue
-            if dst not in step_of:
-                continue
-            if typ == "blocks":
-                s.needs.append(step_of[dst])
-            elif typ == "conditional-blocks":
-                s.conditional.append(step_of[dst])
-            elif typ == "waits-for":
-                s.waits_for = step_of[dst]
+    for src, dst, typ in t.edges_from(list(steps)):
+        s = steps[src]
+        if typ == "parent-child":
+            if dst in steps:
+                steps[dst].children.append(s)
+            continue
+        if dst not in step_of:
+            continue
+        if typ == "blocks":
+            s.needs.append(step_of[dst])
+        elif typ == "conditional-blocks":
+            s.conditional.append(step_of[dst])
+        elif typ == "waits-for":
+            s.waits_for = step_of[dst]
     pos = {sid: (b.get("metadata") or {}).get("pos", 1 << 30) for sid, b in
            ((step_of[b["id"]], b) for b in beads)}
     for s in steps.values():

@@ -126,8 +126,7 @@ class Ctx:
         if self._ledger is None:
             return
         try:
-            con = getattr(self._ledger.store, "_con", None)  # SQLite only: a free check
-            if (con is not None and con.total_changes
+            if (self._ledger.store.changed_rows()
                     and not getattr(self.args, "no_auto_flush", False)):
                 from ..ledger.autoflush import flush_if_enabled
 

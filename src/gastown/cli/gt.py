@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mq": ("gastown.cli.gt_mq", "the merge queue: list, status, retry, reject"),
     "convoy": ("gastown.cli.gt_convoy", "batches of beads that land together: create, add, "
                                         "status, list"),
+    "dashboard": ("gastown.cli.gt_dashboard", "a live web dashboard of the town "
+                                              "(127.0.0.1; read-only without a token)"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
 }

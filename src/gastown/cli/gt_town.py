@@ -108,27 +108,64 @@ def _status(ctx: Ctx) -> int:
     return 0
 
 
-def _feed(ctx: Ctx) -> int:
-    import shutil
+#: a terminal's alternate screen with the cursor hidden, and back
+_SCREEN_ON, _SCREEN_OFF = "\x1b[?1049h\x1b[?25l", "\x1b[?25h\x1b[?1049l"
 
-    from ..controller.overview import town_overview
+
+def _feed_frame(ctx: Ctx, town: Any, led: Any, size: Any) -> tuple[dict[str, Any], str]:
+    """The overview's data and one screen of it (a counts line over ``render_feed``)."""
+    from ..dashboard.views import overview
     from ..town.status import render_feed
     from ._output import painter
 
+    data = overview(town, led, events=size.lines, everything=ctx.args.verbose)
+    head = (f"Ready: {data['ready']['count']}  Blocked: {data['blocked']['count']}  "
+            f"Event: {data['last_seq']}")
+    frame = head[:size.columns] + "\n" + render_feed(data, size.columns, size.lines - 2,
+                                                      painter())
+    return data, frame
+
+
+def _feed(ctx: Ctx) -> int:
+    """Draw the town; on a terminal, redraw it in place when an event lands or time passes."""
+    import shutil
+
     town = get_town(ctx)
     led = town_ledger(ctx)
-    while True:
-        size = shutil.get_terminal_size((120, 40))
-        data = town_overview(town, led, events=size.lines, everything=ctx.args.verbose)
-        if ctx.json:
-            sys.stdout.write(json.dumps(data, default=str) + "\n")
-        else:
-            frame = render_feed(data, size.columns, size.lines - 1, painter())
-            sys.stdout.write(("\x1b[H\x1b[2J" if ctx.tty else "") + frame)
-        sys.stdout.flush()
-        if ctx.args.once:
-            return 0
-        time.sleep(ctx.args.interval)
+    live = ctx.tty and not ctx.json and not ctx.args.once
+    shown, seen, drawn_at = "", -1, 0.0
+    try:
+        if live:
+            sys.stdout.write(_SCREEN_ON)
+        while True:
+            size = shutil.get_terminal_size((120, 40))
+            data, frame = _feed_frame(ctx, town, led, size)
+            seen, drawn_at = data["last_seq"], time.monotonic()
+            if ctx.json:
+                # the same object as gt status --json, one a line
+                extra = ("ready", "blocked", "last_seq", "abnormal")
+                sys.stdout.write(json.dumps({k: v for k, v in data.items() if k not in extra},
+                                            default=str) + "\n")
+            elif not live:
+                sys.stdout.write(frame)
+            elif frame != shown:
+                # home, each line over the old one (erase its rest), erase what is below
+                lines = frame.rstrip("\n").split("\n")
+                sys.stdout.write("\x1b[H" + "\x1b[K\r\n".join(lines) + "\x1b[K\x1b[J")
+                shown = frame
+            sys.stdout.flush()
+            if ctx.args.once:
+                return 0
+            # wake for a new event at once, else redraw every --interval (agents' output)
+            while (time.monotonic() - drawn_at < ctx.args.interval
+                   and led.last_event_seq() == seen):
+                time.sleep(min(0.1, ctx.args.interval))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if live:
+            sys.stdout.write(_SCREEN_OFF)
+            sys.stdout.flush()
 
 
 # ---------------------------------------------------------------- events

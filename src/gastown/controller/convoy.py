@@ -66,13 +66,8 @@ def add_to_convoy(led: Ledger, convoy_id: str, beads: list[str]) -> Bead:
 
 def tracked(led: Ledger, convoy_id: str) -> list[dict[str, Any]]:
     """The beads a convoy tracks: id, title, status, assignee, type, held."""
-    with led.store.read() as tx:
-        rows = tx.query(
-            "SELECT i.id, i.title, i.status, i.assignee, i.issue_type, i.held, i.priority "
-            "FROM dependencies d JOIN issues i ON i.id = d.depends_on_id "
-            "WHERE d.issue_id = ? AND d.type = 'tracks' ORDER BY i.id", (convoy_id,))
-    return [{"id": r[0], "title": r[1], "status": r[2], "assignee": r[3], "issue_type": r[4],
-             "held": bool(int(r[5] or 0)), "priority": int(r[6])} for r in rows]
+    with led.snapshot() as r:
+        return r.tracked_beads(convoy_id)
 
 
 def _is_stranded(bead: dict[str, Any]) -> bool:

@@ -250,9 +250,8 @@ class Controller:
             safe = min(safe, self._sub.cursor)
         if safe == self._saved_cursor or (not force and now - self._last_save < 1.0):
             return
-        with self.led.store.write() as tx:
-            tx.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                       "DO UPDATE SET value = excluded.value", (CURSOR_KEY, str(safe)))
+        with self.led.transaction() as t:
+            t.kv_put(CURSOR_KEY, str(safe))
         self._saved_cursor, self._last_save = safe, now
 
     def _replay(self, led: Ledger) -> None:

@@ -132,8 +132,8 @@ class Dispatcher:
         return len({id(i) for i in self._intents.values()})
 
     def _clear_intent(self, key: str) -> None:
-        with self.led.store.write() as tx:
-            tx.execute("DELETE FROM kv WHERE key = ?", (key,))
+        with self.led.transaction() as t:
+            t.kv_drop(key)
 
     def low_water(self) -> int | None:
         """The oldest close not yet handled (queued or being nudged), or None.
@@ -257,17 +257,15 @@ class Dispatcher:
         def intend() -> None:
             intent = {**payload, "covers": plan["covers"], "closed_ts": plan["closed_ts"],
                       "typed_at": time.time(), "text": plan["text"][:300]}
-            with self.led.store.write() as tx:
-                tx.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                           "DO UPDATE SET value = excluded.value", (key, json.dumps(intent)))
+            with self.led.transaction() as t:
+                t.kv_put(key, json.dumps(intent))
 
         result = deliver(self.sessions, agent, plan["text"], intend)
         latency = time.time() - epoch(plan["closed_ts"])
         payload.update(result, latency_ms=round(latency * 1000, 1), text=plan["text"][:300])
         with self.led.transaction() as t:
             t.emit("dispatch", plan["step"] or plan["root"], payload)
-            for done in {key, *plan.get("retry", [])}:
-                t.tx.execute("DELETE FROM kv WHERE key = ?", (done,))
+            t.kv_drop(*{key, *plan.get("retry", [])})
 
     def _recover(self, intent: dict[str, Any]) -> None:
         """Record the dispatch a killed controller submitted but did not record."""
@@ -282,7 +280,7 @@ class Dispatcher:
                        latency_ms=round(latency * 1000, 1), text=intent.get("text", ""))
         with self.led.transaction() as t:
             t.emit("dispatch", intent.get("step") or intent.get("root"), payload)
-            t.tx.execute("DELETE FROM kv WHERE key = ?", (intent["key"],))
+            t.kv_drop(intent["key"])
         self.log(f"dispatch: recorded the nudge a killed controller sent for "
                  f"{intent.get('closed')}")
 
@@ -358,10 +356,8 @@ class PoolFeeder:
             # recorded before it is sent, so that a controller killed meanwhile leaves it
             # to the next one (resume_wakes); removed with the dispatch event
             key = f"{WAKE_PREFIX}{result.id}"
-            with self.led.store.write() as tx:
-                tx.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                           "DO UPDATE SET value = excluded.value",
-                           (key, json.dumps({"agent": result.agent, "text": text})))
+            with self.led.transaction() as t:
+                t.kv_put(key, json.dumps({"agent": result.agent, "text": text}))
             self.dispatcher.pool.submit(self._wake, self.town.agent(result.agent), text,
                                         result.id)
         self.log(f"pools: {bead_id} -> {result.agent} ({result.session})")
@@ -385,8 +381,8 @@ class PoolFeeder:
             except (ValueError, TypeError, KeyError, GastownError):
                 due = False
             if not due:
-                with self.led.store.write() as tx:
-                    tx.execute("DELETE FROM kv WHERE key = ?", (key,))
+                with self.led.transaction() as t:
+                    t.kv_drop(key)
                 continue
             self.dispatcher.pool.submit(self._wake, agent, text, bead_id)
             count += 1
@@ -398,6 +394,6 @@ class PoolFeeder:
             with self.led.transaction() as t:
                 t.emit("dispatch", bead_id, {"agent": agent.name, "root": bead_id,
                                              "step": None, "kind": "sling", **result})
-                t.tx.execute("DELETE FROM kv WHERE key = ?", (f"{WAKE_PREFIX}{bead_id}",))
+                t.kv_drop(f"{WAKE_PREFIX}{bead_id}")
         except Exception as exc:  # noqa: BLE001 - never kill the nudge pool
             self.log(f"pools: waking {agent.name}: {exc}")

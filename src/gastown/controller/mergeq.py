@@ -50,12 +50,10 @@ def durable(led: Ledger, actor: str | None = None) -> Iterator[Txn]:
     """A write transaction committed to disk before it returns (merge-queue records).
 
     SQLite commits these with ``synchronous=FULL``; PostgreSQL's commits are
-    synchronous anyway.  A store without ``durable()`` gets a plain write.
+    synchronous anyway (``Store.durable``).
     """
-    opener = getattr(led.store, "durable", None) or led.store.write
-    prefix = led.prefix
-    with opener() as tx:
-        yield Txn(tx, actor or led.actor, prefix)
+    with led.transaction(actor, durable=True) as t:
+        yield t
 
 
 def _epoch(ts: str | None) -> float:

@@ -120,12 +120,10 @@ class Patrol:
 
     def _work(self) -> dict[str, str]:
         """``actor -> bead id`` of everything hooked, plus work owed a ``gt done``."""
-        with self.led.store.read() as tx:
-            hooked = tx.query("SELECT assignee, id FROM issues WHERE status = 'hooked' "
-                              "ORDER BY created_at")
-            owed = tx.query("SELECT key, value FROM kv WHERE key LIKE 'gt.work.%'")
-            quarantined = tx.query("SELECT key, value FROM kv WHERE key LIKE ?",
-                                   (QUARANTINE_KEY + "%",))
+        with self.led.snapshot() as r:
+            hooked = r.hooked_work()
+            owed = r.kv_with_prefix("gt.work.")
+            quarantined = r.kv_with_prefix(QUARANTINE_KEY)
         out: dict[str, str] = {}
         for actor, bead_id in hooked:
             out.setdefault(str(actor), str(bead_id))
@@ -284,10 +282,8 @@ class Patrol:
 
     def _owner(self) -> str | None:
         """Whoever created the town (the actor of its ``town.init`` event)."""
-        with self.led.store.read() as tx:
-            row = tx.one("SELECT actor FROM events WHERE type = 'town.init' ORDER BY seq "
-                         "LIMIT 1")
-        return str(row[0]) if row and row[0] else None
+        with self.led.snapshot() as r:
+            return r.first_actor("town.init")
 
     # ----------------------------------------------------------- recording
     def _record(self, findings: list[dict[str, Any]]) -> Bead | None:

@@ -172,10 +172,8 @@ class LandingRecords:
         """Who hears about a landing nobody but a person can unblock."""
         if self.town.config.town.escalate_to:
             return self.town.config.town.escalate_to
-        with self.led.store.read() as tx:
-            row = tx.one("SELECT actor FROM events WHERE type = 'town.init' ORDER BY seq "
-                         "LIMIT 1")
-        return str(row[0]) if row and row[0] else None
+        with self.led.snapshot() as r:
+            return r.first_actor("town.init")
 
     def _push_refused(self, mr: Bead, rig: RigConfig, base: str, reason: str) -> Outcome:
         """The rig's source refused the landed commit: held, with git's words, owner told.

@@ -19,6 +19,7 @@ from . import ids as _ids
 from . import ready as _ready
 from .model import Bead
 from .ops import Txn
+from .queries import Reads, type_filter_sql
 from .query import Filter, json_object_sql, order_sql, ready_sql, where_sql
 from .rows import SELECT_COLUMNS, bead_from_row, load_json
 from .store import Store, open_store
@@ -159,13 +160,24 @@ class Ledger:
         return self._prefix
 
     @contextmanager
-    def transaction(self, actor: str | None = None) -> Iterator[Txn]:
-        """One atomic unit of changes: ``with ledger.transaction() as t: t.create(…)``."""
+    def transaction(self, actor: str | None = None, *, durable: bool = False
+                    ) -> Iterator[Txn]:
+        """One atomic unit of changes: ``with ledger.transaction() as t: t.create(…)``.
+
+        ``durable`` commits to disk before returning (``Store.durable``: merge-queue
+        records, DESIGN §3.3).
+        """
         prefix = self.prefix
-        with self.store.write() as tx:
+        with (self.store.durable() if durable else self.store.write()) as tx:
             txn = Txn(tx, actor or self.actor, prefix)
             txn.prefix_missing = self._prefix_missing
             yield txn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reads]:
+        """A consistent read-only view for several named queries (:class:`.queries.Reads`)."""
+        with self.store.read() as tx:
+            yield Reads(tx)
 
     # -------------------------------------------------------------- writes
     def create(self, title: str, **fields: Any) -> Bead:
@@ -550,10 +562,10 @@ class Ledger:
         if bead_id:
             sql += " AND bead_id = ?"
             params.append(bead_id)
-        type_list = list(types)
-        if type_list:
-            sql += " AND (" + " OR ".join("type LIKE ?" for _ in type_list) + ")"
-            params += [t.replace("*", "%") for t in type_list]
+        where, type_params = type_filter_sql(types)
+        if where:
+            sql += " AND " + where
+            params += type_params
         sql += " ORDER BY seq"
         if limit:
             sql += f" LIMIT {int(limit)}"

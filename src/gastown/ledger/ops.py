@@ -20,6 +20,7 @@ from . import ids as _ids
 from . import ready as _ready
 from . import timefmt
 from .model import ISSUE_TYPES, STATUSES, TEXT_FIELDS, Bead, normalize_dep_type
+from .queries import Writes
 from .rows import SELECT_COLUMNS, bead_from_row, dump_json
 from .store import Tx
 
@@ -85,8 +86,9 @@ def check_dep_type(value: str) -> str:
     return v
 
 
-class Txn:
-    """The ledger's operations bound to one open transaction."""
+class Txn(Writes):
+    """The ledger's operations bound to one open transaction (the named queries of
+    :class:`~.queries.Writes` included)."""
 
     def __init__(self, tx: Tx, actor: str, prefix: str) -> None:
         self.tx = tx
@@ -376,24 +378,9 @@ class Txn:
         return None
 
     def _skip_locked(self) -> str:
-        return getattr(self.tx, "skip_locked_clause", "")
+        return self.tx.skip_locked_clause
 
     # ------------------------------------------------------------ close/open
-    def open_blockers(self, bead_id: str) -> list[str]:
-        """Targets of ``bead_id``'s edges that block it right now."""
-        rows = self.tx.query(
-            "SELECT d.depends_on_id, d.type, t.status FROM dependencies d "
-            "JOIN issues t ON t.id = d.depends_on_id WHERE d.issue_id = ? AND d.type IN "
-            f"({', '.join(repr(t) for t in _ready.BLOCKING_DEP_TYPES)})", (bead_id,))
-        out = [r[0] for r in rows if r[2] not in _ready.DONE_STATUSES]
-        for target, typ, _ in rows:
-            if typ == "waits-for" and target not in out:
-                if self.tx.one("SELECT 1 FROM dependencies c JOIN issues k ON k.id = c.issue_id "
-                               "WHERE c.depends_on_id = ? AND c.type = 'parent-child' "
-                               "AND k.status <> 'closed'", (target,)):
-                    out.append(target)
-        return sorted(out)
-
     def open_children(self, bead_id: str) -> list[str]:
         """Children of ``bead_id`` that are not closed."""
         return [r[0] for r in self.tx.query(

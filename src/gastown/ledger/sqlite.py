@@ -274,6 +274,10 @@ class SqliteStore(Store):
         finally:
             self._con.execute("PRAGMA synchronous = NORMAL")
 
+    def changed_rows(self) -> bool:
+        con = getattr(self._local, "con", None)
+        return con is not None and con.total_changes > 0
+
     def json_quote_sql(self, expr: str) -> str:
         return f"json_quote({expr})"
 

@@ -27,6 +27,10 @@ class Tx(abc.ABC):
     #: a cheap upper bound of the number of beads (sizes new hash ids)
     approx_count_sql = "SELECT COUNT(*) FROM issues"
 
+    #: appended to the candidate query of a claim (``Txn.claim_next``): `` FOR UPDATE
+    #: SKIP LOCKED`` in a claim transaction of a backend with row locks, else empty
+    skip_locked_clause: str = ""
+
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the number of rows it changed."""
@@ -68,6 +72,12 @@ class Store(abc.ABC):
         Writers are serialised so the incrementally maintained ready state can
         never be computed from a stale view (no write skew).
         """
+
+    def durable(self) -> Any:
+        """Context manager for a write transaction whose commit is on disk before it
+        returns (merge-queue records, DESIGN §3.3).  By default :meth:`write`, for a
+        backend whose commits are synchronous anyway."""
+        return self.write()
 
     @abc.abstractmethod
     def claim(self) -> Any:
@@ -114,6 +124,14 @@ class Store(abc.ABC):
         from .signals import TimerSignal
 
         return TimerSignal()
+
+    def changed_rows(self) -> bool:
+        """True when this thread's connection has changed rows since it was opened.
+
+        A free check after a command (is an export due?); a backend that cannot
+        tell without a round trip answers False.
+        """
+        return False
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -45,7 +46,11 @@ def _call(fn: Callable[..., dict[str, Any]], **kwargs: Any) -> Any:
         return json.dumps(fn(**kwargs), ensure_ascii=False, separators=(",", ":"), default=str)
     except GastownError as exc:
         line = (str(exc).splitlines() or [type(exc).__name__])[0]
-        return CallToolResult(content=[TextContent(type="text", text=line)], is_error=True)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the agent, as the CLI does
+        if os.environ.get("GT_DEBUG"):
+            raise
+        line = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+    return CallToolResult(content=[TextContent(type="text", text=line)], is_error=True)
 
 
 class _Server(MCPServer[Any]):

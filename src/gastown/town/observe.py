@@ -98,8 +98,8 @@ def classify(screen: str, *, state: str, quiet_s: float | None, ready: str | Non
 
 def quarantined(led: Ledger) -> dict[str, dict[str, Any]]:
     """``agent -> record`` of every quarantined agent (restarts, work, ts)."""
-    with led.store.read() as tx:
-        rows = tx.query("SELECT key, value FROM kv WHERE key LIKE ?", (QUARANTINE_KEY + "%",))
+    with led.snapshot() as r:
+        rows = r.kv_with_prefix(QUARANTINE_KEY)
     out: dict[str, dict[str, Any]] = {}
     for key, value in rows:
         try:

@@ -49,11 +49,9 @@ def recent_events(led: Ledger, count: int, everything: bool = False) -> list[dic
     if everything:
         return led.events(since_seq=max(0, last - count))
     # the seq of the count-th newest milestone, read backwards along the seq index
-    likes = " OR ".join("type LIKE ?" for _ in MILESTONES)
-    with led.store.read() as tx:
-        row = tx.one(f"SELECT seq FROM events WHERE {likes} ORDER BY seq DESC LIMIT 1 "
-                     f"OFFSET {int(count) - 1}", [m.replace("*", "%") for m in MILESTONES])
-    since = int(row[0]) - 1 if row else 0
+    with led.snapshot() as r:
+        seq = r.nth_newest_seq(MILESTONES, count)
+    since = seq - 1 if seq is not None else 0
     return led.events(since_seq=since, types=MILESTONES)[-count:]
 
 
