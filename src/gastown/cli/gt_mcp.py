@@ -49,7 +49,7 @@ def _actor(ctx: Ctx, town: Town | None) -> str:
     if os.environ.get("BD_ACTOR"):
         return os.environ["BD_ACTOR"]
     if town is not None and os.environ.get("GT_AGENT"):
-        return town.actor_of(town.current_agent())
+        return town.actor_of(town.current_agent(os.environ["GT_AGENT"]))
     return discovery.default_actor()
 
 
