@@ -49,7 +49,7 @@ class Harness:
 
 
 HARNESSES = [
-    Harness("fuzz-bd", ["tests/test_fuzz_bd.py"], {"GASTOWN_FUZZ_EXAMPLES": "2000"},
+    Harness("fuzz-bd", ["tests/test_fuzz_bd.py"], {"GASTOWN_FUZZ_EXAMPLES": "5000"},
             seed_vars=("GASTOWN_FUZZ_SEED",)),
     Harness("fuzz-formulas", ["tests/test_formula_limits.py"],
             {"GASTOWN_FORMULA_FUZZ_EXAMPLES": "800", "GASTOWN_FORMULA_FUZZ_CLI_EXAMPLES": "30"},

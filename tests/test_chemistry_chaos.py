@@ -72,18 +72,24 @@ def test_kill_9_during_pour_leaves_whole_mol_or_nothing(ledger: Ledger, tmp_path
     """))
     rng = random.Random(POUR_SEED)
     interrupted = 0
-    poured: set[str] = set()  # molecules the child said were poured (a whole line before)
-    for _ in range(POUR_KILLS):
+    poured: set[str] = set()  # molecules the child said were poured (a whole line)
+    for kill in range(POUR_KILLS):
         proc = subprocess.Popen([sys.executable, "-c", POUR_CHILD, _ledger_dir(ledger),
                                  str(formula)], stdout=subprocess.PIPE, text=True, env=_env())
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "begin"
+        seen = ""
+        if kill % 3 == 2:  # let a pour finish first: an acknowledged molecule must stay
+            while (line := proc.stdout.readline()) and not line.startswith("done "):
+                seen += line
+            seen += line
         time.sleep(rng.uniform(0.05, 0.6))
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
+        out = "begin\n" + seen + out
         if out.rstrip().splitlines()[-1:] == ["begin"] or not out.strip():
             interrupted += 1  # killed inside a pour's transaction
-        poured.update(ln.split()[1] for ln in out.splitlines()[:-1] if ln.startswith("done "))
+        poured.update(ln.split()[1] for ln in out.split("\n")[:-1] if ln.startswith("done "))
     led = Ledger.open(cwd=_ledger_dir(ledger))
     try:
         roots = led.list(Filter(issue_type=["molecule"]))

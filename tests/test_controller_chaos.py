@@ -79,6 +79,10 @@ def test_a_killed_controller_restarts_with_nothing_lost_or_done_twice(tmp_path: 
     afters = collections.Counter(seq for e in evs if e["type"] == "dispatch"
                                  for seq in e["payload"].get("covers") or [e["payload"]["after"]])
     roots_closed = {e["seq"] for e in evs if e["type"] == "bead.closed" and e["bead_id"] in (a, b)}
+    merges = [e for e in evs if e["type"] == "merge.landed"]
+    report("controller-kill9-while-agents-wait", cases=len(steps), kills=1,
+           acked=len(steps), lost=len(set(steps) - set(afters)) + max(0, 2 - len(merges)),
+           doubled=sum(1 for n in afters.values() if n > 1) + max(0, len(merges) - 2))
     assert set(steps) <= set(afters), "every closed step was dispatched: nothing lost"
     assert set(afters) - set(steps) <= roots_closed, "(and the molecules' own closes)"
     assert max(afters.values()) == 1, "and none twice"
@@ -154,7 +158,10 @@ def test_a_controller_killed_while_landing_resumes_the_merge_once(tmp_path: Path
         landed = wait_events(town, "merge.landed", timeout=60)
         pause(0.5)
         evs = events(town)
-    assert [e["bead_id"] for e in evs if e["type"] == "merge.landed"] == [mr]
+    merges = [e for e in evs if e["type"] == "merge.landed"]
+    report("controller-kill9-while-landing", cases=1, kills=1, acked=1,
+           lost=int(not merges), doubled=max(0, len(merges) - 1))
+    assert [e["bead_id"] for e in merges] == [mr]
     assert landed[0]["payload"]["source_bead"] == root
     log = subprocess.run(["git", "log", "--format=%s", "main"], cwd=tmp_path / "sample",
                          capture_output=True, text=True, check=True).stdout.splitlines()

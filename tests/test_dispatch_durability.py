@@ -132,5 +132,7 @@ def test_a_controller_killed_while_waking_a_pool_worker_wakes_it_after_restart(
                  what="the wake-up nudge in the worker's session")
         with ledger(town) as led:
             assert not [k for k, _ in led.kv_list() if k.startswith(WAKE_PREFIX)]
+    report("dispatch-kill9-pool-wake", cases=1, kills=1, acked=1, lost=int(not woken),
+           doubled=max(0, len(woken) - 1))
     assert len(woken) == 1 and woken[0]["payload"]["kind"] == "sling"
     assert woken[0]["payload"]["delivered"] and woken[0]["payload"]["agent"] == "crew-1"
