@@ -12,8 +12,6 @@ the counts go to :func:`helpers.robustness_report.report`.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import random
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from gastown.cli.bd import main as bd_cli
+from helpers.bd_inprocess import bd_main
 from helpers.robustness_report import report
 
 BD = str(Path(sys.executable).parent / "bd")
@@ -35,19 +33,7 @@ BUDGET_S = 45.0 if "GASTOWN_FUZZ_EXAMPLES" not in os.environ else float("inf")
 
 
 def run(cwd: Path, argv: list[str], stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    old_cwd, old_stdin = os.getcwd(), sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = bd_cli(["-C", str(cwd), *argv])
-            except SystemExit as exc:  # --help and friends exit the argparse way
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.stdin = old_stdin
-        os.chdir(old_cwd)
-    return code, out.getvalue(), err.getvalue()
+    return bd_main(cwd, *argv, stdin=stdin)
 
 
 class Gen:

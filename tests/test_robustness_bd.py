@@ -11,8 +11,6 @@ console script.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import random
@@ -26,29 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from gastown.cli.bd import main as bd_cli
 from gastown.errors import ValidationError
 from gastown.town.config import check_name
+from helpers.bd_inprocess import bd_main
 from helpers.robustness_report import report
 
 BD = str(Path(sys.executable).parent / "bd")
-
-
-def bd_main(cwd: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    """Run ``bd ARGS`` in-process in ``cwd``; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    old_cwd, old_stdin = os.getcwd(), sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = bd_cli(["-C", str(cwd), *args])
-            except SystemExit as exc:  # --help and friends exit the argparse way
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.stdin = old_stdin
-        os.chdir(old_cwd)
-    return code, out.getvalue(), err.getvalue()
 
 
 def ok(cwd: Path, *args: str, stdin: str = "") -> str:
@@ -392,10 +373,11 @@ def test_names_ending_in_a_newline_are_refused(kind: str, name: str) -> None:
 def test_town_toml_keys_ending_in_a_newline() -> None:
     import tomllib
 
+    from gastown.config.values import env
     from gastown.town import config
 
     with pytest.raises(ValidationError, match="env"):
-        config._env({"env": {"PATH\n": "/bin"}}, "town.toml: agents.a")
+        env({"env": {"PATH\n": "/bin"}}, "town.toml: agents.a")
     # a key that is not bare is written quoted, so the file stays valid TOML
     text = "x = " + config.toml_value({"a\n": 1, "b": 2})
     assert tomllib.loads(text) == {"x": {"a\n": 1, "b": 2}}
