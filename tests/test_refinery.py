@@ -22,6 +22,7 @@ from gastown.controller.mergeq import controller_actor, effective_priority, queu
 from gastown.controller.policies import MergePolicy
 from gastown.controller.refinery import Refinery
 from gastown.ledger.model import Bead
+from gastown.ledger.ops import Txn
 from gastown.town.core import Town
 
 pytestmark = pytest.mark.usefixtures("session_env")
@@ -44,11 +45,12 @@ def _branch(town: Town, tmp: Path, name: str, files: dict[str, str]) -> str:
     return git(work, "rev-parse", "HEAD").strip()
 
 
-def _mr(led: Ledger, branch: str, commit: str, author: str, priority: int = 2) -> Bead:
+def _mr(led: Ledger | Txn, branch: str, commit: str, author: str, priority: int = 2,
+        id: str | None = None) -> Bead:
     return led.create(f"Merge {branch}", issue_type="merge-request", priority=priority,
                       metadata={"branch": branch, "commit": commit, "base": "main",
                                 "rig": "textkit", "author": author,
-                                "agent": author.rsplit("/", 1)[-1]})
+                                "agent": author.rsplit("/", 1)[-1]}, id=id)
 
 
 def _refinery(town: Town, led: Ledger, **policy: Any) -> Refinery:
@@ -116,10 +118,15 @@ def test_queue_order_is_priority_then_age_and_old_requests_are_never_starved(
         tmp_path: Path) -> None:
     town = make_town(tmp_path, push=False, test=[])
     with town.ledger() as led:
-        old = _mr(led, "x/old", "0" * 40, AUTHOR_A, priority=3)
-        urgent = _mr(led, "x/urgent", "1" * 40, AUTHOR_A, priority=1)
-        same = _mr(led, "x/same", "2" * 40, AUTHOR_A, priority=1)
-        assert [b["id"] for b in queue(led, aging=600)] == [urgent["id"], same["id"], old["id"]]
+        # one transaction: one clock reading, so all three share created_at and the tie
+        # between the two priority-1 requests is broken by their ids, chosen here (the
+        # later-created one sorts first), never by random ids or microseconds
+        with led.transaction() as t:
+            old = _mr(t, "x/old", "0" * 40, AUTHOR_A, priority=3, id="mq-c")
+            same = _mr(t, "x/same", "2" * 40, AUTHOR_A, priority=1, id="mq-b")
+            urgent = _mr(t, "x/urgent", "1" * 40, AUTHOR_A, priority=1, id="mq-a")
+        assert old["created_at"] == same["created_at"] == urgent["created_at"]
+        assert [b["id"] for b in queue(led, aging=600)] == ["mq-a", "mq-b", "mq-c"]
         # a stream of fresh priority-0 requests, one per round, 10 minutes apart: the old
         # priority-3 request still reaches the head after a few rounds
         now = __import__("time").time()
