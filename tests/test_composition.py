@@ -19,6 +19,7 @@ import pytest
 
 from agents.townkit import BIN, add_agent, clean_env, sleeper
 from gastown.chemistry.api import formula_paths, pour_in, resolve_source
+from gastown.chemistry.bonding import BondOperand, bond_in, bond_operand
 from gastown.hook import pin_in, unpin_in
 from gastown.ledger.core import Ledger
 from gastown.town.core import Town
@@ -202,3 +203,26 @@ def test_the_cores_compose_in_one_transaction(town: Town) -> None:
             root, _ = pour_in(t, src, {"feature": "y"})
             pin_in(t, root["id"], "app/worker/ann")
         assert led.get(root["id"])["status"] == "hooked"
+
+
+def test_bond_runs_inside_a_callers_transaction(town: Town) -> None:
+    """Pour a molecule, then bond a formula onto it, in one Txn: a rollback undoes both."""
+    with town.ledger() as led:
+        seq = led.last_event_seq()
+        paths = formula_paths(led, town.formula_paths())
+        given = {"feature": "z"}
+        src = resolve_source(led, "engineer-in-box", paths, given)
+        extra = bond_operand(led, "engineer-in-box", paths, given)
+        with pytest.raises(Boom), led.transaction("tester") as t:
+            root, _ = pour_in(t, src, given)
+            target = BondOperand(root["id"], "mol", root["id"])
+            out = bond_in(t, target, extra, vars=given)
+            assert out["result_type"] == "compound_molecule" and out["result_id"] == root["id"]
+            assert t.children_of(root["id"])
+            raise Boom("roll back")
+        assert led.events(since_seq=seq) == []
+        with led.transaction("tester") as t:
+            root, _ = pour_in(t, src, given)
+            out = bond_in(t, BondOperand(root["id"], "mol", root["id"]), extra, vars=given)
+            assert out["attached"] in t.children_of(root["id"])
+        assert [e["type"] for e in led.events(since_seq=seq)].count("mol.bonded") == 1

@@ -1,4 +1,4 @@
-"""Bond: the polymorphic combiner (one transaction per bond).
+"""Bond: the polymorphic combiner (one transaction per bond; :func:`bond_in` is the core).
 
 =================  ====================================================================
 operands           result
@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConflictError, GastownError, UsageError
 from ..ledger.core import Ledger
 from ..ledger.ops import Txn
-from .api import formula_paths, resolve_source
+from .api import Source, formula_paths, resolve_source
 from .formula import NAME_RE
 from .graph import entries_and_exits, validate
 from .instantiate import instantiate
@@ -36,7 +37,7 @@ from .model import Blueprint
 from .proto import load_proto, store_proto
 from .vars import resolve_vars
 
-__all__ = ["bond", "BOND_TYPES", "compound_name"]
+__all__ = ["bond", "bond_in", "bond_operand", "BondOperand", "BOND_TYPES", "compound_name"]
 
 BOND_TYPES = ("sequential", "parallel", "conditional")
 _EDGE = {"sequential": "blocks", "conditional": "conditional-blocks", "parallel": "related"}
@@ -69,9 +70,29 @@ def _kind(ledger: Ledger, ref: str) -> tuple[str, str]:
     return "formula", ref
 
 
-def _blueprint(t: Txn, ledger: Ledger, ref: str, paths: list[str],
-               values: Mapping[str, str]) -> tuple[Blueprint, str | None]:
-    src = resolve_source(ledger, ref, paths, values)
+@dataclass
+class BondOperand:
+    """One operand of a bond, decided by reads before the bond's transaction."""
+
+    ref: str  # as the caller named it
+    kind: str  # "proto" | "formula" | "mol" | "wisp"
+    id: str  # the bead id (mol, wisp) or the proto/formula name
+    source: Source | None = None  # protos and formulas: resolved (formulas compiled)
+
+
+def bond_operand(ledger: Ledger, ref: str, paths: list[str],
+                 values: Mapping[str, str] | None = None) -> BondOperand:
+    """Resolve ``ref`` for :func:`bond_in` (a formula is compiled here, outside the txn)."""
+    kind, ident = _kind(ledger, ref)
+    if kind in ("proto", "formula"):
+        return BondOperand(ref, kind, ident, resolve_source(ledger, ident, paths,
+                                                            dict(values or {})))
+    return BondOperand(ref, kind, ident)
+
+
+def _blueprint(t: Txn, op: BondOperand) -> tuple[Blueprint, str | None]:
+    src = op.source
+    assert src is not None, f"{op.ref} is not a proto or formula"
     if src.blueprint is not None:
         return src.blueprint, None
     return load_proto(t, src.name), src.name
@@ -127,6 +148,13 @@ def _sinks(t: Txn, parent_id: str, exclude: str) -> list[str]:
     return [k for k in kids if k not in waited]
 
 
+def _check(bond_type: str, phase: str | None) -> None:
+    if bond_type not in BOND_TYPES:
+        raise UsageError(f"invalid bond type {bond_type!r}: use {', '.join(BOND_TYPES)}")
+    if phase not in (None, "liquid", "vapor"):
+        raise UsageError(f"invalid phase {phase!r}")
+
+
 def bond(ledger: Ledger, a: str, b: str, *, bond_type: str = "sequential",
          name: str | None = None, vars: dict[str, str] | None = None,
          phase: str | None = None, search_paths: list[str] | None = None,
@@ -135,46 +163,60 @@ def bond(ledger: Ledger, a: str, b: str, *, bond_type: str = "sequential",
 
     ``phase`` is ``"liquid"`` (``--pour``), ``"vapor"`` (``--wisp``) or None
     (follow the target).  Returns ``{result_id, result_type, bond_type, …}``.
+    One transaction: :func:`bond_in` inside :meth:`Ledger.transaction`.
     """
-    if bond_type not in BOND_TYPES:
-        raise UsageError(f"invalid bond type {bond_type!r}: use {', '.join(BOND_TYPES)}")
-    if phase not in (None, "liquid", "vapor"):
-        raise UsageError(f"invalid phase {phase!r}")
+    _check(bond_type, phase)
     given = dict(vars or {})
     paths = formula_paths(ledger, search_paths)
-    ka, ida = _kind(ledger, a)
-    kb, idb = _kind(ledger, b)
-    a_tmpl, b_tmpl = ka in ("proto", "formula"), kb in ("proto", "formula")
+    op_a = bond_operand(ledger, a, paths, given)
+    op_b = bond_operand(ledger, b, paths, given)
     with ledger.transaction(actor) as t:
-        if a_tmpl and b_tmpl:
-            bpa, _ = _blueprint(t, ledger, ida, paths, given)
-            bpb, _ = _blueprint(t, ledger, idb, paths, given)
-            cname = compound_name(name) if name else f"{bpa.name}-{bpb.name}"
-            if not NAME_RE.fullmatch(cname):
-                raise UsageError(f"invalid compound name {cname!r}")
-            if cname in (bpa.name, bpb.name):
-                raise ConflictError(f"the compound cannot reuse an operand's name {cname!r}")
-            compound = _merge(bpa, bpb, cname, bond_type, name or cname)
-            validate(compound, f"bond {bpa.name} + {bpb.name}")
-            _, action = store_proto(t, compound)
-            result = {"result_id": cname, "result_type": "compound_proto",
-                      "bond_type": bond_type, "action": action,
-                      "steps": len(compound.all_steps())}
-        elif a_tmpl or b_tmpl:
-            tmpl, target, target_kind = (ida, idb, kb) if a_tmpl else (idb, ida, ka)
-            bp, proto_id = _blueprint(t, ledger, tmpl, paths, given)
-            result = _attach(t, bp, proto_id, target, target_kind, bond_type, phase, given)
-        elif {ka, kb} == {"mol", "wisp"}:
-            t.add_dep(idb, ida, "related", metadata={"bond": bond_type, "reference_only": True})
-            result = {"result_id": ida, "result_type": "reference_link", "bond_type": bond_type}
-        else:
-            edge = _EDGE[bond_type]
-            t.add_dep(idb, ida, edge, metadata={"bond": bond_type})
-            kind = "compound_wisp" if ka == "wisp" else "compound_molecule"
-            result = {"result_id": ida, "result_type": kind, "bond_type": bond_type,
-                      "linked": idb, "edge": edge}
-        t.emit("mol.bonded", str(result["result_id"]),
-               {"a": a, "b": b, "bond_type": bond_type, "result_type": result["result_type"]})
+        return bond_in(t, op_a, op_b, bond_type=bond_type, name=name, vars=given,
+                       phase=phase)
+
+
+def bond_in(t: Txn, a: BondOperand, b: BondOperand, *, bond_type: str = "sequential",
+            name: str | None = None, vars: Mapping[str, str] | None = None,
+            phase: str | None = None) -> dict[str, Any]:
+    """The core of :func:`bond` inside a caller's transaction ``t``.
+
+    The operands come from :func:`bond_operand` (reads and formula compiling
+    happen before the transaction, as for :func:`~gastown.chemistry.api.pour_in`).
+    """
+    _check(bond_type, phase)
+    given = dict(vars or {})
+    ka, ida, kb, idb = a.kind, a.id, b.kind, b.id
+    a_tmpl, b_tmpl = ka in ("proto", "formula"), kb in ("proto", "formula")
+    if a_tmpl and b_tmpl:
+        bpa, _ = _blueprint(t, a)
+        bpb, _ = _blueprint(t, b)
+        cname = compound_name(name) if name else f"{bpa.name}-{bpb.name}"
+        if not NAME_RE.fullmatch(cname):
+            raise UsageError(f"invalid compound name {cname!r}")
+        if cname in (bpa.name, bpb.name):
+            raise ConflictError(f"the compound cannot reuse an operand's name {cname!r}")
+        compound = _merge(bpa, bpb, cname, bond_type, name or cname)
+        validate(compound, f"bond {bpa.name} + {bpb.name}")
+        _, action = store_proto(t, compound)
+        result = {"result_id": cname, "result_type": "compound_proto",
+                  "bond_type": bond_type, "action": action,
+                  "steps": len(compound.all_steps())}
+    elif a_tmpl or b_tmpl:
+        tmpl, target = (a, b) if a_tmpl else (b, a)
+        bp, proto_id = _blueprint(t, tmpl)
+        result = _attach(t, bp, proto_id, target.id, target.kind, bond_type, phase, given)
+    elif {ka, kb} == {"mol", "wisp"}:
+        t.add_dep(idb, ida, "related", metadata={"bond": bond_type, "reference_only": True})
+        result = {"result_id": ida, "result_type": "reference_link", "bond_type": bond_type}
+    else:
+        edge = _EDGE[bond_type]
+        t.add_dep(idb, ida, edge, metadata={"bond": bond_type})
+        kind = "compound_wisp" if ka == "wisp" else "compound_molecule"
+        result = {"result_id": ida, "result_type": kind, "bond_type": bond_type,
+                  "linked": idb, "edge": edge}
+    t.emit("mol.bonded", str(result["result_id"]),
+           {"a": a.ref, "b": b.ref, "bond_type": bond_type,
+            "result_type": result["result_type"]})
     return result
 
 
