@@ -18,10 +18,14 @@ from typing import Any
 import pytest
 
 from agents.townkit import BIN, add_agent, clean_env, sleeper
+from gastown import Filter
 from gastown.chemistry.api import formula_paths, pour_in, resolve_source
 from gastown.chemistry.bonding import BondOperand, bond_in, bond_operand
+from gastown.controller.convoy import sling_batch
+from gastown.errors import ConflictError
 from gastown.hook import pin_in, unpin_in
 from gastown.ledger.core import Ledger
+from gastown.town.config import append_table
 from gastown.town.core import Town
 from gastown.town.slinging import SLING_STEPS, sling
 
@@ -226,3 +230,85 @@ def test_bond_runs_inside_a_callers_transaction(town: Town) -> None:
             out = bond_in(t, BondOperand(root["id"], "mol", root["id"]), extra, vars=given)
             assert out["attached"] in t.children_of(root["id"])
         assert [e["type"] for e in led.events(since_seq=seq)].count("mol.bonded") == 1
+
+
+def _crew(town: Town, size: int) -> None:
+    append_table(town.config_path, "pools.crew", {"rig": "app", "role": "worker",
+                                                  "preset": "command", "command": sleeper(),
+                                                  "provider": "subprocess", "max": size})
+    town.reload()
+
+
+def _batch_state(town: Town, beads: list[str], seq: int) -> dict[str, Any]:
+    """What a batch left behind: events since ``seq``, hooked beads, convoys, pours."""
+    with town.ledger() as led:
+        return {"events": [e["type"] for e in led.events(since_seq=seq)],
+                "hooked": [b for b in beads if led.get(b)["status"] == "hooked"],
+                "convoys": [b["id"] for b in led.list(Filter(issue_type=["convoy"]))],
+                "poured": _poured_since(led, seq),
+                "owed": [k for k, _ in led.kv_list() if k.startswith("gt.work.")]}
+
+
+@pytest.mark.parametrize("last_step", ["poured", "remembered", "tracked"])
+def test_a_batch_sling_that_fails_at_its_last_item_writes_nothing(town: Town,
+                                                                   last_step: str) -> None:
+    """``gt sling A B F crew``: a crash while the last item (a formula) is slung, or
+    once the convoy is written, undoes the first two items' pins and records, the
+    pour and the convoy; the same batch then does everything."""
+    _crew(town, 3)
+    with town.ledger() as led:
+        beads = [led.create(f"batch job {i}")["id"] for i in range(2)]
+        seq = led.last_event_seq()
+    items = [*beads, "engineer-in-box"]
+    seen: list[str] = []
+
+    def crash(at: str) -> None:
+        seen.append(at)
+        if at == last_step and (at != "remembered" or seen.count("remembered") == 3):
+            raise Boom(at)
+
+    with pytest.raises(Boom):
+        sling_batch(town, items, "crew", vars={"feature": "b"}, nudge=False, start=False,
+                    actor="tester", pause=crash)
+    # the failure came with the last item (or after it), never earlier
+    assert seen.count("pinned") == (2 if last_step == "poured" else 3), seen
+    assert _batch_state(town, beads, seq) == {"events": [], "hooked": [], "convoys": [],
+                                              "poured": [], "owed": []}
+    out = sling_batch(town, items, "crew", vars={"feature": "b"}, nudge=False, start=False,
+                      actor="tester")
+    state = _batch_state(town, beads, seq)
+    assert state["hooked"] == beads and state["convoys"] == [out["convoy"]]
+    assert len(state["poured"]) == 1 and out["beads"] == [*beads, state["poured"][0]]
+    assert sorted(s["agent"] for s in out["slung"]) == ["crew-1", "crew-2", "crew-3"]
+    assert out["waiting"] == [] and len(state["owed"]) == 3
+
+
+def test_a_batch_to_one_busy_agent_is_refused_before_anything_is_written(town: Town) -> None:
+    _agents(town, ["ann"])
+    with town.ledger() as led:
+        beads = [led.create(f"job {i}")["id"] for i in range(2)]
+        seq = led.last_event_seq()
+    with pytest.raises(ConflictError, match="ann"):
+        sling_batch(town, beads, "ann", nudge=False, start=False, actor="tester")
+    assert _batch_state(town, beads, seq)["events"] == []
+
+
+@pytest.mark.parametrize("step", ["tracked", "committed"])
+def test_gt_sling_batch_killed_at_its_end_leaves_all_or_nothing(town: Town, step: str) -> None:
+    """A real ``gt sling A B C crew`` paused as its transaction ends, then ``kill -9``."""
+    _crew(town, 2)
+    with town.ledger() as led:
+        beads = [led.create(f"kill job {i}")["id"] for i in range(3)]
+        seq = led.last_event_seq()
+    env = clean_env(**{PAUSE_VAR: f"{step}:60"})
+    proc = subprocess.Popen([str(BIN / "gt"), "sling", "--town", town.root, *beads, "crew",
+                             "--no-nudge"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_paused(proc, step)
+    _kill9(proc)
+    state = _batch_state(town, beads, seq)
+    if step == "committed":
+        assert state["hooked"] == beads[:2] and len(state["convoys"]) == 1
+        assert len(state["owed"]) == 2
+    else:
+        assert state == {"events": [], "hooked": [], "convoys": [], "poured": [], "owed": []}

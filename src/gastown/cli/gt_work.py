@@ -90,7 +90,7 @@ def _sling_batch(ctx: Ctx, items: list[str], target: str) -> int:
     if a.wisp:
         raise UsageError("--wisp applies to one formula, not to a batch")
     out = sling_batch(get_town(ctx), items, target, vars=parse_vars(a.var),
-                      nudge=not a.no_nudge, actor=ctx.actor)
+                      nudge=not a.no_nudge, actor=ctx.actor, pause=_test_pause())
 
     def text() -> str:
         lines = [f"Convoy {out['convoy']} tracks {len(out['beads'])} beads"]

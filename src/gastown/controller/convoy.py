@@ -11,18 +11,20 @@ free.  ``gt sling A B C TARGET`` makes a convoy for its batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConflictError, NotFoundError, UsageError
+from ..errors import NotFoundError, UsageError
 from ..ledger.query import Filter
 
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
     from ..ledger.model import Bead
+    from ..ledger.ops import Txn
     from ..town.core import Town
 
-__all__ = ["create_convoy", "add_to_convoy", "convoy_status", "list_convoys", "land_ready",
-           "stranded", "sling_batch", "tracked"]
+__all__ = ["create_convoy", "create_convoy_in", "add_to_convoy", "convoy_status",
+           "list_convoys", "land_ready", "stranded", "sling_batch", "tracked"]
 
 
 def _get_convoy(led: Ledger, convoy_id: str) -> Bead:
@@ -36,17 +38,22 @@ def create_convoy(led: Ledger, title: str, beads: list[str] | None = None, *,
                   target: str | None = None, notify: str | None = None) -> Bead:
     """A new convoy tracking ``beads`` (one transaction with its event)."""
     ids = [led.resolve_id(b) for b in beads or []]
+    with led.transaction() as t:
+        return create_convoy_in(t, title, ids, target=target, notify=notify)
+
+
+def create_convoy_in(t: Txn, title: str, ids: list[str], *, target: str | None = None,
+                     notify: str | None = None) -> Bead:
+    """:func:`create_convoy` inside a caller's transaction (``ids`` are full bead ids)."""
     meta: dict[str, Any] = {}
     if target:
         meta["target"] = target
     if notify:
         meta["notify"] = notify
-    with led.transaction() as t:
-        convoy = t.create(title, issue_type="convoy", metadata=meta or None,
-                          deps=[("tracks", b) for b in dict.fromkeys(ids)])
-        t.emit("convoy.created", convoy["id"], {"title": title, "beads": ids,
-                                                "target": target})
-        return convoy
+    convoy = t.create(title, issue_type="convoy", metadata=meta or None,
+                      deps=[("tracks", b) for b in dict.fromkeys(ids)])
+    t.emit("convoy.created", convoy["id"], {"title": title, "beads": ids, "target": target})
+    return convoy
 
 
 def add_to_convoy(led: Ledger, convoy_id: str, beads: list[str]) -> Bead:
@@ -142,39 +149,27 @@ def stranded(led: Ledger) -> list[tuple[Bead, dict[str, Any]]]:
 
 def sling_batch(town: Town, items: list[str], target: str | None, *,
                 vars: dict[str, str] | None = None, actor: str | None = None,
-                nudge: bool = True, title: str | None = None) -> dict[str, Any]:
+                nudge: bool = True, title: str | None = None, start: bool = True,
+                pause: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Sling several beads (or formulas) to one target and track them in a new convoy.
 
-    Formulas are poured first, so every item is a bead the convoy can track.
-    When a pool has fewer free workers than the batch has items, the rest wait
-    in the convoy; the controller slings them as workers free up.
+    One transaction (:func:`~gastown.town.slinging.sling_many`): every pour, pin
+    and sling record, and the convoy, or nothing.  When a pool has fewer free
+    workers than the batch has items, the rest wait in the convoy; the
+    controller slings them as workers free up.
     """
-    from ..chemistry import pour
-    from ..town.slinging import resolve_target, sling
+    from ..town.slinging import resolve_target, sling_many
 
     if len(items) < 2:
         raise UsageError("a batch needs at least two beads or formulas")
-    kind, _ = resolve_target(town, target)  # refuse a bad target before pouring anything
-    with town.ledger(actor) as led:
-        ids = []
-        for what in items:
-            try:
-                bead = led.get(led.resolve_id(what))
-                if bead.get("is_template"):
-                    raise NotFoundError(what)
-                ids.append(bead["id"])
-            except NotFoundError:
-                root = pour(led, what, dict(vars or {}), search_paths=town.formula_paths(),
-                            actor=led.actor)
-                ids.append(root["id"])
-        convoy = create_convoy(led, title or f"Batch of {len(ids)} to {target or 'me'}", ids,
-                               target=target if kind != "self" else None)
-    slung, waiting = [], []
-    for bead_id in ids:
-        try:
-            slung.append(sling(town, bead_id, target, nudge=nudge, actor=actor).to_json())
-        except ConflictError as exc:
-            if kind not in ("pool", "rig"):
-                raise
-            waiting.append({"id": bead_id, "reason": str(exc)})
-    return {"convoy": convoy["id"], "beads": ids, "slung": slung, "waiting": waiting}
+    kind, _ = resolve_target(town, target)  # refuse a bad target before anything else
+
+    def track(t: Txn, ids: list[str]) -> str:
+        name = title or f"Batch of {len(ids)} to {target or 'me'}"
+        return str(create_convoy_in(t, name, ids, target=target if kind != "self" else None
+                                    )["id"])
+
+    out = sling_many(town, items, target, vars, nudge=nudge, actor=actor, start=start,
+                     pause=pause, track=track)
+    return {"convoy": out.tracked, "beads": out.ids,
+            "slung": [r.to_json() for r in out.slung], "waiting": out.waiting}

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from ..ledger.model import Bead
     from ..ledger.ops import Txn
 
-__all__ = ["sling", "SlingResult", "resolve_target", "sent_back_request", "SLING_STEPS"]
+__all__ = ["sling", "sling_many", "BatchResult", "SlingResult", "resolve_target",
+           "sent_back_request", "SLING_STEPS"]
 
 
 @dataclass
@@ -159,20 +160,141 @@ def sling(town: Town, what: str, target: str | None = None,
                 _write(t, town, plan, kind, wisp, step)
             step("committed")
         result.target = target or result.agent
-        agent = town.agent(result.agent)
         if start:
-            _prepare(town, led, sessions, agent, result, actor)
-    if nudge and start and result.session == "running":
-        from .nudge import nudge_agent
-
-        text = (f"[gt] {result.id} is on your hook: {result.title}. "
-                "Run `gt prime` and do it now.")
-        try:
-            result.nudge = nudge_agent(town, agent.name, text, mode="wait-idle", timeout=5.0,
-                                       idle_s=1.0, actor=led.actor)
-        except Exception as exc:  # noqa: BLE001 - the work is hooked; a nudge is a courtesy
-            result.notes.append(f"nudge failed: {exc}")
+            _prepare(town, led, sessions, town.agent(result.agent), result, actor)
+        by = led.actor
+    if nudge and start:
+        _nudge(town, result, by)
     return result
+
+
+def _nudge(town: Town, result: SlingResult, actor: str) -> None:
+    """Tell a running agent its hook has work (a session just started reads it anyway)."""
+    if result.session != "running":
+        return
+    from .nudge import nudge_agent
+
+    text = (f"[gt] {result.id} is on your hook: {result.title}. "
+            "Run `gt prime` and do it now.")
+    try:
+        result.nudge = nudge_agent(town, result.agent, text, mode="wait-idle", timeout=5.0,
+                                   idle_s=1.0, actor=actor)
+    except Exception as exc:  # noqa: BLE001 - the work is hooked; a nudge is a courtesy
+        result.notes.append(f"nudge failed: {exc}")
+
+
+@dataclass
+class BatchResult:
+    """What :func:`sling_many` did: every item's bead, those slung, those left waiting."""
+
+    ids: list[str]
+    slung: list[SlingResult]
+    waiting: list[dict[str, str]]
+    tracked: Any = None  # what ``track`` returned (a convoy id)
+
+
+def sling_many(town: Town, items: list[str], target: str | None,
+               vars: dict[str, str] | None = None, *, nudge: bool = True,
+               actor: str | None = None, caller: str | None = None, start: bool = True,
+               pause: Pause | None = None,
+               track: Callable[[Txn, list[str]], Any] | None = None) -> BatchResult:
+    """Sling several beads (or formulas, poured first) to one target in ONE transaction.
+
+    Every pour, pin, sling record, event and owed-work record of the batch, and
+    what ``track`` writes with the items' bead ids (a convoy), commit together: a
+    batch that fails at its last item leaves nothing.  A pool or rig with fewer
+    free workers than items leaves the rest unassigned (``waiting``); any other
+    refusal (a busy agent, a closed bead) refuses the whole batch before writing.
+    ``pause`` (tests) is called with each step name, per item, then ``tracked``
+    and ``committed``.
+    """
+    from ..chemistry.api import formula_paths, pour_in, resolve_source
+
+    step = pause or _no_pause
+    given = dict(vars or {})
+    kind, candidates = resolve_target(town, target, caller)
+    sessions = Sessions(town)
+    for provider_agent in {a.provider or town.config.town.provider: a
+                           for a in candidates}.values():
+        sessions.check(provider_agent)
+    with town.ledger(actor) as led, town.lock("sling"):
+        paths: list[str] | None = None
+        plans: list[_Plan] = []
+        waiting: list[tuple[int, str]] = []  # (index in plans, why)
+        taken: set[str] = set()
+        for what in items:
+            bead = _existing_bead(led, what)
+            if bead is None:
+                paths = paths if paths is not None else formula_paths(led, town.formula_paths())
+                plan = _Plan(SlingResult(id="", agent="", actor="", target="", target_kind=kind,
+                                         formula=what, poured=True), candidates[0],
+                             {"formula": what, "vars": given, "target_kind": kind},
+                             source=resolve_source(led, what, paths, given), given=given)
+            else:
+                plan = _Plan(SlingResult(id=bead["id"], agent="", actor="", target="",
+                                         target_kind=kind, title=bead["title"]),
+                             candidates[0], {"target_kind": kind})
+            try:
+                if bead is None:
+                    plan.agent = _pick_free(led, town, kind, candidates, taken)
+                else:
+                    free = [a for a in candidates if a.name not in taken]
+                    plan = _plan_bead(town, led, bead, kind, free or candidates)
+                    if not plan.result.already and plan.agent.name in taken:
+                        raise _busy(kind, candidates, plan.agent)
+            except ConflictError as exc:
+                if kind not in ("pool", "rig") or (bead is not None
+                                                   and bead["status"] == "closed"):
+                    raise
+                waiting.append((len(plans), str(exc)))
+            else:
+                taken.add(plan.agent.name)
+                plan.result.agent = plan.agent.name
+                plan.result.actor = town.actor_of(plan.agent)
+            plans.append(plan)
+        held = {i for i, _ in waiting}
+        with led.transaction() as t:
+            for i, plan in enumerate(plans):
+                if i in held:
+                    if plan.source is not None:
+                        root, _ = pour_in(t, plan.source, plan.given)
+                        plan.result.id, plan.result.title = root["id"], root["title"]
+                        step("poured")
+                elif not plan.result.already:
+                    _write(t, town, plan, kind, False, step)
+            ids = [p.result.id for p in plans]
+            tracked = track(t, ids) if track is not None else None
+            step("tracked")
+        step("committed")
+        slung = [p.result for i, p in enumerate(plans) if i not in held]
+        for result in slung:
+            result.target = target or result.agent
+            if start:
+                _prepare(town, led, sessions, town.agent(result.agent), result, actor)
+        by = led.actor
+    if nudge and start:
+        for result in slung:
+            _nudge(town, result, by)
+    return BatchResult(ids, slung, [{"id": plans[i].result.id, "reason": why}
+                                    for i, why in waiting], tracked)
+
+
+def _pick_free(led: Ledger, town: Town, kind: str, candidates: list[AgentConfig],
+               taken: set[str]) -> AgentConfig:
+    """:func:`_pick` among the candidates this batch has not given an item yet."""
+    free = [a for a in candidates if a.name not in taken]
+    if not free:
+        raise _busy(kind, candidates, candidates[0])
+    return _pick(led, town, kind, free)
+
+
+def _busy(kind: str, candidates: list[AgentConfig], agent: AgentConfig) -> ConflictError:
+    """The refusal for a worker this batch has already given an item."""
+    if kind in ("pool", "rig"):
+        return ConflictError(f"pool {candidates[0].pool} is full: all {len(candidates)} "
+                             "workers have work (raise its max in town.toml, or wait)")
+    return ConflictError(f"{agent.name} already gets an earlier item of this batch; "
+                         "one agent's hook holds one piece of work")
 
 
 def _free(led: Ledger, town: Town, agents: list[AgentConfig]) -> AgentConfig | None:
