@@ -405,16 +405,21 @@ class Ledger:
             return int(tx.scalar(f"SELECT COUNT(*) FROM (SELECT 1 AS one {from_sql}) q",
                                  [timefmt.now(), *params]) or 0)
 
-    def blocked(self, f: Filter | None = None) -> builtins.list[Bead]:
+    def blocked(self, f: Filter | None = None, limit: int = 0) -> builtins.list[Bead]:
         """Open beads that are not ready only because they are held, each with ``blocked_by``.
 
         ``blocked_by`` lists the ids of the blocking targets; a bead held by an
-        ancestor, its own status or a deferral says so in ``held_by``.
+        ancestor, its own status or a deferral says so in ``held_by``.  ``limit``
+        (0 = all) keeps the first beads in ready order, and only those pay for
+        their ``blocked_by``; :meth:`blocked_count` is the whole number.
         """
         extra, params = where_sql(f or Filter())
+        sql = (f"SELECT {SELECT_COLUMNS} FROM issues WHERE {_ready.BLOCKED_WHERE}"
+               f"{extra} ORDER BY {_ready.READY_ORDER}")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
         with self.store.read() as tx:
-            rows = tx.query(f"SELECT {SELECT_COLUMNS} FROM issues WHERE {_ready.BLOCKED_WHERE}"
-                            f"{extra} ORDER BY {_ready.READY_ORDER}", [timefmt.now(), *params])
+            rows = tx.query(sql, [timefmt.now(), *params])
             beads = self._beads(tx, rows)
             t = Txn(tx, self.actor, "")
             for bead in beads:
@@ -432,6 +437,13 @@ class Ledger:
                 if reasons:
                     bead["held_by"] = reasons
             return beads
+
+    def blocked_count(self, f: Filter | None = None) -> int:
+        """How many beads :meth:`blocked` would list (one COUNT, no ``blocked_by``)."""
+        extra, params = where_sql(f or Filter())
+        with self.store.read() as tx:
+            return int(tx.scalar(f"SELECT COUNT(*) FROM issues WHERE {_ready.BLOCKED_WHERE}"
+                                 f"{extra}", [timefmt.now(), *params]) or 0)
 
     def count(self, f: Filter | None = None) -> int:
         """How many beads match a filter."""
