@@ -23,11 +23,11 @@ LISTED = 20
 def ledger_summary(led: Ledger) -> dict[str, Any]:
     """Ready and blocked beads: whole counts, the first :data:`LISTED` of each."""
     ready = led.ready(limit=LISTED)
-    blocked = led.blocked()
+    blocked = led.blocked(limit=LISTED)  # only the listed ones pay for their blocked_by
     brief = ("id", "title", "status", "priority", "assignee")
     return {"ready": {"count": led.ready_count(),
                       "beads": [{k: b.get(k) for k in brief} for b in ready[:LISTED]]},
-            "blocked": {"count": len(blocked),
+            "blocked": {"count": led.blocked_count(),
                         "beads": [{**{k: b.get(k) for k in brief},
                                    "blocked_by": b.get("blocked_by", [])}
                                   for b in blocked[:LISTED]]}}
