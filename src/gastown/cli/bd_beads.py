@@ -173,11 +173,43 @@ def _show_text(b: dict[str, Any]) -> str:
 
 
 def _show(ctx: Ctx) -> int:
+    if any(i.startswith(("gt://", "hop://")) for i in ctx.args.ids):  # another town's bead
+        from .gt_federation import bd_show_remote
+
+        return bd_show_remote(ctx)
     beads = [ctx.ledger.show(ctx.resolve(i)) for i in ctx.args.ids]
+    town = _town_address(ctx)
     for b in beads:
         b["comments"] = _string_ids(b.get("comments") or [])
+        if town:
+            b["uri"] = _bead_uri(town, b)
     ctx.out(beads, lambda: "\n\n".join(_show_text(b) for b in beads))
     return 0
+
+
+def _town_address(ctx: Ctx) -> str | None:
+    """``gt://OWNER/NAME`` from the ``.town.json`` beside the ledger's folder, if any."""
+    import os
+
+    path = getattr(ctx.ledger.store, "path", None)
+    if not isinstance(path, str):
+        return None
+    doc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), ".town.json")
+    try:
+        with open(doc, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return f"gt://{data['owner']}/{data['name']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _bead_uri(town: str, b: dict[str, Any]) -> str:
+    """A bead's full address (its rig: ``metadata.rig``, a ``rig:NAME`` label, else ``_``)."""
+    meta = b.get("metadata")
+    rig = meta.get("rig") if isinstance(meta, dict) else None
+    if not (isinstance(rig, str) and rig):
+        rig = next((lb[4:] for lb in b.get("labels") or () if lb.startswith("rig:")), "_") or "_"
+    return f"{town}/{rig}/{b['id']}"
 
 
 def _string_ids(comments: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -413,6 +445,8 @@ def setup(name: str, sub: Any) -> None:
         p.set_defaults(func=lambda ctx: _create(ctx, quick=(name == "q")))
     elif name == "show":
         p.add_argument("ids", nargs="+", metavar="ID")
+        p.add_argument("--refresh", action="store_true",
+                       help="gt://… addresses: sync their remote first")
         p.set_defaults(func=_show)
     elif name == "update":
         p.add_argument("ids", nargs="*", metavar="ID")

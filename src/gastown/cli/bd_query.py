@@ -89,6 +89,10 @@ def _list_text(beads: list[dict[str, Any]], total: int) -> str:
 
 def _list(ctx: Ctx) -> int:
     a = ctx.args
+    if a.remote:  # another town's beads, as of the last sync
+        from .gt_federation import bd_list_remote
+
+        return bd_list_remote(ctx, _filter, _list_text)
     f = _filter(ctx)
     f.include_closed = bool(a.all) or bool(f.status)
     led = ctx.ledger
@@ -242,6 +246,8 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("-r", "--reverse", action="store_true")
         p.add_argument("--include-wisps", action="store_true", help="include ephemeral beads")
         p.add_argument("--include-templates", action="store_true", help="include proto beads")
+        p.add_argument("--remote", metavar="NAME",
+                       help="a remote town's beads as of its last sync (gt remote)")
         p.set_defaults(func=_list)
     elif name == "search":
         p.add_argument("query", nargs="+", help="text")

@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                         "status, list"),
     "dashboard": ("gastown.cli.gt_dashboard", "a live web dashboard of the town "
                                               "(127.0.0.1; read-only without a token)"),
+    "identity": ("gastown.cli.gt_federation", "the town's federation identity (.town.json)"),
+    "publish": ("gastown.cli.gt_federation", "append pending records to the signed federation "
+                                             "log and write it out"),
+    "remote": ("gastown.cli.gt_federation", "other towns: add, list, remove, sync (verified)"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
 }

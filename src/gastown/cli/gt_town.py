@@ -18,7 +18,7 @@ def _init(ctx: Ctx) -> int:
 
     a = ctx.args
     town = init_town(a.dir, name=a.name, prefix=a.prefix, provider=a.provider, email=a.email,
-                     actor=ctx.actor)
+                     actor=ctx.actor, owner=a.owner)
     ctx.out({"town": town.root, "name": town.name, "prefix": town.config.town.prefix,
              "config": town.config_path},
             f"Created town {town.name} in {town.root}\n"
@@ -186,6 +186,8 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("dir", nargs="?", default=".", help="the town's folder (default: here)")
         p.add_argument("--name", help="the town's name (default: the folder's name)")
         p.add_argument("--prefix", help="id prefix of the town ledger's beads")
+        p.add_argument("--owner", help="the entity owning the town (an email or domain), "
+                                       "its gt://OWNER/NAME address")
         p.add_argument("--provider", help="default session provider: tmux, subprocess or "
                                           "any registered one (default: tmux)")
         p.add_argument("--email", help="git author email of the agents "

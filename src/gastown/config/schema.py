@@ -25,7 +25,7 @@ __all__ = ["CONFIG_FILE", "TownSettings", "RigConfig", "AgentConfig", "PoolConfi
 CONFIG_FILE = "town.toml"
 #: every top-level table town.toml may have
 TOP_TABLES = ("town", "rigs", "agents", "pools", "roles", "groups", "presets", "providers",
-              *TABLES)
+              "federation", *TABLES)
 
 
 @dataclass
@@ -174,7 +174,7 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
     t = table(data, "town", path)
     where = f"{path}: town"
     known(t, {"name", "prefix", "provider", "email", "formula_paths", "escalate_to",
-              "default_role"}, where)
+              "default_role", "owner", "public_name"}, where)
     default_name = os.path.basename(os.path.dirname(os.path.abspath(path))) or "town"
     settings = TownSettings(
         name=string(t, "name", where, default_name) or default_name,

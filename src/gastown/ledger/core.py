@@ -255,6 +255,24 @@ class Ledger:
         with self.transaction() as t:
             t.kv_set(key, value)
 
+    def kv_set_many(self, items: Sequence[tuple[str, str]], event: str = "kv.set_many",
+                    payload: dict[str, Any] | None = None) -> None:
+        """Set many keys in one transaction with one ``event`` (a bulk mirror, e.g. a sync)."""
+        with self.transaction() as t:
+            if items:
+                t.tx.executemany("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                                 "DO UPDATE SET value = excluded.value", list(items))
+            t.emit(event, None, {"count": len(items), **(payload or {})})
+
+    def kv_clear_prefix(self, prefix: str) -> int:
+        """Remove every key starting with ``prefix`` (one transaction); how many went."""
+        with self.transaction() as t:
+            n = t.tx.execute("DELETE FROM kv WHERE substr(key, 1, ?) = ?",
+                             (len(prefix), prefix))
+            if n:
+                t.emit("kv.cleared", None, {"prefix": prefix, "count": n})
+            return n
+
     def kv_clear(self, key: str) -> bool:
         """Remove a key from the key/value store."""
         with self.transaction() as t:
@@ -529,6 +547,13 @@ class Ledger:
         """All key/value pairs, sorted by key."""
         with self.store.read() as tx:
             return [(r[0], r[1]) for r in tx.query("SELECT key, value FROM kv ORDER BY key")]
+
+    def kv_scan(self, prefix: str) -> builtins.list[tuple[str, str]]:
+        """Key/value pairs whose key starts with ``prefix``, sorted by key."""
+        with self.store.read() as tx:
+            return [(r[0], r[1]) for r in tx.query(
+                "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+                (len(prefix), prefix))]
 
     def config(self) -> dict[str, str]:
         """The ledger's configuration table."""

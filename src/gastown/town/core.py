@@ -16,6 +16,7 @@ finds it either way.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import subprocess
@@ -247,7 +248,7 @@ def _default_email() -> str:
 
 def init_town(directory: str, *, name: str | None = None, prefix: str | None = None,
               provider: str | None = None, email: str | None = None,
-              actor: str | None = None) -> Town:
+              actor: str | None = None, owner: str | None = None) -> Town:
     """Create a town in ``directory``: ``town.toml``, ``.beads/``, ``.gt/``, ``rigs/``.
 
     An existing town is refused; an existing ledger in ``.beads/`` is kept, never
@@ -264,6 +265,10 @@ def init_town(directory: str, *, name: str | None = None, prefix: str | None = N
     text = default_config_text(name, prefix, email or _default_email())
     if provider:
         text = text.replace('\nprovider = "tmux"\n', f'\nprovider = "{provider}"\n', 1)
+    if owner:  # the federation entity: gt://OWNER/NAME (DESIGN: federation)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9@._+-]*", owner):
+            raise UsageError(f"--owner {owner!r}: an email or domain (no '/', no spaces)")
+        text = text.replace("\n[town]\n", f"\n[town]\nowner = {json.dumps(owner)}\n", 1)
     parse_config(tomllib.loads(text), os.path.join(root, CONFIG_FILE))  # refuse bad flags early
     os.makedirs(root, exist_ok=True)  # only once the flags are known to be good
     existing = os.path.exists(os.path.join(root, ".beads", "beads.db"))

@@ -1,0 +1,145 @@
+"""Where a federation log lives: a directory (``log.jsonl`` + ``town.json``) or a git ref.
+
+In git the two files are committed on :data:`REF` (``refs/gastown/federation``)
+of a local bare repository in ``.gt/federation/`` and pushed with plain git to
+the target; a reader fetches that ref into its own cache repository.  A target
+is git when it looks like a git URL (``ssh://``, ``https://``, ``git@host:``,
+``file://``), ends in ``.git``, or is a directory holding a bare repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any
+
+from ..errors import NotFoundError, ValidationError
+
+__all__ = ["REF", "LOG_FILE", "TOWN_FILE", "is_git", "write_dir", "read_dir", "push_git",
+           "fetch_git", "read", "write"]
+
+REF = "refs/gastown/federation"
+LOG_FILE = "log.jsonl"
+TOWN_FILE = "town.json"
+_GIT_ENV = {"GIT_AUTHOR_NAME": "gastown", "GIT_AUTHOR_EMAIL": "gastown@localhost",
+            "GIT_COMMITTER_NAME": "gastown", "GIT_COMMITTER_EMAIL": "gastown@localhost",
+            "GIT_TERMINAL_PROMPT": "0"}
+
+
+class TransportError(NotFoundError):
+    """A target that cannot be read or written (gone, refused, not a log)."""
+
+
+def is_git(url: str) -> bool:
+    """Is ``url`` a git repository (rather than a plain directory)?"""
+    if url.startswith(("ssh://", "https://", "http://", "git://", "file://", "git@")):
+        return True
+    if url.endswith(".git"):
+        return True
+    return os.path.isfile(os.path.join(url, "HEAD")) and os.path.isdir(os.path.join(url, "objects"))
+
+
+def _git(args: list[str], cwd: str, data: bytes | None = None) -> bytes:
+    env = {**os.environ, **_GIT_ENV}
+    try:
+        p = subprocess.run(["git", *args], cwd=cwd, input=data, capture_output=True, env=env,
+                           timeout=300, check=False)
+    except FileNotFoundError:
+        raise TransportError("git is not installed") from None
+    if p.returncode:
+        err = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise TransportError(f"git {args[0]} failed: {err[-1] if err else p.returncode}")
+    return p.stdout
+
+
+def _cache(cache_dir: str) -> str:
+    if not os.path.isdir(os.path.join(cache_dir, "objects")):
+        os.makedirs(cache_dir, exist_ok=True)
+        _git(["init", "-q", "--bare", cache_dir], cwd=os.path.dirname(cache_dir) or ".")
+    return cache_dir
+
+
+def write_dir(path: str, log_bytes: bytes, town: dict[str, Any]) -> None:
+    """Write the log and the town document into directory ``path`` (each atomically)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        for name, data in ((LOG_FILE, log_bytes), (TOWN_FILE, _town_bytes(town))):
+            tmp = os.path.join(path, f".{name}.tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, os.path.join(path, name))
+    except OSError as exc:
+        raise TransportError(f"cannot publish to {path}: {exc.strerror or exc}") from None
+
+
+def _town_bytes(town: dict[str, Any]) -> bytes:
+    return (json.dumps(town, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+def read_dir(path: str) -> tuple[dict[str, Any], bytes]:
+    """(town document, log bytes) of a published directory."""
+    try:
+        with open(os.path.join(path, TOWN_FILE), "rb") as fh:
+            town_raw = fh.read()
+        with open(os.path.join(path, LOG_FILE), "rb") as fh:
+            log = fh.read()
+    except OSError as exc:
+        raise TransportError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _town_doc(town_raw, path), log
+
+
+def _town_doc(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise ValidationError(f"{where}: {TOWN_FILE} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ValidationError(f"{where}: {TOWN_FILE} is not a JSON object")
+    return doc
+
+
+def push_git(url: str, cache_dir: str, log_bytes: bytes, town: dict[str, Any]) -> str:
+    """Commit the files on :data:`REF` of the cache repository and push it to ``url``."""
+    repo = _cache(cache_dir)
+    blobs = [(name, _git(["hash-object", "-w", "--stdin"], repo, data).decode().strip())
+             for name, data in ((LOG_FILE, log_bytes), (TOWN_FILE, _town_bytes(town)))]
+    tree_in = "".join(f"100644 blob {sha}\t{name}\n" for name, sha in blobs).encode()
+    tree = _git(["mktree"], repo, tree_in).decode().strip()
+    parent = subprocess.run(["git", "rev-parse", "-q", "--verify", REF], cwd=repo,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if parent and _git(["rev-parse", f"{parent}^{{tree}}"], repo).decode().strip() == tree:
+        commit = parent
+    else:
+        args = ["commit-tree", tree, "-m", "gastown federation log"]
+        if parent:
+            args += ["-p", parent]
+        commit = _git(args, repo).decode().strip()
+        _git(["update-ref", REF, commit], repo)
+    _git(["push", "-q", url, f"{REF}:{REF}"], repo)
+    return commit
+
+
+def fetch_git(url: str, cache_dir: str, name: str) -> tuple[dict[str, Any], bytes]:
+    """Fetch the log ref of ``url`` into the cache; (town document, log bytes)."""
+    repo = _cache(cache_dir)
+    local = f"refs/gastown/remotes/{name}"
+    _git(["fetch", "-q", "--no-tags", url, f"+{REF}:{local}"], repo)
+    town = _git(["cat-file", "blob", f"{local}:{TOWN_FILE}"], repo)
+    log = _git(["cat-file", "blob", f"{local}:{LOG_FILE}"], repo)
+    return _town_doc(town, url), log
+
+
+def write(url: str, cache_dir: str, log_bytes: bytes, town: dict[str, Any]) -> None:
+    """Publish to a directory or a git repository."""
+    if is_git(url):
+        push_git(url, cache_dir, log_bytes, town)
+    else:
+        write_dir(url, log_bytes, town)
+
+
+def read(url: str, cache_dir: str, name: str) -> tuple[dict[str, Any], bytes]:
+    """Read a published log from a directory or a git repository."""
+    if is_git(url):
+        return fetch_git(url, cache_dir, name)
+    return read_dir(url)
