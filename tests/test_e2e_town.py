@@ -131,7 +131,10 @@ def test_a_pool_of_headless_workers_runs_two_molecules_at_once(cli_town: Path) -
     cfg = root / "town.toml"
     cfg.write_text(cfg.read_text() + (
         '\n[pools.crew]\nrig = "app"\nrole = "worker"\npreset = "command"\n'
-        f'provider = "subprocess"\nmax = 2\ncommand = {json.dumps(_agent_cmd())}\n'))
+        # each step takes a second, so both workers still hold their molecule when the
+        # third sling comes (each sling waits for its session to come up first)
+        'provider = "subprocess"\nmax = 2\n'
+        f'command = {json.dumps(_agent_cmd("--step-delay 1"))}\n'))
     a = gt_json(root, "sling", "engineer-in-box", "app", "--var", "feature=alpha")
     b = gt_json(root, "sling", "engineer-in-box", "app", "--var", "feature=beta")
     assert {a["agent"], b["agent"]} == {"crew-1", "crew-2"}

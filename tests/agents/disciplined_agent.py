@@ -62,6 +62,9 @@ def work_on(step: dict, root: str) -> None:
     log(f"closed {step['id']} of {root}")
 
 
+STEP_DELAY = [0.0]  # --step-delay: seconds spent "thinking" before each step
+
+
 def one_job(deadline: float) -> bool:
     """Do whatever is on the hook; False when nothing came before ``deadline``."""
     while True:
@@ -82,6 +85,8 @@ def one_job(deadline: float) -> bool:
             if step["id"] not in ready:
                 log(f"prime offered {step['id']} but bd ready --mol says {ready}")
                 raise SystemExit(4)
+        if STEP_DELAY[0]:
+            time.sleep(STEP_DELAY[0])
         if step is not None:
             work_on(step, root)
         elif prime["molecule"] is None and prime["hook"]["status"] != "closed":
@@ -107,7 +112,9 @@ def main() -> int:
     parser.add_argument("--once", action="store_true")
     parser.add_argument("--wait", type=float, default=60.0)
     parser.add_argument("--echo", help="append lines read on stdin to this file")
+    parser.add_argument("--step-delay", type=float, default=0.0)
     args = parser.parse_args()
+    STEP_DELAY[0] = args.step_delay
     if args.echo:
         threading.Thread(target=echo_stdin, args=(args.echo,), daemon=True).start()
     log("started")
