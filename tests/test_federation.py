@@ -285,19 +285,26 @@ def test_shuffled_repeated_delivery_converges(ops: list[tuple[str, str | None]],
 
 # ------------------------------------------------------------------ a remote goes away
 def test_a_remote_that_goes_away(three: dict[str, Path]) -> None:
-    a, c = three["a"], three["c"]
+    a, b, c = three["a"], three["b"], three["c"]
     a1 = bead(a, "known before")
     run(a, "gt", "publish")
     run(c, "gt", "remote", "add", "alice", "gt://alice@example.com/atown",
         "--url", str(three["hub"]))
+    run(c, "gt", "remote", "add", "bob", "gt://bob@example.com/btown", "--url", str(three["bdir"]))
+    run(b, "gt", "publish")
     run(c, "gt", "remote", "sync")
     shutil.rmtree(three["hub"])
+    b1 = bead(b, "bob, later", "--labels", "public")
+    run(b, "gt", "publish")
+    both = run(c, "gt", "remote", "sync", rc=3)  # alice is gone; bob still syncs
+    assert "remote alice:" in one_line_error(both) and "Synced bob: 1 new" in both.stdout
+    assert js(c, "bd", "show", f"gt://bob@example.com/btown/_/{b1}")[0]["title"] == "bob, later"
     line = one_line_error(run(c, "gt", "remote", "sync", "alice", rc=3))
     assert line.startswith("Error: remote alice:") or "remote alice:" in line
     assert "3 records known, last synced" in line
     local = bead(c, "local work continues")
     assert js(c, "bd", "show", local)[0]["title"] == "local work continues"
-    state = js(c, "gt", "remote", "list")[0]
+    state = {r["name"]: r for r in js(c, "gt", "remote", "list")}["alice"]
     assert state["count"] == 3 and state["age"].endswith("ago") and state["last_error"]
     assert "synced" in run(c, "gt", "remote", "list").stdout
     shown = js(c, "bd", "show", f"gt://alice@example.com/atown/_/{a1}")[0]
@@ -320,3 +327,16 @@ def test_bulk_kv_calls_on_each_backend(ledger: Any) -> None:
     assert ledger.kv_clear_prefix("fed.bead.a.") == 2
     assert ledger.kv_scan("fed.bead.") == [("fed.bead.ab.x", "3")]
     assert ledger.kv_get("other") == "4"
+
+
+def test_bd_show_of_a_local_id_loads_no_federation_code(tmp_path: Path) -> None:
+    town = make_town(tmp_path, "t", "t@example.com")
+    run(town, "gt", "identity")
+    local = bead(town, "here")
+    probe = ("import sys\nfrom gastown.cli.bd import main\nmain(sys.argv[1:])\n"
+             "print('FED', [m for m in sys.modules if 'federation' in m or 'cryptography' in m],"
+             " file=sys.stderr)\n")
+    proc = subprocess.run([str(BIN / "python"), "-c", probe, "show", local, "--json"], cwd=town,
+                          env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert "FED []" in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)[0]["uri"] == f"gt://t@example.com/t/_/{local}"

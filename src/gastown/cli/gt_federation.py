@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import UsageError, ValidationError
+from ..errors import GastownError, UsageError, ValidationError
 from ._app import Ctx
 from .gt_common import add_action, add_actions, add_parser, clean, get_town, town_ledger
 
@@ -81,10 +81,21 @@ def _remote_sync(ctx: Ctx) -> int:
 
     led = town_ledger(ctx)
     names = [ctx.args.name] if ctx.args.name else [r["name"] for r in list_remotes(led)]
-    results = [sync(led, n, _cache(ctx)) for n in names]
-    ctx.out(results, "\n".join(f"Synced {r['remote']}: {r['new']} new record(s), "
-                               f"{r['applied']} applied, {r['count']} in all"
-                               for r in results) or "No remotes")
+    results, failed = [], []
+    for n in names:  # one remote that fails does not stop the others
+        try:
+            results.append(sync(led, n, _cache(ctx)))
+        except GastownError as exc:
+            failed.append(exc)
+    if results or not failed:
+        ctx.out(results, "\n".join(f"Synced {r['remote']}: {r['new']} new record(s), "
+                                   f"{r['applied']} applied, {r['count']} in all"
+                                   for r in results) or "No remotes")
+    if failed:
+        first = failed[0]
+        if len(failed) > 1:
+            first.args = (f"{first} (and {len(failed) - 1} more remote(s) failed)",)
+        raise first
     return 0
 
 
