@@ -164,6 +164,7 @@ def test_publish_sync_over_git_and_a_path_and_read_across_towns(three: dict[str,
     assert (again["new"], again["applied"], again["count"]) == (0, 0, 5)
     listed = {r["name"]: r for r in js(c, "gt", "remote", "list")}
     assert listed["alice"]["count"] == 5 and listed["alice"]["synced_at"]
+    assert listed["alice"]["member_of"] == ["acme.com"] and listed["bob"]["member_of"] == []
     run(c, "gt", "remote", "remove", "bob")
     assert "no remote" in one_line_error(run(c, "bd", "list", "--remote=bob", rc=3))
 

@@ -137,8 +137,17 @@ def publish(root: str, gt_dir: str, cfg: TownConfig, ledger: Ledger,
     Targets: ``[federation] publish_to`` plus ``to``.  Returns a summary
     (``records`` added, ``total``, ``head``, ``targets``).
     """
+    import fcntl
+
     ident = load_identity(cfg, gt_dir)
     key = keys.load_or_create(gt_dir)
+    with open(os.path.join(fed_dir(gt_dir), "publish.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one publisher at a time appends to the log
+        return _publish_locked(root, gt_dir, ident, key, ledger, to)
+
+
+def _publish_locked(root: str, gt_dir: str, ident: Identity, key: object, ledger: Ledger,
+                    to: list[str] | None) -> dict[str, Any]:
     write_town_json(root, ident)
     state = _state(gt_dir)
     lines = local_log(gt_dir)

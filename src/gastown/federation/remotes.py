@@ -84,9 +84,12 @@ def get_remote(ledger: Ledger, name: str) -> dict[str, Any]:
     if not rec:
         raise NotFoundError(f"no remote {name!r} (gt remote list)")
     st = _load(ledger.kv_get(_S + name))
+    members = sorted(json.loads(v)["body"]["organization"]
+                     for _k, v in ledger.kv_scan(f"fed.emp.{name}.")
+                     if not json.loads(v)["body"].get("ended"))
     return {**rec, "count": int(st.get("count", 0)), "synced_at": st.get("synced_at"),
             "age": age_text(st.get("synced_at")), "public_key": st.get("public_key"),
-            "last_error": st.get("last_error")}
+            "last_error": st.get("last_error"), "member_of": members}
 
 
 def list_remotes(ledger: Ledger) -> list[dict[str, Any]]:

@@ -37,6 +37,8 @@ def is_git(url: str) -> bool:
         return True
     if url.endswith(".git"):
         return True
+    if os.path.exists(os.path.join(url, ".git")):  # a repository with a work tree
+        return True
     return os.path.isfile(os.path.join(url, "HEAD")) and os.path.isdir(os.path.join(url, "objects"))
 
 
