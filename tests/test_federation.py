@@ -104,6 +104,10 @@ def test_bad_input_is_one_line_with_the_stable_codes(tmp_path: Path) -> None:
     assert "publish" in one_line_error(run(town, "gt", "publish", rc=5))
     (town / "town.toml").write_text((town / "town.toml").read_text()
                                     .replace('publish = "some"', 'publish = ["rig:a"]'))
+    (town / ".gt" / "federation").mkdir(parents=True)
+    (town / ".gt" / "federation" / "signing-key.pem").write_text("not a key")
+    assert "not a private key" in one_line_error(run(town, "gt", "identity", rc=5))
+    (town / ".gt" / "federation" / "signing-key.pem").unlink()
     run(town, "gt", "remote", "add", "r", "gt://a.com/c", "--url", str(tmp_path / "nowhere"))
     assert "exists" in one_line_error(run(town, "gt", "remote", "add", "r", "gt://a.com/c",
                                           "--url", "x", rc=4))
@@ -199,6 +203,7 @@ def test_tampered_logs_are_refused_naming_the_record(tmp_path: Path) -> None:
     honest = _lines(tmp_path / "pub" / "log.jsonl")
     assert len(honest) == 5
     other = keys.load_or_create(str(tmp_path / "mallory"))
+    own = keys.load_or_create(str(a / ".gt"))
 
     def with_byte_changed(lines: list[bytes]) -> list[bytes]:
         out = list(lines)
@@ -213,6 +218,8 @@ def test_tampered_logs_are_refused_naming_the_record(tmp_path: Path) -> None:
         "an old one replayed": (honest + [honest[1]], "record #6"),
         "the tail dropped": (honest[:1], "record #2"),
         "signed with another key": (honest[:4] + [_forge(honest[4], other)], "record #5"),
+        "malformed, yet signed": (honest[:4] + [_forge(honest[4], own, body=["x"])],
+                                  "record #5"),
     }
     for case, (lines, names) in cases.items():
         (served / "log.jsonl").write_bytes(b"".join(ln + b"\n" for ln in lines))

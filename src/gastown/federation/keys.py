@@ -29,8 +29,11 @@ def load_or_create(gt_dir: str) -> object:
     path = os.path.join(gt_dir, KEY_FILE)
     if os.path.exists(path):
         with open(path, "rb") as fh:
-            key = serialization.load_pem_private_key(fh.read(), password=None)  # type: ignore[attr-defined]
-        return key
+            pem = fh.read()
+        try:
+            return serialization.load_pem_private_key(pem, password=None)  # type: ignore[attr-defined]
+        except (ValueError, TypeError):
+            raise ValidationError(f"{path} is not a private key; restore it") from None
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     key = ed25519.Ed25519PrivateKey.generate()  # type: ignore[attr-defined]
     pem = key.private_bytes(serialization.Encoding.PEM,  # type: ignore[attr-defined]

@@ -89,6 +89,9 @@ def _structure(rec: dict[str, Any], i: int, prev: str, town: str) -> str | None:
     """What is wrong with record ``i`` apart from its signature (None: nothing)."""
     if set(rec) != _FIELDS:
         return f"malformed (fields {', '.join(sorted(rec))})"
+    if not (isinstance(rec["body"], dict) and isinstance(rec["kind"], str)
+            and isinstance(rec["at"], str) and rec["v"] == VERSION):
+        return "malformed (version, kind, at or body of the wrong kind)"
     if rec["seq"] != i:
         return f"out of order or replayed (seq {rec['seq']} at position {i})"
     if rec["prev"] != prev:

@@ -63,8 +63,12 @@ def _state(gt_dir: str) -> dict[str, Any]:
     path = os.path.join(fed_dir(gt_dir), "state.json")
     if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except ValueError:
+        raise ValidationError(f"{path} is not JSON; restore it (or remove the folder "
+                              f"{fed_dir(gt_dir)} to start a new log)") from None
     return data if isinstance(data, dict) else {}
 
 
