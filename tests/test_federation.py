@@ -66,6 +66,8 @@ def bead(town: Path, title: str, *extra: str) -> str:
 def test_identity_key_and_bead_addresses(tmp_path: Path) -> None:
     town = make_town(tmp_path, "main-town", "alice@example.com",
                      'public_name = "alice-gastown"\nmember_of = ["acme.com"]')
+    at_init = json.loads((town / ".town.json").read_text())  # gt init --owner wrote it
+    assert at_init["uri"] == "gt://alice@example.com/main-town" and at_init["public_key"]
     ident = js(town, "gt", "identity")
     assert (ident["owner"], ident["name"], ident["public_name"]) == \
         ("alice@example.com", "main-town", "alice-gastown")
@@ -104,7 +106,7 @@ def test_bad_input_is_one_line_with_the_stable_codes(tmp_path: Path) -> None:
     assert "publish" in one_line_error(run(town, "gt", "publish", rc=5))
     (town / "town.toml").write_text((town / "town.toml").read_text()
                                     .replace('publish = "some"', 'publish = ["rig:a"]'))
-    (town / ".gt" / "federation").mkdir(parents=True)
+    (town / ".gt" / "federation").mkdir(parents=True, exist_ok=True)
     (town / ".gt" / "federation" / "signing-key.pem").write_text("not a key")
     assert "not a private key" in one_line_error(run(town, "gt", "identity", rc=5))
     (town / ".gt" / "federation" / "signing-key.pem").unlink()
@@ -339,8 +341,7 @@ def test_bulk_kv_calls_on_each_backend(ledger: Any) -> None:
 
 def test_bd_show_of_a_local_id_loads_no_federation_code(tmp_path: Path) -> None:
     town = make_town(tmp_path, "t", "t@example.com")
-    run(town, "gt", "identity")
-    local = bead(town, "here")
+    local = bead(town, "here")  # no gt identity needed: gt init --owner wrote .town.json
     probe = ("import sys\nfrom gastown.cli.bd import main\nmain(sys.argv[1:])\n"
              "print('FED', [m for m in sys.modules if 'federation' in m or 'cryptography' in m],"
              " file=sys.stderr)\n")

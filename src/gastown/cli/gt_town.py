@@ -19,6 +19,10 @@ def _init(ctx: Ctx) -> int:
     a = ctx.args
     town = init_town(a.dir, name=a.name, prefix=a.prefix, provider=a.provider, email=a.email,
                      actor=ctx.actor, owner=a.owner)
+    if a.owner:  # a federated town: its key and .town.json (so beads have a gt:// uri)
+        from ..federation.identity import load_identity, write_town_json
+
+        write_town_json(town.root, load_identity(town.config, town.gt_dir))
     ctx.out({"town": town.root, "name": town.name, "prefix": town.config.town.prefix,
              "config": town.config_path},
             f"Created town {town.name} in {town.root}\n"
