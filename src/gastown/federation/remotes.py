@@ -193,7 +193,7 @@ def sync(ledger: Ledger, name: str, cache_dir: str) -> dict[str, Any]:
                                 known_head=str(st.get("head", "")), source=f"remote {name}"))
     except ValidationError as exc:
         raise LogError(str(exc)) from None
-    changed = merge(_mirror_state(ledger, name), new)
+    changed = merge(_mirror_state(ledger, name), new) if new else {}
     from .log import record_hash
 
     head = record_hash(records[-1]) if records else ""
