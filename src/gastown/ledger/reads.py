@@ -236,6 +236,13 @@ class LedgerReads(LedgerBase):
         with self.store.read() as tx:
             return [(r[0], r[1]) for r in tx.query("SELECT key, value FROM kv ORDER BY key")]
 
+    def kv_scan(self, prefix: str) -> builtins.list[tuple[str, str]]:
+        """Key/value pairs whose key starts with ``prefix``, sorted by key."""
+        with self.store.read() as tx:
+            return [(r[0], r[1]) for r in tx.query(
+                "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+                (len(prefix), prefix))]
+
     def config(self) -> dict[str, str]:
         """The ledger's configuration table."""
         with self.store.read() as tx:

@@ -102,6 +102,24 @@ class LedgerWrites(LedgerBase):
         with self.transaction() as t:
             t.kv_set(key, value)
 
+    def kv_set_many(self, items: Sequence[tuple[str, str]], event: str = "kv.set_many",
+                    payload: dict[str, Any] | None = None) -> None:
+        """Set many keys in one transaction with one ``event`` (a bulk mirror, e.g. a sync)."""
+        with self.transaction() as t:
+            if items:
+                t.tx.executemany("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                                 "DO UPDATE SET value = excluded.value", list(items))
+            t.emit(event, None, {"count": len(items), **(payload or {})})
+
+    def kv_clear_prefix(self, prefix: str) -> int:
+        """Remove every key starting with ``prefix`` (one transaction); how many went."""
+        with self.transaction() as t:
+            n = t.tx.execute("DELETE FROM kv WHERE substr(key, 1, ?) = ?",
+                             (len(prefix), prefix))
+            if n:
+                t.emit("kv.cleared", None, {"prefix": prefix, "count": n})
+            return n
+
     def kv_clear(self, key: str) -> bool:
         """Remove a key from the key/value store."""
         with self.transaction() as t:
