@@ -161,7 +161,7 @@ def _show_text(b: dict[str, Any]) -> str:
             for e in edges:
                 title = e.get("title")
                 desc = (f"{title} [P{e.get('priority')}] [{e.get('status')}]" if title
-                        else "(unknown)")
+                        else e.get("remote_reason") or "(unknown)")
                 lines.append(f"  {arrow} {e[other]}: {desc} ({e['type']})")
     comments = b.get("comments") or []
     if comments:
@@ -183,8 +183,18 @@ def _show(ctx: Ctx) -> int:
         b["comments"] = _string_ids(b.get("comments") or [])
         if town:
             b["uri"] = _bead_uri(town, b)
+        _remote_reasons(ctx, b)
     ctx.out(beads, lambda: "\n\n".join(_show_text(b) for b in beads))
     return 0
+
+
+def _remote_reasons(ctx: Ctx, b: dict[str, Any]) -> None:
+    """Say why each edge to another town's bead holds (``remote_reason``)."""
+    for e in b.get("dependencies") or []:
+        if str(e.get("depends_on_id", "")).startswith("gt://"):
+            from ..federation.deps import reason
+
+            e["remote_reason"] = reason(ctx.ledger, e["depends_on_id"])
 
 
 def _town_address(ctx: Ctx) -> str | None:
@@ -371,13 +381,22 @@ def _comments(ctx: Ctx) -> int:
 
 
 # ---------------------------------------------------------------------- dep
+def _dep_target(ctx: Ctx, text: str) -> str:
+    """A local id, or another town's bead (``gt://``/``hop://``) in its canonical form."""
+    if text.startswith(("gt://", "hop://")):
+        from ..federation.deps import canonical
+
+        return canonical(text)
+    return ctx.resolve(text)
+
+
 def _dep(ctx: Ctx) -> int:
     a = ctx.args
     led = ctx.ledger
     if a.action == "add":
         if len(a.args) != 2:
             raise UsageError("usage: bd dep add ISSUE DEPENDS_ON [-t TYPE]")
-        issue, target = ctx.resolve(a.args[0]), ctx.resolve(a.args[1])
+        issue, target = ctx.resolve(a.args[0]), _dep_target(ctx, a.args[1])
         added = led.add_dep(issue, target, a.type)
         ctx.out({"issue_id": issue, "depends_on_id": target, "type": a.type, "added": added},
                 f"✓ Added dependency: {issue} depends on {target} ({a.type})" if added else
@@ -386,7 +405,7 @@ def _dep(ctx: Ctx) -> int:
     if a.action in ("remove", "rm"):
         if len(a.args) != 2:
             raise UsageError("usage: bd dep remove ISSUE DEPENDS_ON")
-        issue, target = ctx.resolve(a.args[0]), ctx.resolve(a.args[1])
+        issue, target = ctx.resolve(a.args[0]), _dep_target(ctx, a.args[1])
         n = led.remove_dep(issue, target, a.type if a.type_given else None)
         ctx.out({"issue_id": issue, "depends_on_id": target, "removed": n},
                 f"✓ Removed dependency: {issue} no longer depends on {target}")

@@ -166,6 +166,11 @@ def _blocked(ctx: Ctx) -> int:
             if b["blocked_by"]:
                 lines.append(f"  Blocked by {len(b['blocked_by'])} open dependencies: "
                              f"[{', '.join(b['blocked_by'])}]")
+            for target in b["blocked_by"]:
+                if target.startswith("gt://"):  # another town's bead: say why it holds
+                    from ..federation.deps import reason
+
+                    lines.append(f"  Remote: {reason(ctx.ledger, target)}")
             for why in b.get("held_by", []):
                 lines.append(f"  Held: {why}")
         return "\n".join(lines)

@@ -203,9 +203,18 @@ def sync(ledger: Ledger, name: str, cache_dir: str) -> dict[str, Any]:
     items.append((_S + name, json.dumps(sync_state, sort_keys=True)))
     ledger.kv_set_many(items, "federation.synced",
                        {"remote": name, "new": len(new), "applied": len(changed),
-                        "count": len(records)})
+                        "count": len(records)},
+                       remote_closed=_remote_dep_states(remote["uri"], changed))
     return {"remote": name, "new": len(new), "applied": len(changed), "count": len(records),
             "head": head}
+
+
+def _remote_dep_states(town_uri: str, changed: dict[str, dict[str, Any]]) -> dict[str, bool]:
+    """Cross-town dependencies: the closed state of each changed remote bead, which the
+    sync's transaction hands to the ready rule (see :mod:`.deps`)."""
+    from .deps import closed_states
+
+    return closed_states(town_uri, changed)
 
 
 def remote_for(ledger: Ledger, uri: BeadURI) -> dict[str, Any]:

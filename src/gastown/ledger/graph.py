@@ -95,7 +95,8 @@ class LedgerGraph(LedgerReads):
             if (r[1] == "closed") != (r[10] is not None):
                 problems.append(f"{r[0]}: closed_at does not match status {r[1]}")
         known = set(beads)
-        dangling = sum(1 for e in edges if e[1] not in known and e[2] != "related")
+        dangling = sum(1 for e in edges if e[1] not in known and e[2] != "related"
+                       and not str(e[1]).startswith("gt://"))  # remote: held by the sync
         if dangling:
             problems.append(f"{dangling} dependencies point at unknown issues (they never block)")
         for cycle in self.find_cycles():

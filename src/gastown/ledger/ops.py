@@ -486,8 +486,11 @@ class Txn(Writes):
         dep_type = check_dep_type(dep_type)
         if issue_id == depends_on_id:
             raise CycleError(f"{issue_id} cannot depend on itself")
+        remote = depends_on_id.startswith("gt://")  # another town's bead (federation)
+        if remote and dep_type == "parent-child":
+            raise UsageError(f"{depends_on_id}: another town's bead cannot be a parent")
         for bid in (issue_id, depends_on_id):
-            if not self.exists(bid):
+            if not (remote and bid == depends_on_id) and not self.exists(bid):
                 raise NotFoundError(f"no issue found matching {bid!r}")
         if dep_type in _ready.BLOCKING_DEP_TYPES or dep_type == "parent-child":
             path = self.path_between(depends_on_id, issue_id, dep_type)

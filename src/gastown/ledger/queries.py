@@ -9,7 +9,7 @@ Every statement is portable: it runs unchanged on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from .ready import BLOCKING_DEP_TYPES, DONE_STATUSES
+from .ready import BLOCKING_DEP_TYPES, DONE_STATUSES, REMOTE_CLOSED_PREFIX
 from .rows import load_json
 
 TYPE_CHECKING = False
@@ -88,6 +88,11 @@ class Reads:
                                "WHERE c.depends_on_id = ? AND c.type = 'parent-child' "
                                "AND k.status <> 'closed'", (target,)):
                     out.append(target)
+        out += [r[0] for r in self.tx.query(  # other towns' beads not closed as of the last sync
+            "SELECT d.depends_on_id FROM dependencies d WHERE d.issue_id = ? AND d.type IN "
+            f"({', '.join(repr(t) for t in BLOCKING_DEP_TYPES)}) "
+            "AND substr(d.depends_on_id, 1, 5) = 'gt://' AND NOT EXISTS (SELECT 1 FROM kv r "
+            f"WHERE r.key = '{REMOTE_CLOSED_PREFIX}' || d.depends_on_id)", (bead_id,))]
         return sorted(out)
 
     def open_blockers_of(self, bead_ids: Sequence[str]) -> dict[str, list[str]]:

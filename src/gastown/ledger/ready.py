@@ -6,6 +6,11 @@ Definitions
   exists and is *active* (status not in :data:`DONE_STATUSES`).  A ``waits-for``
   edge also blocks while any child of its target is not closed.  Edges to unknown
   or deleted targets never block; other edge types never block.
+* A blocking edge to **another town's bead** (a target starting with ``gt://``,
+  stored in the canonical rig-less form ``gt://E/C/_/ID``) blocks until that bead
+  is known *closed as of the last sync*: the sync keeps the key
+  ``fed.closed.<target>`` in ``kv`` (:data:`REMOTE_CLOSED_PREFIX`) and calls
+  :func:`set_remote_closed` in its own transaction.  Unknown remote beads hold.
 * A bead is **self-held** if it has a blocking edge, or its status is in
   :data:`HOLDING_STATUSES`.  A bead is **held** if it or any ``parent-child``
   ancestor is self-held.  Its **hold_until** is the latest ``defer_until`` of it and
@@ -46,6 +51,8 @@ __all__ = [
     "seeds_for_existence_change",
     "reference_ready",
     "reference_held",
+    "REMOTE_CLOSED_PREFIX",
+    "set_remote_closed",
 ]
 
 BLOCKING_DEP_TYPES = ("blocks", "conditional-blocks", "waits-for")
@@ -53,6 +60,9 @@ BLOCKING_DEP_TYPES = ("blocks", "conditional-blocks", "waits-for")
 DONE_STATUSES = ("closed", "pinned")
 #: statuses that hold a bead (and its descendants) by themselves
 HOLDING_STATUSES = ("blocked", "deferred")
+
+#: kv key prefix the sync keeps for each remote bead closed as of the last sync
+REMOTE_CLOSED_PREFIX = "fed.closed."
 
 _q = ", ".join
 _BLOCKING = _q(f"'{t}'" for t in BLOCKING_DEP_TYPES)
@@ -71,6 +81,11 @@ SELF_HELD_SQL = f"""(
                JOIN issues k ON k.id = c.issue_id
                WHERE d.issue_id = i.id AND d.type = 'waits-for' AND k.status <> 'closed'
                  AND EXISTS (SELECT 1 FROM issues t WHERE t.id = d.depends_on_id))
+    OR EXISTS (SELECT 1 FROM dependencies d
+               WHERE d.issue_id = i.id AND d.type IN ({_BLOCKING})
+                 AND substr(d.depends_on_id, 1, 5) = 'gt://'
+                 AND NOT EXISTS (SELECT 1 FROM kv r
+                                 WHERE r.key = '{REMOTE_CLOSED_PREFIX}' || d.depends_on_id))
 )"""
 
 #: the ready rule as a WHERE clause over ``issues``; one parameter: now (RFC 3339)
@@ -118,6 +133,25 @@ def seeds_for_status_change(tx: Tx, bead_id: str, old: str | None, new: str | No
             "ON w.depends_on_id = pc.depends_on_id AND w.type = 'waits-for' "
             "WHERE pc.issue_id = ? AND pc.type = 'parent-child'", (bead_id,)))
     return seeds
+
+
+def set_remote_closed(tx: Tx, target: str, closed: bool) -> int:
+    """Record whether remote bead ``target`` (canonical ``gt://E/C/_/ID``) is closed,
+    and refresh the holds of the beads that depend on it, in ``tx``; beads re-checked."""
+    key = REMOTE_CLOSED_PREFIX + target
+    was = tx.one("SELECT 1 FROM kv WHERE key = ?", (key,)) is not None
+    if was == closed:
+        return 0
+    if closed:
+        tx.execute("INSERT INTO kv (key, value) VALUES (?, '1')", (key,))
+    else:
+        tx.execute("DELETE FROM kv WHERE key = ?", (key,))
+    seeds = [r[0] for r in tx.query(
+        f"SELECT issue_id FROM dependencies WHERE depends_on_id = ? AND type IN ({_BLOCKING})",
+        (target,))]
+    if seeds:
+        refresh(tx, seeds)
+    return len(seeds)
 
 
 def seeds_for_existence_change(tx: Tx, bead_id: str, status: str | None,
@@ -225,12 +259,15 @@ def recompute_all(tx: Tx) -> int:
 
 
 def reference_held(beads: Mapping[str, Mapping[str, Any]],
-                   deps: Iterable[tuple[str, str, str]], now: str) -> dict[str, bool]:
+                   deps: Iterable[tuple[str, str, str]], now: str,
+                   remote_closed: Iterable[str] = ()) -> dict[str, bool]:
     """Whether each bead is held, computed from scratch (tests and ``doctor`` use it).
 
     ``beads`` maps id → fields (``status``, ``defer_until``); ``deps`` are
-    ``(issue_id, depends_on_id, type)`` triples.
+    ``(issue_id, depends_on_id, type)`` triples; ``remote_closed`` the ``gt://``
+    targets known closed as of the last sync.
     """
+    closed_remote = set(remote_closed)
     edges = list(deps)
     parents: dict[str, list[str]] = {}
     children: dict[str, list[str]] = {}
@@ -246,6 +283,9 @@ def reference_held(beads: Mapping[str, Mapping[str, Any]],
                  or bool(b.get("defer_until") and b["defer_until"] > now)
                  for bid, b in beads.items()}
     for src, dst, typ in edges:
+        if (src in beads and typ in BLOCKING_DEP_TYPES and dst.startswith("gt://")
+                and dst not in closed_remote):
+            self_held[src] = True
         if src not in beads or typ not in BLOCKING_DEP_TYPES or dst not in beads:
             continue
         if active(dst):

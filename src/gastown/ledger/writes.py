@@ -103,12 +103,19 @@ class LedgerWrites(LedgerBase):
             t.kv_set(key, value)
 
     def kv_set_many(self, items: Sequence[tuple[str, str]], event: str = "kv.set_many",
-                    payload: dict[str, Any] | None = None) -> None:
-        """Set many keys in one transaction with one ``event`` (a bulk mirror, e.g. a sync)."""
+                    payload: dict[str, Any] | None = None,
+                    remote_closed: Mapping[str, bool] | None = None) -> None:
+        """Set many keys in one transaction with one ``event`` (a bulk mirror, e.g. a sync).
+
+        ``remote_closed`` (``gt://`` bead → closed as of this sync) updates the holds of
+        the beads that depend on those remote beads in the same transaction.
+        """
         with self.transaction() as t:
             if items:
                 t.tx.executemany("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) "
                                  "DO UPDATE SET value = excluded.value", list(items))
+            for target, closed in (remote_closed or {}).items():
+                _ready.set_remote_closed(t.tx, target, closed)
             t.emit(event, None, {"count": len(items), **(payload or {})})
 
     def kv_clear_prefix(self, prefix: str) -> int:
