@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("gastown.cli.gt_federation", "append pending records to the signed federation "
                                              "log and write it out"),
     "remote": ("gastown.cli.gt_federation", "other towns: add, list, remove, sync (verified)"),
+    "delegate": ("gastown.cli.gt_delegation", "hand a bead to another town (a signed "
+                                              "delegation record)"),
+    "delegation": ("gastown.cli.gt_delegation", "delegations to and from this town: list, "
+                                                "accept, reject"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
 }

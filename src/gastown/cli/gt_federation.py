@@ -48,6 +48,11 @@ def _remote_add(ctx: Ctx) -> int:
 
     a = ctx.args
     rec = add(town_ledger(ctx), a.name, a.uri, a.url)
+    if a.accept_delegations:
+        from ..federation.delegation import set_auto_accept
+
+        set_auto_accept(town_ledger(ctx), a.name)
+        rec["accept_delegations"] = True
     ctx.out(rec, f"Added remote {a.name} = {rec['uri']} from {clean(a.url)} "
                  f"(next: gt remote sync {a.name})")
     return 0
@@ -91,12 +96,29 @@ def _remote_sync(ctx: Ctx) -> int:
         ctx.out(results, "\n".join(f"Synced {r['remote']}: {r['new']} new record(s), "
                                    f"{r['applied']} applied, {r['count']} in all"
                                    for r in results) or "No remotes")
+    _after_sync_delegations(ctx, results)
     if failed:
         first = failed[0]
         if len(failed) > 1:
             first.args = (f"{first} (and {len(failed) - 1} more remote(s) failed)",)
         raise first
     return 0
+
+
+def _after_sync_delegations(ctx: Ctx, results: list[dict[str, Any]]) -> None:
+    """Delegations after a sync: auto-accept, then complete what is done (stderr notes)."""
+    import sys
+
+    from ..federation.delegation import after_sync
+
+    if not results:
+        return
+    town = get_town(ctx)
+    res = after_sync(town_ledger(ctx), town.gt_dir, town.config)
+    for d in res["accepted"]:
+        print(f"Accepted delegation {d['id']} as {d['bead']}", file=sys.stderr)
+    for d in res["completed"]:
+        print(f"Delegated parts done: {d['id']} ({d['action']})", file=sys.stderr)
 
 
 def _bd_cache(ctx: Ctx) -> str:
@@ -198,6 +220,8 @@ def setup(name: str, sub: Any) -> None:
         q.add_argument("uri", metavar="gt://ENTITY/CHAIN")
         q.add_argument("--url", required=True, metavar="PATH|GIT-URL",
                        help="where that town publishes its log")
+        q.add_argument("--accept-delegations", action="store_true",
+                       help="accept this town's delegations on sync")
         q.set_defaults(func=_remote_add)
         q = add_action(actions, "list", "remotes, what is known of each and its age")
         q.set_defaults(func=_remote_list)

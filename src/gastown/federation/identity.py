@@ -31,7 +31,8 @@ __all__ = ["Identity", "load_identity", "write_town_json", "TOWN_JSON", "FED_KEY
 
 TOWN_JSON = ".town.json"
 #: (``auto_publish`` -- publishing after every change -- is not built yet, so refused)
-FED_KEYS = {"owner", "public_name", "publish", "publish_to", "member_of"}
+FED_KEYS = {"owner", "public_name", "publish", "publish_to", "member_of",
+            "on_delegated_done"}
 
 
 @dataclass

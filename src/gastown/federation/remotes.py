@@ -160,6 +160,13 @@ def _mirror_state(ledger: Ledger, name: str) -> dict[str, dict[str, Any]]:
     return state
 
 
+def _delegation_items(name: str, records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Delegation records (kept unapplied by :func:`merge`) for the mirror of ``name``."""
+    from .delegation import mirror_items
+
+    return mirror_items(name, records)
+
+
 def sync(ledger: Ledger, name: str, cache_dir: str) -> dict[str, Any]:
     """Fetch, verify and apply a remote's log; a summary (``new``, ``applied``, ``count``).
 
@@ -200,6 +207,7 @@ def sync(ledger: Ledger, name: str, cache_dir: str) -> dict[str, Any]:
     sync_state = {"count": len(records), "head": head, "public_key": key,
                   "synced_at": _iso(_now())}
     items = [(_slot_kv(name, slot), json.dumps(e, sort_keys=True)) for slot, e in changed.items()]
+    items.extend(_delegation_items(name, new))
     items.append((_S + name, json.dumps(sync_state, sort_keys=True)))
     ledger.kv_set_many(items, "federation.synced",
                        {"remote": name, "new": len(new), "applied": len(changed),

@@ -1,0 +1,272 @@
+"""Delegation: a bead handed to another town, its status flowing back, completion cascading up.
+
+Records (same signed envelope as every other, see :mod:`.log`):
+
+* ``delegation`` (in the delegator's log): ``{"id", "from": bead URI, "to": town URI,
+  "rig", "terms", "title", "description", "by"}``;
+* ``delegation.answer`` (in the delegatee's log): ``{"id", "delegator": town URI,
+  "answer": "accepted"|"rejected", "reason", "bead": URI of the bead made, "by"}``.
+
+A sync mirrors both kinds (:func:`mirror_items`) into the key/value store:
+``fed.dlg.REMOTE.ID`` and ``fed.dlga.REMOTE.ID``.  This town's own decisions are
+``fed.dlgin.ID`` and the delegations it made ``fed.dlgout.ID``.  The bead made on
+acceptance carries ``metadata.delegated_from`` (the delegator's bead URI) and
+``metadata.delegation`` (the id): the link back is metadata, not a dependency.
+
+Completion (:func:`cascade`): a local bead with delegations completes when every
+delegation not rejected was accepted and its bead (as last synced) is closed, and
+every local child is closed.  ``[federation] on_delegated_done`` chooses ``"close"``
+(the default) or ``"ready"`` (the label ``delegation:ready`` is added instead).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from typing import Any
+
+from ..config import TownConfig
+from ..errors import ConflictError, NotFoundError, UsageError, ValidationError
+from ..ledger.core import Ledger
+from . import keys, transport
+from .identity import load_identity
+from .log import canonical, make_record, parse_lines, record_hash
+from .uris import BeadURI, format_uri, parse, rig_of
+
+__all__ = ["delegate", "mirror_items", "incoming", "answer", "cascade", "outgoing",
+           "append_records", "POLICIES", "READY_LABEL"]
+
+KINDS = ("delegation", "delegation.answer")
+POLICIES = ("close", "ready")
+READY_LABEL = "delegation:ready"
+_OUT, _IN = "fed.dlgout.", "fed.dlgin."
+
+
+def _load(v: str | None) -> dict[str, Any]:
+    data = json.loads(v) if v else {}
+    return data if isinstance(data, dict) else {}
+
+
+def policy(cfg: TownConfig) -> str:
+    """``[federation] on_delegated_done`` (``"close"`` unless set)."""
+    fed = (cfg.raw or {}).get("federation") or {}
+    value = fed.get("on_delegated_done", "close") if isinstance(fed, dict) else "close"
+    if value not in POLICIES:
+        raise ValidationError(f"{cfg.path}: federation.on_delegated_done: {value!r} is not "
+                              "\"close\" or \"ready\"")
+    return str(value)
+
+
+def append_records(gt_dir: str, cfg: TownConfig, records: list[tuple[str, dict[str, Any]]]
+                   ) -> None:
+    """Append signed records to the town's own log (under the publish lock)."""
+    from .publish import _save_state, _state, fed_dir, local_log, now_iso
+
+    ident = load_identity(cfg, gt_dir)
+    key = keys.load_or_create(gt_dir)
+    with open(os.path.join(fed_dir(gt_dir), "publish.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = _state(gt_dir)
+        lines = local_log(gt_dir)
+        if len(lines) != int(state.get("count", len(lines))):
+            raise ValidationError(f"{fed_dir(gt_dir)}: log.jsonl and state.json disagree; "
+                                  "restore the folder")
+        head = record_hash(parse_lines(lines[-1:], "log.jsonl")[0]) if lines else ""
+        raw: list[bytes] = []
+        for kind, body in records:
+            rec = make_record(key, seq=len(lines) + len(raw) + 1, prev=head,
+                              town=str(ident.uri), kind=kind, at=now_iso(), body=body)
+            raw.append(canonical(rec))
+            head = hashlib.sha256(raw[-1]).hexdigest()
+        with open(os.path.join(fed_dir(gt_dir), transport.LOG_FILE), "ab") as fh:
+            fh.write(b"".join(r + b"\n" for r in raw))
+        state["count"] = len(lines) + len(raw)
+        _save_state(gt_dir, state)
+
+
+def _target(text: str) -> tuple[str, str | None]:
+    """``gt://E/C[/RIG]`` -> (town URI, rig or None)."""
+    if not text.startswith(("gt://", "hop://")):
+        raise UsageError(f"delegatee {text!r}: expected gt://ENTITY/CHAIN[/RIG]")
+    parts = text.split("://", 1)[1].split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"delegatee {text!r}: expected gt://ENTITY/CHAIN[/RIG]")
+    town = parse(format_uri(parts[0], parts[1]), what="delegatee")
+    if len(parts) == 3:
+        parse(f"{town}/{parts[2]}/x", what="delegatee")  # checks the rig segment
+    return str(town), (parts[2] if len(parts) == 3 else None)
+
+
+def parse_terms(text: str | None) -> dict[str, str]:
+    """``portion=backend,deadline=2025-02-01`` -> a dict (bad pairs refused)."""
+    out: dict[str, str] = {}
+    for pair in (text or "").split(","):
+        if not pair.strip():
+            continue
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise UsageError(f"--terms {pair!r}: expected KEY=VALUE[,KEY=VALUE…]")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def delegate(ledger: Ledger, gt_dir: str, cfg: TownConfig, local_id: str, to: str,
+             terms: dict[str, str]) -> dict[str, Any]:
+    """Publish a ``delegation`` of bead ``local_id`` to town ``to``; the record's body."""
+    town_uri, rig = _target(to)
+    ident = load_identity(cfg, gt_dir)
+    if town_uri == str(ident.uri):
+        raise UsageError(f"delegatee {to}: that is this town")
+    bead = dict(ledger.show(local_id))
+    if bead.get("status") == "closed":
+        raise ConflictError(f"{local_id} is closed; nothing to delegate")
+    src = format_uri(ident.owner, ident.name, rig_of(bead), str(bead["id"]))
+    did = "dlg-" + hashlib.sha256(f"{src}>{town_uri}>{rig}".encode()).hexdigest()[:10]
+    if ledger.kv_get(_OUT + did):
+        raise ConflictError(f"{local_id} is already delegated to {to} ({did})")
+    body = {"id": did, "from": src, "to": town_uri, "rig": rig, "terms": terms,
+            "title": bead.get("title", ""), "description": bead.get("description") or "",
+            "by": ledger.actor}
+    append_records(gt_dir, cfg, [("delegation", body)])
+    ledger.kv_set(_OUT + did, json.dumps({**body, "local": bead["id"]}, sort_keys=True))
+    return body
+
+
+def mirror_items(name: str, records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The key/value items a sync of remote ``name`` writes for delegation records."""
+    items = []
+    for rec in records:
+        body = rec.get("body") or {}
+        if rec.get("kind") in KINDS and isinstance(body.get("id"), str):
+            kv = "fed.dlg." if rec["kind"] == "delegation" else "fed.dlga."
+            entry = {"seq": rec["seq"], "at": rec["at"], "town": rec["town"], "body": body}
+            items.append((f"{kv}{name}.{body['id']}", json.dumps(entry, sort_keys=True)))
+    return items
+
+
+def incoming(ledger: Ledger, cfg: TownConfig, gt_dir: str) -> list[dict[str, Any]]:
+    """Delegations to this town from synced remotes, each with ``remote`` and ``status``."""
+    me = str(load_identity(cfg, gt_dir).uri)
+    out = []
+    for k, v in ledger.kv_scan("fed.dlg."):
+        remote = k[len("fed.dlg."):].rsplit(".", 1)[0]
+        e = json.loads(v)
+        body = e["body"]
+        if body.get("to") != me:
+            continue
+        mine = _load(ledger.kv_get(_IN + body["id"]))
+        out.append({**body, "remote": remote, "at": e["at"],
+                    "status": mine.get("status", "pending"), "bead": mine.get("bead"),
+                    "answered_by": mine.get("by")})
+    return sorted(out, key=lambda d: (d["at"], d["id"]))
+
+
+def answer(ledger: Ledger, gt_dir: str, cfg: TownConfig, ids: list[str], accept: bool,
+           reason: str | None = None) -> list[dict[str, Any]]:
+    """Accept (a bead is made, linked back) or reject pending delegations; the answers."""
+    pending = {d["id"]: d for d in incoming(ledger, cfg, gt_dir)}
+    for did in ids:
+        if did not in pending:
+            raise NotFoundError(f"no delegation {did!r} to this town (gt delegation list)")
+        if pending[did]["status"] != "pending":
+            raise ConflictError(f"delegation {did} is already {pending[did]['status']}")
+    ident = load_identity(cfg, gt_dir)
+    records, done = [], []
+    for did in ids:
+        d = pending[did]
+        bead_uri = None
+        if accept:
+            meta = {"delegated_from": d["from"], "delegation": did,
+                    "delegator": _town_of(d["from"]), "terms": d.get("terms") or {},
+                    "accepted_by": ledger.actor}
+            if d.get("rig"):
+                meta["rig"] = d["rig"]
+            made = ledger.create(d.get("title") or did, description=d.get("description") or "",
+                                 metadata=meta)
+            bead_uri = format_uri(ident.owner, ident.name, d.get("rig"), str(made["id"]))
+        status = "accepted" if accept else "rejected"
+        mine = {"status": status, "bead": bead_uri, "by": ledger.actor, "reason": reason}
+        ledger.kv_set(_IN + did, json.dumps(mine, sort_keys=True))
+        records.append(("delegation.answer", {"id": did, "delegator": _town_of(d["from"]),
+                                              "answer": status, "reason": reason,
+                                              "bead": bead_uri, "by": ledger.actor}))
+        done.append({"id": did, "status": status, "bead": bead_uri, "by": ledger.actor})
+    if records:
+        append_records(gt_dir, cfg, records)
+    return done
+
+
+def _town_of(uri: str) -> str:
+    u = parse(uri)
+    return str(BeadURI(u.entity, u.chain))
+
+
+def set_auto_accept(ledger: Ledger, remote: str) -> None:
+    """Accept every delegation from ``remote`` on sync (``gt remote add --accept-delegations``)."""
+    ledger.kv_set(f"fed.dlgauto.{remote}", "1")
+
+
+def after_sync(ledger: Ledger, gt_dir: str, cfg: TownConfig) -> dict[str, Any]:
+    """After ``gt remote sync``: accept from auto-accepting remotes, then :func:`cascade`."""
+    auto = [d["id"] for d in incoming(ledger, cfg, gt_dir)
+            if d["status"] == "pending" and ledger.kv_get(f"fed.dlgauto.{d['remote']}")]
+    accepted = answer(ledger, gt_dir, cfg, auto, True) if auto else []
+    return {"accepted": accepted, "completed": cascade(ledger, cfg)}
+
+
+def outgoing(ledger: Ledger) -> list[dict[str, Any]]:
+    """Delegations this town made, each with the delegatee's answer and bead status."""
+    from .remotes import list_remotes
+
+    by_town = {r["uri"]: r["name"] for r in list_remotes(ledger)}
+    out = []
+    for _k, v in ledger.kv_scan(_OUT):
+        d = json.loads(v)
+        remote = by_town.get(d["to"])
+        ans = _load(ledger.kv_get(f"fed.dlga.{remote}.{d['id']}")).get("body", {}) \
+            if remote else {}
+        status, part = ans.get("answer", "pending"), None
+        if status == "accepted" and ans.get("bead"):
+            entry = _load(ledger.kv_get(f"fed.bead.{remote}.{parse(ans['bead']).issue}"))
+            if entry.get("kind") == "bead":
+                part = entry["body"]["bead"].get("status")
+                if part == "closed":
+                    status = "done"
+        out.append({**d, "remote": remote, "status": status, "part_status": part,
+                    "answered_by": ans.get("by"), "reason": ans.get("reason"),
+                    "delegatee_bead": ans.get("bead")})
+    return sorted(out, key=lambda d: d["id"])
+
+
+def cascade(ledger: Ledger, cfg: TownConfig) -> list[dict[str, Any]]:
+    """Complete the local beads whose delegated parts and children are all done."""
+    how = policy(cfg)
+    parts: dict[str, list[str]] = {}
+    where: dict[str, list[str]] = {}
+    for d in outgoing(ledger):
+        if d["status"] != "rejected":
+            parts.setdefault(str(d["local"]), []).append(d["status"])
+            where.setdefault(str(d["local"]), []).append(
+                f"{d['delegatee_bead']} (accepted by {d['answered_by']})")
+    completed = []
+    for local, states in sorted(parts.items()):
+        if not states or any(s != "done" for s in states):
+            continue
+        try:
+            bead = dict(ledger.show(local))
+        except NotFoundError:
+            continue
+        if bead.get("status") == "closed" or READY_LABEL in (bead.get("labels") or ()):
+            continue
+        kids = [e for e in ledger.dependents(local) if e.get("type") == "parent-child"]
+        if any(e.get("status") != "closed" for e in kids):
+            continue
+        if how == "close":
+            ledger.close_bead(local, reason="delegated parts done: "
+                              + ", ".join(where[local]))
+        else:
+            ledger.add_label(local, READY_LABEL)
+        completed.append({"id": local, "action": how, "by": ledger.actor})
+    return completed
