@@ -12,9 +12,10 @@ sha256 of the previous record's full canonical bytes (``""`` for record 1).
 
 Kinds: ``town`` (the identity: names and public key), ``employment``
 (``{"entity", "organization"}``), ``bead`` (``{"id", "uri", "rig", "bead": snapshot,
-"ledger_seq"}``), ``bead.withdrawn`` (deleted, or no longer published).  Later kinds
-(``delegation``, ``dependency``) follow the same envelope; a reader applies the
-kinds it knows and keeps the rest verified but unapplied.
+"ledger_seq"}``), ``bead.withdrawn`` (deleted, or no longer published),
+``delegation`` and ``delegation.answer`` (see :mod:`.delegation`).  Later kinds
+follow the same envelope; a reader applies the kinds it knows and keeps the rest
+verified but unapplied.
 """
 
 from __future__ import annotations
