@@ -99,6 +99,8 @@ def test_completion_cascades_prime_sub_contractor(towns: dict[str, Path]) -> Non
     assert status(p, job) != "closed"
     run(p, "gt", "remote", "sync")
     assert status(p, job) == "closed"
+    reason = js(p, "bd", "show", job)[0]["close_reason"]  # who took the part, and where
+    assert f"{SUB}/backend/{sub_id} (accepted by sub/crew/sam)" in reason
     (done,) = js(p, "gt", "delegation", "list")["outgoing"]
     assert done["status"] == "done" and done["part_status"] == "closed"
 
