@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": (_Q, "find beads by text"),
     "stats": (_U, "counts by state, ready, lead time (same as status)"),
     "events": (_Q, "the event log (--follow to keep reading)"),
+    "audit": ("gastown.cli.bd_audit", "everything an actor did, here and in synced towns"),
     "prime": (_Q, "a compact summary of ready and in-progress work for an agent"),
     "export": (_A, "write beads as JSONL (default .beads/issues.jsonl)"),
     "import": (_A, "upsert beads from JSONL"),

@@ -93,12 +93,35 @@ def _list(ctx: Ctx) -> int:
         from .gt_federation import bd_list_remote
 
         return bd_list_remote(ctx, _filter, _list_text)
+    if a.org:  # the work of an organisation's members, here and in synced towns
+        return _list_org(ctx)
     f = _filter(ctx)
     f.include_closed = bool(a.all) or bool(f.status)
     led = ctx.ledger
     beads = led.list(f, sort=a.sort, reverse=a.reverse, limit=a.limit)
     total = led.count(f) if a.limit and len(beads) == a.limit and not ctx.json else len(beads)
     ctx.out(beads, lambda: _list_text(beads, total))
+    return 0
+
+
+def _list_org(ctx: Ctx) -> int:
+    """``bd list --org=ORG``: beads of the organisation's members, with where they live."""
+    from ..federation.aggregate import org_beads
+
+    beads = org_beads(ctx.ledger, ctx.args.org, include_closed=bool(ctx.args.all))
+    total = len(beads)
+    if ctx.args.limit:
+        beads = beads[:ctx.args.limit]
+
+    def text() -> str:
+        if not beads:
+            return f"No beads by members of {ctx.args.org} (here or in synced towns)"
+        lines = [f"Beads by members of {ctx.args.org} ({total}):"]
+        lines += [f"  {b.get('town')}  {b.get('uri') or b['id']}  [P{b.get('priority', 2)}] "
+                  f"[{b.get('status')}] {b.get('title', '')}" for b in beads]
+        return "\n".join(lines)
+
+    ctx.out(beads, text)
     return 0
 
 
@@ -253,6 +276,8 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("--include-templates", action="store_true", help="include proto beads")
         p.add_argument("--remote", metavar="NAME",
                        help="a remote town's beads as of its last sync (gt remote)")
+        p.add_argument("--org", metavar="ORG",
+                       help="beads of an organisation's members, here and in synced towns")
         p.set_defaults(func=_list)
     elif name == "search":
         p.add_argument("query", nargs="+", help="text")
