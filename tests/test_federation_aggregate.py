@@ -81,3 +81,30 @@ def test_audit_an_actor_here_and_in_synced_towns(towns: dict[str, Any]) -> None:
     assert "alice" in text and "bob" in text and towns["c1"] in text
     assert json.loads(run(c, "bd", "audit", "--actor=nobody", "--json").stdout) == []
     assert "--actor" in one_line_error(run(c, "bd", "audit", rc=2))
+
+
+def test_list_project_with_its_delegated_parts(tmp_path: Path) -> None:
+    from test_federation_delegation import town
+
+    p, s = town(tmp_path, "prime"), town(tmp_path, "sub")
+    for t in (p, s):
+        run(t, "gt", "publish")
+    run(p, "gt", "remote", "add", "sub", "gt://sub.com/sub", "--url", str(tmp_path / "sub-log"))
+    run(s, "gt", "remote", "add", "prime", "gt://prime.com/prime",
+        "--url", str(tmp_path / "prime-log"))
+    job = run(p, "bd", "q", "build the bridge").stdout.strip()
+    child = run(p, "bd", "q", "paint it", "--parent", job).stdout.strip()
+    run(p, "bd", "q", "unrelated")
+    run(p, "gt", "delegate", child, "gt://sub.com/sub/backend")
+    run(s, "gt", "remote", "sync")
+    (taken,) = js(s, "gt", "delegation", "accept", "--all")
+    run(s, "gt", "publish")
+    run(p, "gt", "remote", "sync")
+
+    assert [b["id"] for b in js(p, "bd", "list", f"--project={job}")] == [job, child]
+    got = js(p, "bd", "list", f"--project={job}", "--include-delegated")
+    assert [b["id"] for b in got[:2]] == [job, child]
+    (part,) = got[2:]
+    assert (part["uri"], part["town"], part["status"], part["delegated_from"]) == \
+        (taken["bead"], "sub", "open", f"gt://prime.com/prime/_/{child}")
+    assert "--project" in one_line_error(run(p, "bd", "list", "--include-delegated", rc=2))

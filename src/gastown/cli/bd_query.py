@@ -95,6 +95,10 @@ def _list(ctx: Ctx) -> int:
         return bd_list_remote(ctx, _filter, _list_text)
     if a.org:  # the work of an organisation's members, here and in synced towns
         return _list_org(ctx)
+    if a.project:  # a bead, its descendants and (optionally) its delegated parts
+        return _list_project(ctx)
+    if a.include_delegated:
+        raise UsageError("--include-delegated goes with --project=ID")
     f = _filter(ctx)
     f.include_closed = bool(a.all) or bool(f.status)
     led = ctx.ledger
@@ -120,6 +124,22 @@ def _list_org(ctx: Ctx) -> int:
         lines += [f"  {b.get('town')}  {b.get('uri') or b['id']}  [P{b.get('priority', 2)}] "
                   f"[{b.get('status')}] {b.get('title', '')}" for b in beads]
         return "\n".join(lines)
+
+    ctx.out(beads, text)
+    return 0
+
+
+def _list_project(ctx: Ctx) -> int:
+    """``bd list --project=ID [--include-delegated]``."""
+    from ..federation.aggregate import project_beads
+
+    beads = project_beads(ctx.ledger, ctx.resolve(ctx.args.project),
+                          include_delegated=bool(ctx.args.include_delegated))
+
+    def text() -> str:
+        return "\n".join(f"  {b.get('town')}  {b.get('uri') or b['id']}  "
+                         f"[{b.get('status') or b.get('delegation_status')}] "
+                         f"{b.get('title') or ''}" for b in beads)
 
     ctx.out(beads, text)
     return 0
@@ -278,6 +298,10 @@ def setup(name: str, sub: Any) -> None:
                        help="a remote town's beads as of its last sync (gt remote)")
         p.add_argument("--org", metavar="ORG",
                        help="beads of an organisation's members, here and in synced towns")
+        p.add_argument("--project", metavar="ID",
+                       help="a bead and its descendants (a project)")
+        p.add_argument("--include-delegated", action="store_true",
+                       help="with --project: the parts other towns took by delegation")
         p.set_defaults(func=_list)
     elif name == "search":
         p.add_argument("query", nargs="+", help="text")

@@ -3,6 +3,10 @@
 * :func:`org_beads` -- the beads of every member of an organisation: towns whose
   owner published an employment record for it (``[federation] member_of``), this
   town included (its ``.town.json``), each bead with its ``uri`` and ``town``.
+* :func:`project_beads` -- a bead and its ``parent-child`` descendants here, and
+  with ``include_delegated`` the beads other towns made for the delegations of any
+  of them (as of the last sync; one level: a delegatee's own sub-delegations live
+  in its town's log).
 * :func:`audit` -- everything one actor did, in time order, with where: this
   town's event log, and in synced towns what their mirrored bead snapshots show
   (created, commented, assigned, closed -- a snapshot carries no finer history).
@@ -19,7 +23,7 @@ from typing import Any
 from ..ledger.core import Ledger
 from .uris import format_uri, rig_of
 
-__all__ = ["local_town", "org_beads", "audit"]
+__all__ = ["local_town", "org_beads", "project_beads", "audit"]
 
 
 def local_town(ledger: Ledger) -> dict[str, Any]:
@@ -78,6 +82,40 @@ def org_beads(ledger: Ledger, org: str, include_closed: bool = False) -> list[di
                       if include_closed or b.get("status") != "closed"]
     beads.sort(key=lambda b: (int(b.get("priority", 2)), str(b.get("created_at", "")),
                               str(b.get("uri") or b.get("id"))))
+    return beads
+
+
+def project_beads(ledger: Ledger, project_id: str, include_delegated: bool = False
+                  ) -> list[dict[str, Any]]:
+    """``project_id`` and its descendants (``town`` ``(here)``), then delegated parts."""
+    seen: list[str] = [project_id]
+    frontier = [project_id]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for e in ledger.dependents(node):
+                if e["type"] == "parent-child" and e["issue_id"] not in seen:
+                    seen.append(e["issue_id"])
+                    nxt.append(e["issue_id"])
+        frontier = nxt
+    beads = [{**ledger.get(bid), "town": "(here)"} for bid in seen]
+    if include_delegated:
+        from .delegation import outgoing
+        from .uris import parse
+
+        for d in outgoing(ledger):
+            if parse(d["from"]).issue not in seen:
+                continue
+            part = {"id": d["id"], "title": d.get("title"), "status": d.get("part_status"),
+                    "uri": d.get("delegatee_bead"), "town": d.get("remote") or d["to"],
+                    "delegation": d["id"], "delegation_status": d["status"],
+                    "delegated_from": d["from"]}
+            if d.get("delegatee_bead") and d.get("remote"):
+                issue = parse(d["delegatee_bead"]).issue
+                entry = json.loads(ledger.kv_get(f"fed.bead.{d['remote']}.{issue}") or "{}")
+                if entry.get("kind") == "bead":
+                    part.update({**entry["body"]["bead"], "uri": d["delegatee_bead"]})
+            beads.append(part)
     return beads
 
 
