@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,17 @@ from ..errors import NotFoundError, ValidationError
 from .policies import TABLES, Policies, parse_policies
 from .presets import load_presets
 from .providers import check_provider
-from .values import boolean, check_name, env, known, parse_command, string, strlist, table
+from .values import (
+    boolean,
+    check_name,
+    checked_table,
+    env,
+    known,
+    parse_command,
+    string,
+    strlist,
+    table,
+)
 
 __all__ = ["CONFIG_FILE", "TownSettings", "RigConfig", "AgentConfig", "PoolConfig",
            "RoleConfig", "TownConfig", "load_config", "parse_config", "TOP_TABLES"]
@@ -162,6 +173,15 @@ def load_config(path: str) -> TownConfig:
     return parse_config(data, path)
 
 
+def _named(data: dict[str, Any], key: str, kind: str, path: str,
+           allowed: set[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(name, where, table)`` of each ``[KEY.NAME]`` table, its name and keys checked."""
+    for name, t in table(data, key, path).items():
+        where = f"{path}: {key}.{name}"
+        check_name(kind, name, path)
+        yield name, where, checked_table(t, allowed, where)
+
+
 def _provider(t: dict[str, Any], where: str, default: str | None) -> str | None:
     value = t.get("provider", default)
     return None if value is None else check_provider(value, f"{where}.provider")
@@ -194,35 +214,21 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
     _roles(cfg, data, path)
     _rigs(cfg, data, path)
     _workers(cfg, data, path)
-    for name, g in table(data, "groups", path).items():
-        where = f"{path}: groups.{name}"
-        check_name("group", name, path)
-        if not isinstance(g, dict):
-            raise ValidationError(f"{where} must be a table")
-        known(g, {"members"}, where)
+    for name, where, g in _named(data, "groups", "group", path, {"members"}):
         cfg.groups[name] = strlist(g, "members", where) or []
     _check_cross(cfg)
     return cfg
 
 
 def _roles(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
-    for name, r in table(data, "roles", path).items():
-        where = f"{path}: roles.{name}"
-        check_name("role", name, path)
-        if not isinstance(r, dict):
-            raise ValidationError(f"{where} must be a table")
-        known(r, {"description", "template"}, where)
+    for name, where, r in _named(data, "roles", "role", path, {"description", "template"}):
         cfg.roles[name] = RoleConfig(name, string(r, "description", where, "") or "",
                                      string(r, "template", where))
 
 
 def _rigs(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
-    for name, r in table(data, "rigs", path).items():
-        where = f"{path}: rigs.{name}"
-        check_name("rig", name, path)
-        if not isinstance(r, dict):
-            raise ValidationError(f"{where} must be a table")
-        known(r, {"source", "branch", "pool", "push", "test", "land"}, where)
+    for name, where, r in _named(data, "rigs", "rig", path,
+                                 {"source", "branch", "pool", "push", "test", "land"}):
         source = string(r, "source", where)
         if not source:
             raise ValidationError(f"{where}.source is required (the path or URL cloned)")
@@ -234,12 +240,7 @@ def _rigs(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
 
 def _workers(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
     worker_keys = {"rig", "role", "preset", "command", "args", "provider", "env"}
-    for name, a in table(data, "agents", path).items():
-        where = f"{path}: agents.{name}"
-        check_name("agent", name, path)
-        if not isinstance(a, dict):
-            raise ValidationError(f"{where} must be a table")
-        known(a, worker_keys, where)
+    for name, where, a in _named(data, "agents", "agent", path, worker_keys):
         agent = AgentConfig(
             name=name, role=string(a, "role", where) or "",
             preset=string(a, "preset", where) or "", rig=string(a, "rig", where),
@@ -248,12 +249,7 @@ def _workers(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
             env=env(a, where))
         _check_worker(cfg, where, agent.role, agent.preset, agent.rig, agent.command)
         cfg.agents[name] = agent
-    for name, p in table(data, "pools", path).items():
-        where = f"{path}: pools.{name}"
-        check_name("pool", name, path)
-        if not isinstance(p, dict):
-            raise ValidationError(f"{where} must be a table")
-        known(p, worker_keys | {"max"}, where)
+    for name, where, p in _named(data, "pools", "pool", path, worker_keys | {"max"}):
         size = p.get("max", 3)
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 64:
             raise ValidationError(f"{where}.max must be an integer from 1 to 64")
