@@ -67,6 +67,8 @@ def test_upstream_session_create_ready_update_close_export(repo: Path,
     assert run(repo, "note", a, "found", "the", "cause", env=env).stdout == \
         f"✓ Note added to {a} — Fix login\n"
     assert js(repo, "show", a, env=env)[0]["notes"] == "found the cause"
+    run(repo, "note", a, "--stdin", env=env, stdin="and the fix\n")
+    assert js(repo, "show", a, env=env)[0]["notes"] == "found the cause\nand the fix"
     assert run(repo, "close", a, "--reason", "fixed", env=env).stdout.startswith(f"✓ Closed {a}")
     assert [x["id"] for x in js(repo, "ready", env=env)] == [b]
     run(repo, "export", env=env)

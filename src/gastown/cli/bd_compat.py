@@ -37,11 +37,10 @@ def _note(ctx: Ctx) -> int:
     text = (text or "").rstrip("\n")
     if not text.strip():
         raise UsageError("note text is required: bd note ID \"text\"")
+    from ..ledger.update import BeadUpdate, update_beads
+
     bead_id = ctx.resolve(a.id)
-    led = ctx.ledger
-    with led.transaction() as t:
-        old = t.get(bead_id).get("notes") or ""
-        bead = t.update(bead_id, notes=(old + "\n" if old else "") + text)
+    bead = update_beads(ctx.ledger, [bead_id], BeadUpdate(append_notes=text))[0]
     ctx.out(bead, f"✓ Note added to {bead_id} — {bead['title']}")
     return 0
 
