@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 
-__all__ = ["session_pids", "stop_tree", "alive", "marker_of"]
+__all__ = ["session_pids", "stop_tree", "alive", "marker_of", "stat_fields"]
 
 #: the variables that mark a town's session in every process it starts
 MARKER_VARS = ("GT_TOWN", "GT_AGENT")
@@ -37,15 +37,21 @@ def marker_of(env: dict[str, str]) -> dict[str, str]:
     return {}
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, parent pid, session id) of a process, or None when gone."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (the state first), or
+    None when the process is gone or there is no ``/proc``."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             data = fh.read()
     except OSError:
         return None
-    fields = data.rsplit(")", 1)[-1].split()
-    if len(fields) < 4:
+    return data.rsplit(")", 1)[-1].split()
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, session id) of a process, or None when gone."""
+    fields = stat_fields(pid)
+    if fields is None or len(fields) < 4:
         return None
     return fields[0], int(fields[1]), int(fields[3])
 

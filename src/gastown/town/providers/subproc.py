@@ -20,21 +20,16 @@ from typing import Any
 
 from ...errors import ProviderError
 from .base import NudgeResult, Provider, SessionSpec
-from .proctree import marker_of, stop_tree
+from .proctree import marker_of, stat_fields, stop_tree
 
 __all__ = ["SubprocessProvider"]
 
 
 def _start_ticks(pid: int) -> str | None:
     """The process's start time in clock ticks (field 22 of /proc/PID/stat), if readable."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
+    fields = stat_fields(pid)
     # fields[0] is the state; start time is field 22 overall = index 19 here
-    if len(fields) > 19 and fields[0] not in ("Z", "X"):
+    if fields is not None and len(fields) > 19 and fields[0] not in ("Z", "X"):
         return fields[19]
     return None
 
