@@ -53,7 +53,7 @@ from urllib.parse import quote
 from ..errors import StorageError, ValidationError
 from . import schema
 from .signals import ChangeSignal
-from .store import Store, Tx
+from .store import LOCK_TIMEOUT, Store, Tx, seconds_setting
 
 __all__ = ["PostgresStore", "safe_url", "split_password", "translate_placeholders",
            "pgpass_entry", "timeouts", "toml_string", "write_config"]
@@ -67,10 +67,9 @@ EVENTS_CHANNEL = "gastown_events"
 #: the longest a listener sleeps in one ``select`` (so that closing it is noticed)
 _LISTEN_SLICE_S = 0.5
 
-#: seconds any statement may wait for a lock (the writer lock included) before the
-#: transaction fails with a clear error instead of hanging forever behind a stopped
-#: process; SQLite's backend gives up after the same time.  ``BD_LOCK_TIMEOUT``.
-LOCK_TIMEOUT = 30.0
+#: :data:`.store.LOCK_TIMEOUT`: seconds any statement may wait for a lock (the writer
+#: lock included) before the transaction fails with a clear error instead of hanging
+#: forever behind a stopped process, as on SQLite.  ``BD_LOCK_TIMEOUT``.
 #: seconds the server may take over one statement (server-side ``statement_timeout``);
 #: the client gives a frozen server a few seconds more, then gives up.  ``BD_DB_TIMEOUT``.
 DB_TIMEOUT = 60.0
@@ -202,20 +201,8 @@ def timeouts() -> tuple[float, float]:
 
     A value that is not a positive number is one clear line, not a traceback.
     """
-    out = []
-    for var, default in (("BD_LOCK_TIMEOUT", LOCK_TIMEOUT), ("BD_DB_TIMEOUT", DB_TIMEOUT)):
-        text = os.environ.get(var)
-        if not text:
-            out.append(default)
-            continue
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if not 0 < value < 10**7:
-            raise ValidationError(f"{var}={text!r}: expected a number of seconds above 0")
-        out.append(value)
-    return out[0], out[1]
+    return (seconds_setting("BD_LOCK_TIMEOUT", os.environ.get("BD_LOCK_TIMEOUT"), LOCK_TIMEOUT),
+            seconds_setting("BD_DB_TIMEOUT", os.environ.get("BD_DB_TIMEOUT"), DB_TIMEOUT))
 
 
 def split_password(url: str) -> tuple[str, str | None]:

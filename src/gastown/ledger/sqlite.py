@@ -26,9 +26,9 @@ import time
 from _thread import _local  # threading.local itself; importing threading costs ms
 from contextlib import contextmanager
 
-from ..errors import StorageError, ValidationError
+from ..errors import StorageError
 from . import schema
-from .store import Store, Tx
+from .store import LOCK_TIMEOUT, Store, Tx, seconds_setting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
@@ -37,24 +37,13 @@ if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path ski
 
 __all__ = ["SqliteStore"]
 
-#: seconds a writer waits for another writer's lock before it gives up (``BD_LOCK_TIMEOUT``)
-LOCK_TIMEOUT = 30.0
 #: the file beside the database naming the writer that holds the lock right now
 HOLDER_SUFFIX = "-holder"
 
 
 def lock_timeout() -> float:
-    """``BD_LOCK_TIMEOUT`` in seconds (default :data:`LOCK_TIMEOUT`); bad values are one line."""
-    text = os.environ.get("BD_LOCK_TIMEOUT")
-    if not text:
-        return LOCK_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 10**7:
-        raise ValidationError(f"BD_LOCK_TIMEOUT={text!r}: expected a number of seconds above 0")
-    return value
+    """``BD_LOCK_TIMEOUT`` in seconds (default 30); a bad value is one clear line."""
+    return seconds_setting("BD_LOCK_TIMEOUT", os.environ.get("BD_LOCK_TIMEOUT"), LOCK_TIMEOUT)
 
 
 def _holder_line() -> bytes:

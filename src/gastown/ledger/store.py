@@ -11,14 +11,35 @@ from __future__ import annotations
 import abc
 import os
 
-from ..errors import StorageError, UsageError
+from ..errors import StorageError, UsageError, ValidationError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
     from collections.abc import Sequence
     from typing import Any
 
-__all__ = ["Store", "Tx", "open_store"]
+__all__ = ["Store", "Tx", "open_store", "seconds_setting"]
+
+#: seconds a writer waits for another writer's lock before it gives up, on every
+#: backend (``BD_LOCK_TIMEOUT``)
+LOCK_TIMEOUT = 30.0
+
+
+def seconds_setting(var: str, text: str | None, default: float) -> float:
+    """The value of a seconds setting such as ``BD_LOCK_TIMEOUT`` (``text``, as read
+    from the environment by the backend), or ``default`` when it is unset or empty.
+
+    A value that is not a positive number is one clear line, not a traceback.
+    """
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 10**7:
+        raise ValidationError(f"{var}={text!r}: expected a number of seconds above 0")
+    return value
 
 
 class Tx(abc.ABC):
