@@ -247,7 +247,36 @@ def test_catastrophic_pattern_is_refused(tmp_path: Path, pattern: str) -> None:
 def test_slow_pattern_is_time_limited(tmp_path: Path) -> None:
     """No nesting, but polynomial backtracking: the match itself is time-limited."""
     path = write(tmp_path, "pat.formula.toml", PATTERN.format(pattern="a*a*a*a*a*a*a*b"))
-    refused(tmp_path, path, "--var", "name=" + "a" * 3000, says="pattern")
+    refused(tmp_path, path, "--var", "name=" + "a" * 3000, says="took too long")
+
+
+#: a process with a second thread holding a lock that an at-fork handler takes (as the
+#: PostgreSQL store's does): a forked matcher would hang on it and be refused as too slow
+_THREADED_MATCH = """
+import os, threading
+from gastown.chemistry.patterns import pattern_matches
+lock = threading.Lock()
+os.register_at_fork(after_in_child=lambda: (lock.acquire(), lock.release()))
+held, done = threading.Event(), threading.Event()
+def hold():
+    with lock:
+        held.set()
+        done.wait()
+threading.Thread(target=hold).start()
+held.wait()
+try:
+    print(pattern_matches(r"^v?\\d+\\.\\d+\\.\\d+$", "v1.2.3"),
+          pattern_matches(r"^v?\\d+\\.\\d+\\.\\d+$", "1.2"))
+finally:
+    done.set()
+"""
+
+
+def test_time_limited_match_is_safe_in_a_threaded_process() -> None:
+    proc = subprocess.run([sys.executable, "-c", _THREADED_MATCH], capture_output=True,
+                          text=True, timeout=LIMIT_S)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "False"]
 
 
 def test_ordinary_patterns_still_match(tmp_path: Path) -> None:

@@ -7,18 +7,24 @@ time on a value like ``aaaa…!``.  Two defences:
   repeat or an alternation — the shapes that backtrack exponentially — and
   patterns longer than :data:`~.limits.MAX_PATTERN_CHARS`;
 * :func:`pattern_matches` (pour time) matches directly only when the pattern has
-  at most one repeat (linear); otherwise the match runs in a forked child that
-  is killed after :data:`MATCH_TIMEOUT_S` (polynomial blow-ups such as
+  at most one repeat (linear); otherwise the match runs in a fresh interpreter
+  that is killed after :data:`MATCH_TIMEOUT_S` (polynomial blow-ups such as
   ``a*a*a*a*b``), which is then an error naming the pattern.
+
+The child is a new interpreter, not a ``fork()`` of this one: pours also happen
+inside multi-threaded processes (the controller, the MCP server), where a forked
+child runs the at-fork handlers (the PostgreSQL store's takes its lock) and can
+hang on a lock another thread held at the fork — an ordinary pattern would then
+be refused as too slow.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
+import json
 import re
-import select
-import signal
+import subprocess
+import sys
 from typing import Any
 
 from . import limits
@@ -102,32 +108,23 @@ def _is_linear(pattern: str) -> bool:
     return problem is None and repeats <= 1
 
 
+#: run by the child: read ``[pattern, value]`` (JSON) from stdin, answer ``1`` or ``0``
+_CHILD = ("import json, re, sys\n"
+          "pattern, value = json.load(sys.stdin)\n"
+          "sys.stdout.write('1' if re.fullmatch(pattern, value) else '0')\n")
+
+
 def pattern_matches(pattern: str, value: str) -> bool:
     """``re.fullmatch(pattern, value)``, refused with :class:`PatternTimeout` when too slow."""
     compiled = re.compile(pattern)
-    if _is_linear(pattern) or not hasattr(os, "fork"):
+    if _is_linear(pattern):
         return compiled.fullmatch(value) is not None
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child only matches and reports one byte
-        try:
-            os.close(read_end)
-            os.write(write_end, b"1" if compiled.fullmatch(value) else b"0")
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    answer = b""
     try:
-        ready, _, _ = select.select([read_end], [], [], MATCH_TIMEOUT_S)
-        answer = os.read(read_end, 1) if ready else b""
-    finally:
-        os.close(read_end)
-        if not answer:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        os.waitpid(pid, 0)
-    if not answer:
+        proc = subprocess.run([sys.executable, "-I", "-S", "-c", _CHILD],
+                              input=json.dumps([pattern, value]).encode("ascii"),
+                              capture_output=True, timeout=MATCH_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise PatternTimeout(pattern) from None
+    if proc.stdout not in (b"0", b"1"):  # the child died (memory, a signal): no answer
         raise PatternTimeout(pattern)
-    return answer == b"1"
+    return proc.stdout == b"1"
