@@ -116,6 +116,9 @@ def test_several_ids_apply_together(repo: Path) -> None:
     ok(repo, "update", a, b, "-p", "0")
     beads = json.loads(ok(repo, "list", "--json"))
     assert [(x["priority"], x["labels"]) for x in beads] == [(0, ["x"]), (0, ["x"])]
+    assert ok(repo, "defer", a, b, a) == f"* Deferred {a}\n* Deferred {b}\n"
+    assert ok(repo, "undefer", b, a) == \
+        f"* Undeferred {b} (now open)\n* Undeferred {a} (now open)\n"
     parent = new(repo, "parent")
     child = new(repo, "child", "--parent", parent)
     deleted = json.loads(ok(repo, "delete", parent, child, a, "--force", "--cascade", "--json"))

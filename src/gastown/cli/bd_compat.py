@@ -187,25 +187,19 @@ def _epic(ctx: Ctx) -> int:
 
 # ----------------------------------------------------------- defer/undefer
 def _defer(ctx: Ctx, undo: bool) -> int:
-    led = ctx.ledger
-    until = None
+    from ..ledger.update import BeadUpdate, update_beads
+
+    changes: dict[str, Any] = {"status": "open", "defer_until": None} if undo else \
+        {"status": "deferred"}
     if not undo and ctx.args.until:
         from ..ledger.ops import check_when
 
-        until = check_when(ctx.args.until, "--until")
-    ids = [ctx.resolve(i) for i in ctx.args.ids]
-    beads = []
-    for bead_id in ids:
-        if undo:
-            b = led.update(bead_id, status="open", defer_until=None)
-            ctx.say(f"* Undeferred {bead_id} (now open)")
-        else:
-            changes: dict[str, Any] = {"status": "deferred"}
-            if until:
-                changes["defer_until"] = until
-            b = led.update(bead_id, **changes)
-            ctx.say(f"* Deferred {bead_id}")
-        beads.append(b)
+        changes["defer_until"] = check_when(ctx.args.until, "--until")
+    # all beads change in one transaction: a refused one leaves the others as they were
+    beads = update_beads(ctx.ledger, [ctx.resolve(i) for i in ctx.args.ids],
+                         BeadUpdate(changes))
+    for b in beads:
+        ctx.say(f"* Undeferred {b['id']} (now open)" if undo else f"* Deferred {b['id']}")
     if ctx.json:
         emit_json(beads)
     return 0
