@@ -237,11 +237,10 @@ class LedgerReads(LedgerBase):
             return [(r[0], r[1]) for r in tx.query("SELECT key, value FROM kv ORDER BY key")]
 
     def kv_scan(self, prefix: str) -> builtins.list[tuple[str, str]]:
-        """Key/value pairs whose key starts with ``prefix``, sorted by key."""
-        with self.store.read() as tx:
-            return [(r[0], r[1]) for r in tx.query(
-                "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
-                (len(prefix), prefix))]
+        """Key/value pairs whose key starts with ``prefix``, sorted by key
+        (:meth:`.queries.Reads.kv_with_prefix` in a snapshot of its own)."""
+        with self.snapshot() as r:
+            return r.kv_with_prefix(prefix)
 
     def config(self) -> dict[str, str]:
         """The ledger's configuration table."""
