@@ -205,3 +205,28 @@ def test_town_option_before_the_command(town: Town) -> None:
                           capture_output=True, text=True, env=clean_env(), cwd="/")
     assert proc.returncode == 0, proc.stderr
     assert __import__("json").loads(proc.stdout)["path"] == town.config_path
+
+
+def test_loading_a_town_imports_a_provider_only_for_its_options(tmp_path: Path) -> None:
+    """``gt prime``/``gt hook`` load the town and start no session: no provider is
+    imported unless a ``[providers.NAME]`` table must be validated by it."""
+    import subprocess
+    import sys
+
+    init_town(str(tmp_path / "t"), name="t", email=EMAIL)
+    probe = ("import sys\nfrom gastown.town.core import Town\nTown(sys.argv[1])\n"
+             "print(sorted(m for m in sys.modules if m.startswith('gastown.town.providers')))\n")
+
+    def loaded() -> str:
+        proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "t")],
+                              capture_output=True, text=True, timeout=60, check=True)
+        return proc.stdout.strip()
+
+    assert loaded() == "[]"
+    with open(tmp_path / "t" / "town.toml", "a", encoding="utf-8") as fh:
+        fh.write("\n[providers.tmux]\nwidth = 91\n")
+    assert "'gastown.town.providers.tmux'" in loaded()
+    with open(tmp_path / "t" / "town.toml", "a", encoding="utf-8") as fh:
+        fh.write("height = 3\n")
+    with pytest.raises(ValidationError, match=r"providers\.tmux\.height"):
+        Town(str(tmp_path / "t"))

@@ -38,17 +38,19 @@ __all__ = [
 
 def load_config(path: str) -> TownConfig:
     """Read and validate ``town.toml`` at ``path`` (provider options included)."""
-    from .providers import check_provider_options
-
-    cfg = _load_config(path)
-    check_provider_options(cfg)
-    return cfg
+    return _check_provider_options(_load_config(path))
 
 
 def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
     """Validate parsed TOML ``data`` into a :class:`TownConfig` (``path`` is for messages)."""
-    from .providers import check_provider_options
+    return _check_provider_options(_parse_config(data, path))
 
-    cfg = _parse_config(data, path)
-    check_provider_options(cfg)
+
+def _check_provider_options(cfg: TownConfig) -> TownConfig:
+    # the providers (every shipped one) are imported only when a [providers.NAME]
+    # table needs them: `gt prime` and `gt hook` load the town and start no session
+    if cfg.providers:
+        from .providers import check_provider_options
+
+        check_provider_options(cfg)
     return cfg
