@@ -110,6 +110,22 @@ def test_several_ids_refused_late_change_nothing(repo: Path) -> None:
     assert snapshot(repo) == before
 
 
+def test_pollution_clean_refused_late_changes_nothing(repo: Path) -> None:
+    # two leaked test beads, the second with a real child (so deleting it is refused):
+    # the first must not be deleted either
+    stamp = {"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+    beads = [line("rb-t1", title="test issue one", **stamp),
+             line("rb-t2", title="test issue two", **stamp),
+             line("rb-kid", title="Real work", description="a description long enough to count",
+                  dependencies=[dep("rb-t2", "parent-child")], **stamp)]
+    ok(repo, "import", "-", stdin="\n".join(beads) + "\n")
+    found = json.loads(ok(repo, "doctor", "--check=pollution", "--json"))
+    assert sorted(p["id"] for p in found["issues"]) == ["rb-t1", "rb-t2"]
+    before = snapshot(repo)
+    fails(repo, 4, "doctor", "--check=pollution", "--clean", "--yes", says="children")
+    assert snapshot(repo) == before
+
+
 def test_several_ids_apply_together(repo: Path) -> None:
     a, b = new(repo, "first"), new(repo, "second")
     ok(repo, "label", "add", a, b, "x")

@@ -352,9 +352,10 @@ def doctor_check(ctx: Ctx) -> int:
         with open(backup, "w", encoding="utf-8") as fh:  # to restore: bd import FILE
             fh.writelines(line + "\n" for bead_id, line in bead_lines(led, True)
                           if bead_id in wanted)
-        deleted = []
-        for bead_id in ids:
-            deleted += led.delete(bead_id)
+        deleted: list[str] = []
+        with led.transaction() as t:  # all or none, as bd delete
+            for bead_id in ids:
+                deleted += t.delete(bead_id)
         out.update(deleted=len(deleted), backup=backup)
 
     def text() -> str:
