@@ -222,6 +222,7 @@ def test_tampered_logs_are_refused_naming_the_record(tmp_path: Path) -> None:
         "signed with another key": (honest[:4] + [_forge(honest[4], other)], "record #5"),
         "malformed, yet signed": (honest[:4] + [_forge(honest[4], own, body=["x"])],
                                   "record #5"),
+        "nested too deeply": (honest[:4] + [b"[" * 200_000], "record #5"),
     }
     for case, (lines, names) in cases.items():
         (served / "log.jsonl").write_bytes(b"".join(ln + b"\n" for ln in lines))
@@ -249,6 +250,31 @@ def test_tampered_logs_are_refused_naming_the_record(tmp_path: Path) -> None:
     assert js(c, "gt", "remote", "sync")[0]["new"] == 3
     assert sorted(x["title"] for x in js(c, "bd", "list", "--remote=alice")) == \
         ["first, renamed", "second", "third"]
+
+
+def test_a_remote_log_or_town_document_over_the_bound_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gastown.errors import ValidationError
+    from gastown.federation import transport
+
+    town = {"owner": "alice@example.com", "name": "atown", "pad": "x" * 200}
+    log = b"".join(b'{"seq": %d}\n' % i for i in range(50))
+    transport.write_dir(str(tmp_path / "pub"), log, town)
+    bare = tmp_path / "pub.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    transport.push_git(str(bare), str(tmp_path / "cache.git"), log, town)
+    readers = {"dir": lambda: transport.read(str(tmp_path / "pub"), "", "a"),
+               "git": lambda: transport.read(str(bare), str(tmp_path / "fetch.git"), "a")}
+    for how, read in readers.items():
+        assert read() == (town, log), how  # within the bounds: read whole
+        monkeypatch.setattr(transport, "MAX_LOG_BYTES", len(log) - 1)
+        with pytest.raises(ValidationError, match=f"log.jsonl is larger than {len(log) - 1}"):
+            read()
+        monkeypatch.setattr(transport, "MAX_LOG_BYTES", len(log))
+        monkeypatch.setattr(transport, "MAX_TOWN_BYTES", 100)
+        with pytest.raises(ValidationError, match="town.json is larger than 100"):
+            read()
+        monkeypatch.undo()
 
 
 # ------------------------------------------------------------------ delivery converges

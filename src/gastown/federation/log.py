@@ -77,6 +77,8 @@ def parse_lines(lines: Iterable[bytes | str], source: str) -> list[dict[str, Any
             rec = json.loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
             raise LogError(f"{source}: record #{n}: not JSON ({exc})") from None
+        except RecursionError:
+            raise LogError(f"{source}: record #{n}: nested too deeply") from None
         if not isinstance(rec, dict):
             raise LogError(f"{source}: record #{n}: not a JSON object")
         out.append(rec)

@@ -5,6 +5,9 @@ of a local bare repository in ``.gt/federation/`` and pushed with plain git to
 the target; a reader fetches that ref into its own cache repository.  A target
 is git when it looks like a git URL (``ssh://``, ``https://``, ``git@host:``,
 ``file://``), ends in ``.git``, or is a directory holding a bare repository.
+
+What a reader takes from a target is bounded: a log over :data:`MAX_LOG_BYTES` or a
+town document over :data:`MAX_TOWN_BYTES` is refused before it is read whole.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from typing import Any
 
 from ..errors import NotFoundError, ValidationError
 
-__all__ = ["REF", "LOG_FILE", "TOWN_FILE", "is_git", "write_dir", "read_dir", "push_git",
-           "fetch_git", "read", "write"]
+__all__ = ["REF", "LOG_FILE", "TOWN_FILE", "MAX_LOG_BYTES", "MAX_TOWN_BYTES", "is_git",
+           "write_dir", "read_dir", "push_git", "fetch_git", "read", "write"]
 
 REF = "refs/gastown/federation"
 LOG_FILE = "log.jsonl"
 TOWN_FILE = "town.json"
+#: the largest log (bytes) a reader accepts from another town
+MAX_LOG_BYTES = 256 * 1024 * 1024
+#: the largest town document (bytes) a reader accepts
+MAX_TOWN_BYTES = 1024 * 1024
 _GIT_ENV = {"GIT_AUTHOR_NAME": "gastown", "GIT_AUTHOR_EMAIL": "gastown@localhost",
             "GIT_COMMITTER_NAME": "gastown", "GIT_COMMITTER_EMAIL": "gastown@localhost",
             "GIT_TERMINAL_PROMPT": "0"}
@@ -79,22 +86,32 @@ def _town_bytes(town: dict[str, Any]) -> bytes:
     return (json.dumps(town, sort_keys=True, indent=2) + "\n").encode("utf-8")
 
 
+def _limits() -> tuple[tuple[str, int], ...]:
+    return ((TOWN_FILE, MAX_TOWN_BYTES), (LOG_FILE, MAX_LOG_BYTES))
+
+
+def _too_large(where: str, name: str, limit: int) -> ValidationError:
+    return ValidationError(f"{where}: {name} is larger than {limit} bytes (refused)")
+
+
 def read_dir(path: str) -> tuple[dict[str, Any], bytes]:
     """(town document, log bytes) of a published directory."""
+    got: list[bytes] = []
     try:
-        with open(os.path.join(path, TOWN_FILE), "rb") as fh:
-            town_raw = fh.read()
-        with open(os.path.join(path, LOG_FILE), "rb") as fh:
-            log = fh.read()
+        for name, limit in _limits():
+            with open(os.path.join(path, name), "rb") as fh:
+                got.append(fh.read(limit + 1))
+            if len(got[-1]) > limit:
+                raise _too_large(path, name, limit)
     except OSError as exc:
         raise TransportError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return _town_doc(town_raw, path), log
+    return _town_doc(got[0], path), got[1]
 
 
 def _town_doc(raw: bytes, where: str) -> dict[str, Any]:
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValidationError(f"{where}: {TOWN_FILE} is not JSON") from None
     if not isinstance(doc, dict):
         raise ValidationError(f"{where}: {TOWN_FILE} is not a JSON object")
@@ -127,9 +144,13 @@ def fetch_git(url: str, cache_dir: str, name: str) -> tuple[dict[str, Any], byte
     repo = _cache(cache_dir)
     local = f"refs/gastown/remotes/{name}"
     _git(["fetch", "-q", "--no-tags", url, f"+{REF}:{local}"], repo)
-    town = _git(["cat-file", "blob", f"{local}:{TOWN_FILE}"], repo)
-    log = _git(["cat-file", "blob", f"{local}:{LOG_FILE}"], repo)
-    return _town_doc(town, url), log
+    got: list[bytes] = []
+    for name, limit in _limits():
+        size = _git(["cat-file", "-s", f"{local}:{name}"], repo).decode().strip()
+        if not size.isdigit() or int(size) > limit:
+            raise _too_large(url, name, limit)
+        got.append(_git(["cat-file", "blob", f"{local}:{name}"], repo))
+    return _town_doc(got[0], url), got[1]
 
 
 def write(url: str, cache_dir: str, log_bytes: bytes, town: dict[str, Any]) -> None:
