@@ -272,10 +272,12 @@ def _repair_deps(ctx: Ctx) -> int:
 # --------------------------------------------------------- delete preview
 def delete_preview(ctx: Ctx, bead_ids: list[str]) -> int:
     """``bd delete ID…`` without ``--force`` (or with ``--dry-run``): what would go."""
+    from ..ledger.query import Filter
+
     led = ctx.ledger
     beads = [led.get(i) for i in bead_ids]
     edges = [e for i in bead_ids for e in led.deps(i) + led.dependents(i)]
-    kids = [k for i in bead_ids for k in led.list(_parent_filter(i))]
+    kids = [k for i in bead_ids for k in led.list(Filter(parent=i))]
     cascade = bool(ctx.args.cascade)
     cmd = "bd delete " + " ".join(bead_ids) + (" --cascade" if cascade else "") + " --force"
     if ctx.json:
@@ -298,12 +300,6 @@ def delete_preview(ctx: Ctx, bead_ids: list[str]) -> int:
         lines += ["", "This operation cannot be undone!", f"To proceed, run: {cmd}", ""]
     print("\n".join(lines))
     return 0
-
-
-def _parent_filter(parent: str) -> Any:
-    from ..ledger.query import Filter
-
-    return Filter(parent=parent)
 
 
 # ------------------------------------------------------- doctor --check=…
