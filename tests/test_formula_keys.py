@@ -352,6 +352,7 @@ def test_exhausted_attempts_escalate_to_the_owner(tmp_path: Path) -> None:
     mail = inbox(mol.led, boss)
     assert len(mail) == 1 and mail[0]["title"].startswith("Escalated: Build it")
     assert "lint: 3 errors" in mail[0]["description"]
+    assert f"{mol.ids['build']} (in {mol.root})" in mail[0]["description"]
     assert mol.ready() == set()
 
 

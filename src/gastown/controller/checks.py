@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from ..ledger.core import Ledger
     from ..ledger.model import Bead
+    from ..ledger.ops import Txn
     from ..town.core import Town
 
 __all__ = ["run_checks", "run_check_program", "CheckResult", "OUTPUT_TAIL"]
@@ -195,25 +196,14 @@ def _check_one(town: Town, led: Ledger, bead_id: str, actor: str) -> dict[str, A
     return record
 
 
-def _escalate(town: Town, t: Any, step: Bead, report: str) -> None:
+def _escalate(town: Town, t: Txn, step: Bead, report: str) -> None:
     """Mail the owner, as ``gt done --status escalated`` does."""
     from ..town.mail import send_txn
     from ..town.work import sling_meta
 
-    root_id = mol_root_txn(t, step["id"])
+    root_id = (t.ancestors(step["id"]) or [step["id"]])[-1]  # the molecule's root
     root = t.get(root_id)
     to = town.config.town.escalate_to or sling_meta(root).get("by") or sling_meta(step).get("by")
     if to:
         send_txn(town, t, str(to), f"Escalated: {step['title']}"[:200],
                  f"{step['id']} (in {root_id}) did not pass its check.\n\n{report}")
-
-
-def mol_root_txn(t: Any, bead_id: str) -> str:
-    """The top of the parent chain above ``bead_id`` inside a transaction."""
-    node, seen = bead_id, {bead_id}
-    while True:
-        parents = t.parents_of(node)
-        if not parents or parents[0] in seen:
-            return node
-        node = parents[0]
-        seen.add(node)
