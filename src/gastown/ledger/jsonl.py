@@ -34,6 +34,7 @@ from ..errors import (
 )
 from . import ready as _ready
 from . import timefmt
+from .graph import _cycles
 from .model import (
     COLUMNS,
     EXPORT_ORDER,
@@ -575,8 +576,9 @@ def _check_graph(tx: Any, records: list[dict[str, Any]], name: str) -> None:
         elif t == "parent-child":
             parent_graph.setdefault(a, []).append(b)
     for graph, family in ((parent_graph, "parent-child"), (block_graph, "blocking")):
-        cycle = _find_cycle(graph)
-        if cycle:
+        cycles = _cycles(graph)
+        if cycles:
+            cycle = cycles[0]
             types = ("parent-child",) if family == "parent-child" else tuple(blocking)
             lines = [line_of[(a, b, t)] for a, b in zip(cycle, cycle[1:], strict=False)
                      for t in types
@@ -607,29 +609,6 @@ def _check_graph(tx: Any, records: list[dict[str, Any]], name: str) -> None:
             raise CycleError(
                 f"{name}:{line_of[(a, b, t)]}: refusing {a} -> {b} ({t}): {older} is an "
                 f"ancestor of {younger}, so the edge could never be released (deadlock)")
-
-
-def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
-    """One cycle of ``graph`` as ``[a, b, …, a]``, or [] (an iterative DFS)."""
-    color: dict[str, int] = {}
-    for start in graph:
-        if color.get(start):
-            continue
-        color[start] = 1
-        path = [start]
-        stack = [iter(graph.get(start, ()))]
-        while stack:
-            nxt = next(stack[-1], None)
-            if nxt is None:
-                color[path.pop()] = 2
-                stack.pop()
-            elif color.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
-            elif not color.get(nxt):
-                color[nxt] = 1
-                path.append(nxt)
-                stack.append(iter(graph.get(nxt, ())))
-    return []
 
 
 _ISSUE_COLS = list(COLUMNS)
