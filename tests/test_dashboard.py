@@ -342,6 +342,28 @@ def test_the_json_api(town: Town, dash: Dashboard) -> None:
     assert dash.request("GET", "/api/events?after=x")[0] == 400
 
 
+def test_every_page_escapes_what_it_renders(town: Town, dash: Dashboard) -> None:
+    evil = {"title": "<script>alert(1)</script>", "dep": "<b onclick=x>'dep'&</b>",
+            "desc": "<img src=x onerror=alert(2)>", "comment": "</pre><i>c</i>",
+            "id": "<svg onload=alert(3)>"}
+    bead = bd(town, "create", evil["title"], "--description", evil["desc"], "--silent")
+    dep = bd(town, "create", evil["dep"], "--silent")
+    bd(town, "dep", "add", bead, dep)
+    bd(town, "comments", "add", bead, evil["comment"])
+    pages = {"overview": ("/", ("title", "dep")),
+             "bead": (f"/beads/{bead}", ("title", "dep", "desc", "comment")),
+             "feed": ("/feed", ("title", "dep")),
+             "error": ("/beads/%3Csvg%20onload=alert(3)%3E", ("id",))}
+    for name, (path, shown) in pages.items():
+        status, html = dash.request("GET", path)
+        assert status in (200, 404) and isinstance(html, str), (name, status)
+        for key in shown:
+            raw = evil[key]
+            assert raw not in html, (name, key)
+            assert raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") \
+                .split("'")[0] in html, (name, key)
+
+
 class Stream:
     """An open ``/api/stream``: its headers are in, so where it starts is settled."""
 
