@@ -293,6 +293,18 @@ def test_duplicates_compact_restore(repo: Path, env: dict[str, str]) -> None:
     assert js(repo, "show", first, env=env)[0]["description"] == "same words"
     run(repo, "restore", first, env=env, code=3)
     assert js(repo, "compact", "--stats", env=env)["candidates"] == 0
+    # beads closed long ago are candidates until compacted
+    stamp = "2020-01-01T00:00:00Z"
+    old = [{"id": f"up-old{n}", "title": f"old {n}", "description": "long enough text",
+            "status": "closed", "priority": 2, "issue_type": "task", "created_at": stamp,
+            "updated_at": stamp, "closed_at": stamp} for n in (1, 2)]
+    run(repo, "import", "-", env=env, stdin="".join(json.dumps(o) + "\n" for o in old))
+    assert js(repo, "compact", "--stats", env=env)["candidates"] == 2
+    run(repo, "compact", "--apply", "--id", "up-old1", "--summary", "summary.txt", env=env)
+    assert [r["id"] for r in js(repo, "compact", "--analyze", env=env)] == ["up-old2"]
+    assert js(repo, "compact", "--analyze", "--limit", "0", env=env)[0]["id"] == "up-old2"
+    assert "invalid count" in run(repo, "compact", "--analyze", "--limit", "-1", env=env,
+                                  code=2).stderr
 
 
 def test_edit_uses_the_editor(repo: Path, env: dict[str, str]) -> None:

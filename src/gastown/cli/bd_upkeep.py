@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import NotFoundError, UsageError, ValidationError
 from ..ledger import compat
-from ._app import Ctx, common_options
+from ._app import Ctx, common_options, count
 
 _EDITABLE = (("title", "title"), ("description", "description"), ("design", "design"),
              ("notes", "notes"), ("acceptance", "acceptance_criteria"))
@@ -157,13 +157,6 @@ def _compact(ctx: Ctx) -> int:
     led = ctx.ledger
     if a.tier not in _TIER_DAYS:
         raise ValidationError(f"--tier must be 1 or 2, not {a.tier}")
-    cutoff = (datetime.now(UTC) - timedelta(days=_TIER_DAYS[a.tier])).strftime(
-        "%Y-%m-%dT%H:%M:%S")
-    closed = led.list(Filter(status=["closed"]), sort="closed")
-    candidates = [b for b in closed if str(b.get("closed_at") or "") < cutoff
-                  and led.kv_get(f"compact:{b['id']}") is None]
-    if a.limit:
-        candidates = candidates[:a.limit]
     if a.apply:
         if not a.id or not a.summary:
             raise UsageError("--apply needs --id ID and --summary FILE (- = stdin)")
@@ -181,12 +174,21 @@ def _compact(ctx: Ctx) -> int:
             raise ValidationError(f"{bead_id} is not closed (use --force to compact anyway)")
         original = {k: bead.get(k) or "" for k in ("description", "design", "notes",
                                                    "acceptance_criteria")}
-        led.kv_set(f"compact:{bead_id}", json.dumps(original, ensure_ascii=False))
-        led.update(bead_id, description=summary.strip(), design="", notes="",
-                   acceptance_criteria="")
+        with led.transaction() as t:  # the original is kept exactly when the text goes
+            t.kv_set(f"compact:{bead_id}", json.dumps(original, ensure_ascii=False))
+            t.update(bead_id, description=summary.strip(), design="", notes="",
+                     acceptance_criteria="")
         ctx.out({"id": bead_id, "compacted": True, "tier": a.tier},
                 f"✓ Compacted {bead_id} (original kept: bd restore {bead_id})")
         return 0
+    cutoff = (datetime.now(UTC) - timedelta(days=_TIER_DAYS[a.tier])).strftime(
+        "%Y-%m-%dT%H:%M:%S")
+    closed = led.list(Filter(status=["closed"]), sort="closed")
+    done = {key[len("compact:"):] for key, _ in led.kv_scan("compact:")}
+    candidates = [b for b in closed if str(b.get("closed_at") or "") < cutoff
+                  and b["id"] not in done]
+    if a.limit:
+        candidates = candidates[:a.limit]
     rows = [{"id": b["id"], "title": b["title"], "closed_at": b.get("closed_at"),
              "size": sum(len(str(b.get(k) or "")) for k in ("description", "design", "notes",
                                                              "acceptance_criteria"))}
@@ -213,8 +215,9 @@ def _restore(ctx: Ctx) -> int:
         raise NotFoundError(f"{bead_id} was never compacted: nothing to restore")
     original = json.loads(saved)
     if ctx.args.apply:
-        led.update(bead_id, **original)
-        led.kv_clear(f"compact:{bead_id}")
+        with led.transaction() as t:
+            t.update(bead_id, **original)
+            t.kv_clear(f"compact:{bead_id}")
     bead = {**led.get(bead_id), **original}
 
     def text() -> str:
@@ -419,7 +422,7 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("--id", help="the bead to compact (with --apply)")
         p.add_argument("--summary", help="the summary file (- = stdin)")
         p.add_argument("--force", action="store_true", help="compact a bead that is not closed")
-        p.add_argument("--limit", type=int, default=0, help="at most N candidates")
+        p.add_argument("--limit", type=count, default=0, help="at most N candidates (0 = all)")
         p.add_argument("--dry-run", action="store_true", help="change nothing")
         p.set_defaults(func=_compact)
     elif name == "restore":
