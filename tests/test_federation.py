@@ -28,38 +28,7 @@ from gastown.federation import keys  # noqa: E402
 from gastown.federation.log import canonical, make_record, record_hash  # noqa: E402
 from gastown.federation.remotes import merge  # noqa: E402
 from gastown.federation.uris import BeadURI, parse  # noqa: E402
-
-
-def run(cwd: Path, prog: str, *args: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run ``gt``/``bd`` in ``cwd``; check its exit status."""
-    proc = subprocess.run([str(BIN / prog), *args], cwd=cwd, env=clean_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == rc, (prog, args, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
-def js(cwd: Path, prog: str, *args: str) -> Any:
-    return json.loads(run(cwd, prog, *args, "--json").stdout)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
-
-
-def make_town(root: Path, name: str, owner: str, federation: str = "") -> Path:
-    run(root, "gt", "init", name, "--owner", owner, "--name", name, "--provider", "subprocess",
-        "--email", f"agents@{name}.test")
-    town = root / name
-    if federation:
-        with open(town / "town.toml", "a", encoding="utf-8") as fh:
-            fh.write(f"\n[federation]\n{federation}\n")
-    return town
-
-
-def bead(town: Path, title: str, *extra: str) -> str:
-    return run(town, "bd", "q", title, *extra).stdout.strip()
+from helpers.fedtowns import bead, js, make_town, one_line_error, run  # noqa: E402
 
 
 # ---------------------------------------------------------------- identity and URIs

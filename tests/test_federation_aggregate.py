@@ -17,7 +17,7 @@ from agents.townkit import BIN, clean_env
 
 pytest.importorskip("cryptography")
 
-from test_federation import js, make_town, one_line_error, run  # noqa: E402
+from helpers.fedtowns import js, make_town, one_line_error, publishing_town, run  # noqa: E402
 
 
 def as_actor(town: Path, actor: str, *args: str) -> str:
@@ -84,9 +84,7 @@ def test_audit_an_actor_here_and_in_synced_towns(towns: dict[str, Any]) -> None:
 
 
 def test_list_project_with_its_delegated_parts(tmp_path: Path) -> None:
-    from test_federation_delegation import town
-
-    p, s = town(tmp_path, "prime"), town(tmp_path, "sub")
+    p, s = publishing_town(tmp_path, "prime"), publishing_town(tmp_path, "sub")
     for t in (p, s):
         run(t, "gt", "publish")
     run(p, "gt", "remote", "add", "sub", "gt://sub.com/sub", "--url", str(tmp_path / "sub-log"))

@@ -8,40 +8,18 @@ rejected delegation is reported back; a forged delegation record is refused.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from agents.townkit import BIN, clean_env
 
 pytest.importorskip("cryptography")
 
 from gastown.federation import keys  # noqa: E402
 from gastown.federation.log import canonical, make_record, record_hash  # noqa: E402
+from helpers.fedtowns import js, run  # noqa: E402
+from helpers.fedtowns import publishing_town as town  # noqa: E402
 
 PRIME, SUB, CON = ("gt://prime.com/prime", "gt://sub.com/sub", "gt://con.com/con")
-
-
-def run(cwd: Path, prog: str, *args: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(BIN / prog), *args], cwd=cwd, env=clean_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == rc, (prog, args, proc.returncode, proc.stdout, proc.stderr)
-    return proc
-
-
-def js(cwd: Path, prog: str, *args: str) -> Any:
-    return json.loads(run(cwd, prog, *args, "--json").stdout)
-
-
-def town(root: Path, name: str, extra: str = "") -> Path:
-    run(root, "gt", "init", name, "--owner", f"{name}.com", "--name", name, "--provider",
-        "subprocess", "--email", f"agents@{name}.test")
-    with open(root / name / "town.toml", "a", encoding="utf-8") as fh:
-        fh.write(f'\n[federation]\npublish = "all"\npublish_to = ["{root / (name + "-log")}"]'
-                 f"\n{extra}\n")
-    return root / name
 
 
 def status(t: Path, bead_id: str) -> str:

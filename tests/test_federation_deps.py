@@ -64,7 +64,7 @@ def test_reference_rule_agrees() -> None:
 # ------------------------------------------------------------------ three towns, end to end
 pytest.importorskip("cryptography")
 
-from test_federation import bead, js, make_town, one_line_error, run  # noqa: E402
+from helpers.fedtowns import bead, js, make_town, one_line_error, run  # noqa: E402
 
 
 def test_cross_town_dependency_through_sync(tmp_path: Path) -> None:
