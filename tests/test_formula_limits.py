@@ -414,6 +414,22 @@ def test_target_placeholders_cannot_blow_up_an_expansion(tmp_path: Path) -> None
     assert "step 'go'" in line and "top.formula.toml" in line
 
 
+def test_target_placeholders_are_filled_in_once(tmp_path: Path) -> None:
+    """A target title made of {target.description} is not expanded again: 100 x 400 copies
+    of a 1 MB description would be 40 GB, though each text is within the bound."""
+    title = "{target.description}" * 400
+    write(tmp_path, "exp.formula.toml", 'formula = "exp"\ntype = "expansion"\n[[template]]\n'
+          f'id = "{{target}}.x"\ntitle = "X"\ndescription = "{"{target.title}" * 100}"\n')
+    top = write(tmp_path, "top.formula.toml",
+                f'formula = "top"\n[[steps]]\nid = "go"\ntitle = "{title}"\n'
+                f'description = "{"d" * 1_000_000}"\nexpand = "exp"\n')
+    proc, elapsed = cook(tmp_path, top, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [step] = json.loads(proc.stdout)["steps"]
+    assert step["description"] == title * 100
+    assert elapsed < LIMIT_S, elapsed
+
+
 def test_step_placeholders_cannot_blow_up_advice(tmp_path: Path) -> None:
     path = write(tmp_path, "adv.formula.toml",
                  'formula = "adv"\n[[steps]]\nid = "go"\n'

@@ -26,6 +26,7 @@ steps is linear (replacements are applied in one walk, not one walk each).
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Mapping
 
 from ..errors import FormulaError, NotFoundError
@@ -225,27 +226,25 @@ def _apply_preset(bp: Blueprint, values: Mapping[str, str], where: str) -> None:
         s.needs = [n for n in s.needs if n not in dropped]
 
 
-def _replace_bounded(text: str, pairs: list[tuple[str, str]], where: str) -> str:
-    """``text`` with each ``(placeholder, value)`` replaced, refused when the result
-    would pass :data:`~.limits.MAX_TEXT_CHARS` (checked before it is built)."""
-    size = len(text) + sum(text.count(k) * (len(v) - len(k)) for k, v in pairs)
+def _replace_bounded(text: str, values: Mapping[str, str], where: str) -> str:
+    """``text`` with each placeholder in ``values`` replaced in one pass (a value that
+    holds a placeholder is not filled in again), refused when the result would pass
+    :data:`~.limits.MAX_TEXT_CHARS` (checked before it is built)."""
+    rx = re.compile("|".join(map(re.escape, values)))
+    size = len(text) + sum(len(values[k]) - len(k) for k in rx.findall(text))
     if size > MAX_TEXT_CHARS:
         raise FormulaError(f"{where}: the text would be longer than {MAX_TEXT_CHARS} "
                            "characters once {target…}/{step…} placeholders are filled in")
-    for k, v in pairs:
-        text = text.replace(k, v)
-    return text
+    return rx.sub(lambda m: values[m.group(0)], text)
 
 
 def _target_subst(text: str, target: Step, where: str = "") -> str:
     if not text or "{target" not in text:
         return text
-    _replace_bounded(text, [("{target.title}", target.title),
-                            ("{target.description}", target.description)],
-                     f"{where}: step '{target.id}'")  # (only checks the size; ids are short)
-    return (text.replace("{target}", target.id).replace("{target.id}", target.id)
-            .replace("{target.title}", target.title)
-            .replace("{target.description}", target.description))
+    return _replace_bounded(text, {"{target}": target.id, "{target.id}": target.id,
+                                   "{target.title}": target.title,
+                                   "{target.description}": target.description},
+                            f"{where}: step '{target.id}'")
 
 
 def _expand_target(target: Step, exp: Formula, rule_vars: Mapping[str, str], where: str,
@@ -439,8 +438,8 @@ def _matches(step: Step, target: str, pointcuts: list[dict[str, str]]) -> bool:
 
 def _advice_step(spec: dict[str, object], target: Step, source: str, where: str) -> Step:
     def sub(text: object) -> str:
-        return _replace_bounded(str(text or ""), [("{step.id}", target.id),
-                                                  ("{step.title}", target.title)],
+        return _replace_bounded(str(text or ""), {"{step.id}": target.id,
+                                                  "{step.title}": target.title},
                                 f"{where}: advice from {source!r} on step '{target.id}'")
 
     prio = spec.get("priority")
