@@ -301,6 +301,11 @@ def test_duplicates_compact_restore(repo: Path, env: dict[str, str]) -> None:
     run(repo, "import", "-", env=env, stdin="".join(json.dumps(o) + "\n" for o in old))
     assert js(repo, "compact", "--stats", env=env)["candidates"] == 2
     run(repo, "compact", "--apply", "--id", "up-old1", "--summary", "summary.txt", env=env)
+    (repo / "shorter.txt").write_text("Shorter\n")
+    run(repo, "compact", "--apply", "--tier", "2", "--id", "up-old1", "--summary",
+        "shorter.txt", env=env)
+    assert js(repo, "show", "up-old1", env=env)[0]["description"] == "Shorter"
+    assert js(repo, "restore", "up-old1", env=env)["description"] == "long enough text"
     assert [r["id"] for r in js(repo, "compact", "--analyze", env=env)] == ["up-old2"]
     assert js(repo, "compact", "--analyze", "--limit", "0", env=env)[0]["id"] == "up-old2"
     assert "invalid count" in run(repo, "compact", "--analyze", "--limit", "-1", env=env,

@@ -174,8 +174,12 @@ def _compact(ctx: Ctx) -> int:
             raise ValidationError(f"{bead_id} is not closed (use --force to compact anyway)")
         original = {k: bead.get(k) or "" for k in ("description", "design", "notes",
                                                    "acceptance_criteria")}
+        # compacted again (tier 2 after tier 1): the text before the first compaction
+        # stays the one bd restore brings back, not the earlier summary
+        first = led.kv_get(f"compact:{bead_id}") is None
         with led.transaction() as t:  # the original is kept exactly when the text goes
-            t.kv_set(f"compact:{bead_id}", json.dumps(original, ensure_ascii=False))
+            if first:
+                t.kv_set(f"compact:{bead_id}", json.dumps(original, ensure_ascii=False))
             t.update(bead_id, description=summary.strip(), design="", notes="",
                      acceptance_criteria="")
         ctx.out({"id": bead_id, "compacted": True, "tier": a.tier},
