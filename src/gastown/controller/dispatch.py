@@ -113,9 +113,7 @@ class Dispatcher:
     def load_intents(self) -> int:
         """Read the intents a killed controller left (after :meth:`remember`); stale
         ones -- their closes were dispatched -- are removed.  Returns how many remain."""
-        for key, value in self.led.kv_list():
-            if not key.startswith(INTENT_PREFIX):
-                continue
+        for key, value in self.led.kv_scan(INTENT_PREFIX):
             try:
                 intent = json.loads(value)
                 seqs = [int(s) for s in intent.get("covers") or [intent["after"]]]
@@ -367,9 +365,7 @@ class PoolFeeder:
         """Send the wake-up nudges a killed controller slung but did not record; returns
         how many.  Work no longer waiting on that agent's hook needs none."""
         count = 0
-        for key, value in self.led.kv_list():
-            if not key.startswith(WAKE_PREFIX):
-                continue
+        for key, value in self.led.kv_scan(WAKE_PREFIX):
             bead_id = key[len(WAKE_PREFIX):]
             try:
                 wake = json.loads(value)
