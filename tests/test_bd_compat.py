@@ -286,6 +286,11 @@ def test_duplicates_compact_restore(repo: Path, env: dict[str, str]) -> None:
     run(repo, "compact", "--apply", "--id", first, "--summary", "summary.txt", env=env,
         code=5)  # not closed
     run(repo, "close", first, env=env)
+    dry = js(repo, "compact", "--apply", "--dry-run", "--id", first, "--summary", "summary.txt",
+             env=env)
+    assert dry["dry_run"] and not dry["compacted"]
+    assert js(repo, "show", first, env=env)[0]["description"] == "same words"
+    run(repo, "restore", first, env=env, code=3)  # nothing was saved either
     run(repo, "compact", "--apply", "--id", first, "--summary", "summary.txt", env=env)
     assert js(repo, "show", first, env=env)[0]["description"] == "Short summary"
     assert js(repo, "restore", first, env=env)["description"] == "same words"

@@ -172,6 +172,10 @@ def _compact(ctx: Ctx) -> int:
         bead = led.get(bead_id)
         if bead["status"] != "closed" and not a.force:
             raise ValidationError(f"{bead_id} is not closed (use --force to compact anyway)")
+        if a.dry_run:
+            ctx.out({"id": bead_id, "compacted": False, "dry_run": True, "tier": a.tier},
+                    f"Would compact {bead_id} (dry run: nothing changed)")
+            return 0
         original = {k: bead.get(k) or "" for k in ("description", "design", "notes",
                                                    "acceptance_criteria")}
         # compacted again (tier 2 after tier 1): the text before the first compaction
