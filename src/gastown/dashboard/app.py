@@ -44,10 +44,8 @@ KEEPALIVE_S = 15.0
 
 
 def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(os.path.join(HERE, "templates")),
-                      autoescape=select_autoescape(["html"]))
-    env.filters["tojson_attr"] = lambda v: json.dumps(v, default=str)
-    return env
+    return Environment(loader=FileSystemLoader(os.path.join(HERE, "templates")),
+                       autoescape=select_autoescape(["html"]))
 
 
 def _error_status(exc: GastownError) -> int:
