@@ -138,3 +138,44 @@ def test_bad_input_is_one_line(towns: dict[str, Path]) -> None:
         proc = run(p, "gt", *args, rc=code)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def _append_signed(t: Path, log: Path, records: list[tuple[str, dict[str, object]]]) -> None:
+    """Append records signed with town ``t``'s own key to its published ``log``."""
+    own = keys.load_or_create(str(t / ".gt"))
+    lines = [ln for ln in log.read_bytes().split(b"\n") if ln]
+    last = json.loads(lines[-1])
+    for kind, body in records:
+        rec = make_record(own, seq=last["seq"] + 1, prev=record_hash(last), town=last["town"],
+                          kind=kind, at=last["at"], body=body)
+        lines.append(canonical(rec))
+        last = rec
+    log.write_bytes(b"".join(ln + b"\n" for ln in lines))
+
+
+def test_ill_formed_delegation_records_are_kept_unapplied(towns: dict[str, Path]) -> None:
+    p, s, root = towns["prime"], towns["sub"], towns["root"]
+    job = run(p, "bd", "q", "job").stdout.strip()
+    dj = js(p, "gt", "delegate", job, SUB)
+    good = {"from": f"{PRIME}/_/{job}", "to": SUB, "rig": None, "terms": {}, "title": "t",
+            "description": "", "by": "x"}
+    _append_signed(p, root / "prime-log" / "log.jsonl", [
+        ("delegation", {**good, "id": "dlg-bad1", "from": "not an address"}),
+        ("delegation", {**good, "id": "dlg-bad2", "from": "gt://other.com/o/_/o-1"}),
+        ("delegation", {**good, "id": "dlg-bad3", "title": {"not": "text"}}),
+        ("delegation", {**good, "id": "dlg.bad4"}),
+        ("delegation", {**good, "id": "dlg-fine"})])
+    run(s, "gt", "remote", "sync", "prime")
+    assert sorted(d["id"] for d in js(s, "gt", "delegation", "list")["incoming"]) == \
+        sorted([dj["id"], "dlg-fine"])
+    taken = js(s, "gt", "delegation", "accept", "--all")
+    assert sorted(t["id"] for t in taken) == sorted([dj["id"], "dlg-fine"])
+    run(s, "gt", "publish")
+    # an answer naming no bead address of the answering town is not applied either
+    _append_signed(s, root / "sub-log" / "log.jsonl", [
+        ("delegation.answer", {"id": dj["id"], "delegator": PRIME, "answer": "accepted",
+                               "reason": None, "bead": "garbage", "by": "x"})])
+    run(p, "gt", "remote", "sync", "sub")
+    (out,) = js(p, "gt", "delegation", "list")["outgoing"]
+    assert out["status"] == "accepted"
+    assert out["delegatee_bead"] == next(t["bead"] for t in taken if t["id"] == dj["id"])

@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 from ..config import TownConfig
@@ -42,6 +43,8 @@ KINDS = ("delegation", "delegation.answer")
 POLICIES = ("close", "ready")
 READY_LABEL = "delegation:ready"
 _OUT, _IN = "fed.dlgout.", "fed.dlgin."
+#: a delegation id: one segment of a key/value key (no ".")
+_DLG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def _load(v: str | None) -> dict[str, Any]:
@@ -134,12 +137,46 @@ def delegate(ledger: Ledger, gt_dir: str, cfg: TownConfig, local_id: str, to: st
     return body
 
 
+def _uri_of(town: str, text: Any) -> bool:
+    """Is ``text`` the address of a bead of ``town``?"""
+    if not isinstance(text, str):
+        return False
+    try:
+        uri = parse(text)
+    except UsageError:
+        return False
+    return uri.issue is not None and str(BeadURI(uri.entity, uri.chain)) == town
+
+
+def _well_formed(rec: dict[str, Any]) -> bool:
+    """Can this town act on a (verified) delegation record of another town?
+
+    Its id is one key segment, and what is acted on has the shape this town
+    writes: a delegation is of a bead of the delegating town, with text title,
+    description and terms and a rig name; an answer is accepted or rejected and
+    names no bead, or one of the answering town's.
+    """
+    body, town = rec.get("body") or {}, str(rec.get("town"))
+    if not (isinstance(body.get("id"), str) and _DLG_ID.fullmatch(body["id"])):
+        return False
+    if rec["kind"] == "delegation":
+        rig, terms = body.get("rig"), body.get("terms")
+        return (_uri_of(town, body.get("from")) and isinstance(body.get("to"), str)
+                and all(isinstance(body.get(k), str) for k in ("title", "description"))
+                and (rig is None or (isinstance(rig, str) and _uri_of(town, f"{town}/{rig}/x")))
+                and isinstance(terms, dict) and all(isinstance(v, str) for v in terms.values()))
+    return (body.get("answer") in ("accepted", "rejected")
+            and (body.get("bead") is None or _uri_of(town, body.get("bead")))
+            and (body.get("reason") is None or isinstance(body.get("reason"), str)))
+
+
 def mirror_items(name: str, records: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """The key/value items a sync of remote ``name`` writes for delegation records."""
+    """The key/value items a sync of remote ``name`` writes for delegation records
+    (an ill-formed one, see :func:`_well_formed`, is kept verified but unapplied)."""
     items = []
     for rec in records:
         body = rec.get("body") or {}
-        if rec.get("kind") in KINDS and isinstance(body.get("id"), str):
+        if rec.get("kind") in KINDS and _well_formed(rec):
             kv = "fed.dlg." if rec["kind"] == "delegation" else "fed.dlga."
             entry = {"seq": rec["seq"], "at": rec["at"], "town": rec["town"], "body": body}
             items.append((f"{kv}{name}.{body['id']}", json.dumps(entry, sort_keys=True)))
