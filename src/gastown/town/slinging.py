@@ -113,6 +113,16 @@ def _agent_of_actor(town: Town, actor: str | None) -> AgentConfig | None:
     return town.agent_by_address(actor) if actor else None
 
 
+def _checked_sessions(town: Town, candidates: list[AgentConfig]) -> Sessions:
+    """The town's sessions, once each candidate's provider can run here (e.g. no tmux:
+    fail before writing anything)."""
+    sessions = Sessions(town)
+    for provider_agent in {a.provider or town.config.town.provider: a
+                           for a in candidates}.values():
+        sessions.check(provider_agent)
+    return sessions
+
+
 def _no_pause(step: str) -> None:
     del step
 
@@ -143,10 +153,7 @@ def sling(town: Town, what: str, target: str | None = None,
     """
     step = pause or _no_pause
     kind, candidates = resolve_target(town, target, caller)
-    sessions = Sessions(town)
-    for provider_agent in {a.provider or town.config.town.provider: a
-                           for a in candidates}.values():
-        sessions.check(provider_agent)  # e.g. no tmux: fail before writing anything
+    sessions = _checked_sessions(town, candidates)
     given = dict(vars or {})
     with town.ledger(actor) as led, town.lock("sling"):
         bead = _existing_bead(led, what)
@@ -213,10 +220,7 @@ def sling_many(town: Town, items: list[str], target: str | None,
     step = pause or _no_pause
     given = dict(vars or {})
     kind, candidates = resolve_target(town, target, caller)
-    sessions = Sessions(town)
-    for provider_agent in {a.provider or town.config.town.provider: a
-                           for a in candidates}.values():
-        sessions.check(provider_agent)
+    sessions = _checked_sessions(town, candidates)
     with town.ledger(actor) as led, town.lock("sling"):
         paths: list[str] | None = None
         plans: list[_Plan] = []
