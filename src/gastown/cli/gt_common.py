@@ -93,8 +93,3 @@ def clean(text: Any) -> str:
     from ..town.text import sanitize
 
     return sanitize(str(text if text is not None else ""))
-
-
-def env_actor() -> str | None:
-    """``$BD_ACTOR`` when set (a session's identity)."""
-    return os.environ.get("BD_ACTOR") or None
