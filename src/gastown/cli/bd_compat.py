@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import UsageError, ValidationError
 from ..ledger import compat
-from ._app import Ctx, common_options, emit_json, split_csv
+from ._app import Ctx, common_options, count, emit_json, split_csv
 
 
 # -------------------------------------------------------------------- note
@@ -126,8 +126,6 @@ def _stale(ctx: Ctx) -> int:
     a = ctx.args
     if a.days < 1:
         raise ValidationError(f"--days must be at least 1, not {a.days}")
-    if a.limit < 0:
-        raise ValidationError(f"--limit must be 0 or more, not {a.limit}")
     if a.status and a.status not in ("open", "in_progress", "blocked", "deferred"):
         raise ValidationError(f"invalid --status {a.status!r}: use open, in_progress, "
                               "blocked or deferred")
@@ -448,7 +446,7 @@ def setup(name: str, sub: Any) -> None:
     elif name == "stale":
         p.add_argument("-d", "--days", type=int, default=30, help="not updated in N days")
         p.add_argument("-s", "--status", help="open, in_progress, blocked or deferred")
-        p.add_argument("-n", "--limit", type=int, default=50, help="at most N (0 = all)")
+        p.add_argument("-n", "--limit", type=count, default=50, help="at most N (0 = all)")
         p.set_defaults(func=_stale)
     elif name == "epic":
         p.add_argument("action", choices=("status", "close-eligible"))
