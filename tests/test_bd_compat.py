@@ -153,6 +153,9 @@ def test_count_stale_children_epic_graph(repo: Path, env: dict[str, str]) -> Non
     assert js(repo, "epic", "close-eligible", env=env)["closed"] == [epic]
     g = js(repo, "graph", epic, "--all", env=env)
     assert g["layers"] == [sorted([k1, k2]), [epic]]
+    whole = js(repo, "graph", "--all", env=env)  # every bead: the same graph here
+    assert whole == g and whole["nodes"][0]["title"] in ("Epic", "kid one", "kid two")
+    assert js(repo, "graph", env=env)["nodes"] == []  # all closed
     # stale: a bead last touched long ago, imported as such
     old = {"id": "up-old", "title": "old", "status": "open", "priority": 2,
            "issue_type": "task", "created_at": "2020-01-01T00:00:00Z",

@@ -71,9 +71,9 @@ def _graph(ctx: Ctx) -> int:
         root = ctx.resolve(ctx.args.id)
         nodes = {root} | {n["id"] for n in led.dep_tree(root)}
         nodes |= {n["id"] for n in led.dep_tree(root, reverse=True)}
-    else:
-        nodes = {b["id"] for b in led.list(Filter(include_closed=ctx.args.all))}
-    beads = {i: led.get(i) for i in sorted(nodes) if led.exists(i)}
+        beads = {i: led.get(i) for i in sorted(nodes) if led.exists(i)}
+    else:  # the listed beads as they are, not read again one by one
+        beads = {b["id"]: b for b in led.list(Filter(include_closed=ctx.args.all), sort="id")}
     edges = [e for i in beads for e in led.deps(i)
              if e["depends_on_id"] in beads and e["type"] in (*BLOCKING_DEP_TYPES,
                                                               "parent-child")]
