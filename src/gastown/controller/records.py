@@ -74,13 +74,6 @@ class LandingRecords:
     led: Ledger
     actor: str
 
-    @staticmethod
-    def _local_worktree_source(rig: RigConfig) -> str | None:
-        """The rig's source when it is a local, non-bare repository (a person's working copy)."""
-        from ..town.rigs import working_copy
-
-        return working_copy(rig.source)
-
     def _record_landing(self, mr: Bead, old: str, new: str) -> None:
         """Write the plan before the target moves: what a restarted controller resumes from."""
         current = self.led.get(mr["id"])
@@ -182,9 +175,10 @@ class LandingRecords:
         source fixes it there and runs ``gt mq retry``.
         """
         from ..town.mail import send_txn
+        from ..town.rigs import working_copy
 
         summary = push_summary(reason)
-        local = self._local_worktree_source(rig)
+        local = working_copy(rig.source)
         if local:
             fix = (f"Your working copy {local} has changes git will not overwrite: commit "
                    f"or stash them (git -C {local} status shows them), then run "

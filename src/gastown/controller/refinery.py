@@ -252,8 +252,10 @@ class Refinery(LandingRecords):
     def _push(self, rig: RigConfig, repo: str, new: str,
               base: str) -> subprocess.CompletedProcess[str]:
         """Push the landed commit to the rig's source (a clean working copy is updated)."""
+        from ..town.rigs import working_copy
+
         argv = ["push", "--quiet"]
-        if self._local_worktree_source(rig):
+        if working_copy(rig.source):
             argv.append(f"--receive-pack={_UPDATE_INSTEAD}")
         return self._git([*argv, "origin", f"{new}:refs/heads/{base}"], repo, check=False)
 
