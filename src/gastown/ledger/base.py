@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from . import discovery
 from .ops import Txn
 from .queries import Reads
-from .store import Store
+from .store import Store, Tx
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
@@ -44,7 +44,14 @@ class LedgerBase:
         """The id prefix new beads get (``issue_prefix`` in config)."""
         if self._prefix is None:
             with self.store.read() as tx:
-                value = tx.scalar("SELECT value FROM config WHERE key = 'issue_prefix'")
+                return self._prefix_in(tx)
+        return self._prefix
+
+    def _prefix_in(self, tx: Tx) -> str:
+        """:attr:`prefix`, read the first time in the caller's open transaction (a
+        command then pays for no transaction of its own just to learn it)."""
+        if self._prefix is None:
+            value = tx.scalar("SELECT value FROM config WHERE key = 'issue_prefix'")
             self._prefix_missing = not value
             self._prefix = str(value) if value else "bd"
         return self._prefix
@@ -57,9 +64,8 @@ class LedgerBase:
         ``durable`` commits to disk before returning (``Store.durable``: merge-queue
         records, DESIGN §3.3).
         """
-        prefix = self.prefix
         with (self.store.durable() if durable else self.store.write()) as tx:
-            txn = Txn(tx, actor or self.actor, prefix)
+            txn = Txn(tx, actor or self.actor, self._prefix_in(tx))
             txn.prefix_missing = self._prefix_missing
             yield txn
 

@@ -44,14 +44,13 @@ class LedgerReads(LedgerBase):
 
     def resolve_id(self, partial: str) -> str:
         """A full id from a full id, an id without prefix, or a unique id prefix."""
-        prefix = self.prefix
         with self.store.read() as tx:
             if tx.one("SELECT 1 FROM issues WHERE id = ?", (partial,)):
                 return partial
-            candidates = [f"{prefix}-{partial}"] if "-" not in partial else []
-            for c in candidates:
-                if tx.one("SELECT 1 FROM issues WHERE id = ?", (c,)):
-                    return c
+            if "-" not in partial:
+                full = f"{self._prefix_in(tx)}-{partial}"
+                if tx.one("SELECT 1 FROM issues WHERE id = ?", (full,)):
+                    return full
             if len(partial) > _MAX_PARTIAL:  # no id is that long: no prefix search
                 raise NotFoundError(f"no issue found matching {partial[:40]!r}… "
                                     f"({len(partial)} characters)")
