@@ -221,6 +221,31 @@ def test_tampered_logs_are_refused_naming_the_record(tmp_path: Path) -> None:
         ["first, renamed", "second", "third"]
 
 
+def test_signed_records_of_the_wrong_shape_are_kept_unapplied(tmp_path: Path) -> None:
+    a = make_town(tmp_path, "atown", "alice@example.com",
+                  f'publish = "all"\npublish_to = ["{tmp_path / "pub"}"]')
+    c = make_town(tmp_path, "ctown", "carol@example.com")
+    bead(a, "first")
+    run(a, "gt", "publish")
+    log = tmp_path / "pub" / "log.jsonl"
+    lines = _lines(log)
+    own = keys.load_or_create(str(a / ".gt"))
+    me = "alice@example.com"
+    for kind, body in (("bead", {"id": "x-9"}), ("bead", {"id": ["x"], "bead": {}}),
+                       ("bead", {"id": "x-8", "bead": "not a snapshot"}),
+                       ("employment", {"entity": me, "organization": 5}),
+                       ("employment", {"entity": me, "organization": "acme.com"})):
+        last = json.loads(lines[-1])
+        lines.append(_forge(lines[-1], own, seq=last["seq"] + 1, prev=record_hash(last),
+                            kind=kind, body=body))
+    log.write_bytes(b"".join(ln + b"\n" for ln in lines))
+    run(c, "gt", "remote", "add", "alice", "gt://alice@example.com/atown",
+        "--url", str(tmp_path / "pub"))
+    assert js(c, "gt", "remote", "sync")[0]["count"] == len(lines)
+    assert js(c, "gt", "remote", "list")[0]["member_of"] == ["acme.com"]
+    assert [x["title"] for x in js(c, "bd", "list", "--remote=alice")] == ["first"]
+
+
 def test_a_remote_log_or_town_document_over_the_bound_is_refused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gastown.errors import ValidationError

@@ -108,12 +108,21 @@ def remove(ledger: Ledger, name: str) -> int:
 
 
 def mirror_key(rec: dict[str, Any]) -> str | None:
-    """The mirror slot a record updates (None: a kind this version keeps unapplied)."""
+    """The mirror slot a record updates (None: a kind this version keeps unapplied, or a
+    body of the wrong shape: a bead id that is not text, a snapshot that is not an object,
+    an employment whose entity or organization is not text)."""
     kind, body = rec.get("kind"), rec.get("body") or {}
     if kind in ("bead", "bead.withdrawn"):
-        return f"bead.{body.get('id')}"
+        bead_id = body.get("id")
+        if not isinstance(bead_id, str) or not bead_id or (
+                kind == "bead" and not isinstance(body.get("bead"), dict)):
+            return None
+        return f"bead.{bead_id}"
     if kind == "employment":
-        return f"emp.{body.get('entity')}>{body.get('organization')}"
+        entity, org = body.get("entity"), body.get("organization")
+        if not (isinstance(entity, str) and isinstance(org, str)):
+            return None
+        return f"emp.{entity}>{org}"
     if kind == "town":
         return "town"
     return None
