@@ -147,7 +147,11 @@ def test_count_stale_children_epic_graph(repo: Path, env: dict[str, str]) -> Non
     assert js(repo, "count", "--by-label", env=env)["groups"] == [{"group": "x", "count": 1}]
     assert [k["id"] for k in js(repo, "children", epic, env=env)] == [k1, k2]
     assert js(repo, "epic", "status", "--eligible-only", env=env) == []
-    run(repo, "close", k1, k2, env=env)
+    assert js(repo, "status", env=env)["summary"]["epics_eligible_for_closure"] == 0
+    run(repo, "close", k1, env=env)
+    assert js(repo, "status", env=env)["summary"]["epics_eligible_for_closure"] == 0
+    run(repo, "close", k2, env=env)
+    assert js(repo, "status", env=env)["summary"]["epics_eligible_for_closure"] == 1
     rows = js(repo, "epic", "status", env=env)
     assert rows[0]["eligible_for_close"] and rows[0]["closed_children"] == 2
     assert js(repo, "epic", "close-eligible", env=env)["closed"] == [epic]

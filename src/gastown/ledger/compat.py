@@ -85,15 +85,13 @@ def status_report(led: Ledger, hours: int = 24, assignee: str | None = None) -> 
                                 f"AND status <> 'deferred'{who}", [now, *args]) or 0)
         closed = tx.query(f"SELECT created_at, closed_at FROM issues WHERE {base} "
                           "AND status = 'closed' AND closed_at IS NOT NULL", args)
-        epics = tx.query(f"SELECT id FROM issues WHERE {base} AND issue_type = 'epic' "
-                         "AND status <> 'closed'", args)
-        eligible = 0
-        for (epic_id,) in epics:
-            kids = tx.query("SELECT t.status FROM dependencies d JOIN issues t ON "
-                            "t.id = d.issue_id WHERE d.depends_on_id = ? AND "
-                            "d.type = 'parent-child'", (epic_id,))
-            if kids and all(k[0] == "closed" for k in kids):
-                eligible += 1
+        # open epics with children, all of them closed (one query, not one per epic)
+        kids = ("SELECT 1 FROM dependencies d JOIN issues t ON t.id = d.issue_id "
+                "WHERE d.depends_on_id = issues.id AND d.type = 'parent-child'")
+        eligible = int(tx.scalar(
+            f"SELECT COUNT(*) FROM issues WHERE {base} AND issue_type = 'epic' "
+            f"AND status <> 'closed' AND EXISTS ({kids}) "
+            f"AND NOT EXISTS ({kids} AND t.status <> 'closed')", args) or 0)
         since = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S")
         recent = {str(k): int(v) for k, v in tx.query(
             "SELECT type, COUNT(*) FROM events WHERE ts >= ? GROUP BY type", (since,))}
