@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gastown
 from gastown.ledger import core
@@ -48,3 +49,17 @@ def test_a_ledger_made_and_opened_through_the_parts(tmp_path: Path) -> None:
         led.close()
     with core.Ledger.open(cwd=str(tmp_path)) as again:
         assert again.prefix == "pt" and again.count() == 2
+
+
+def test_doctor_agrees_with_the_stored_state_of_a_remote_edge(ledger: Any) -> None:
+    """A bead freed by a sync (its ``gt://`` blocker closed over there) is not stale."""
+    remote = "gt://alice@example.com/atown/_/at-1"
+    bead = ledger.create("needs alice's work")["id"]
+    ledger.add_dep(bead, remote, "blocks")
+    assert ledger.integrity_problems() == []
+    ledger.kv_set_many([], remote_closed={remote: True})
+    assert [b["id"] for b in ledger.ready()] == [bead]
+    assert ledger.integrity_problems() == []
+    ledger.kv_set_many([], remote_closed={remote: False})
+    assert ledger.ready() == []
+    assert ledger.integrity_problems() == []

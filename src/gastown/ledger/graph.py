@@ -7,6 +7,7 @@ import builtins
 from . import ready as _ready
 from . import timefmt
 from .ops import Txn
+from .queries import Reads
 from .reads import LedgerReads
 
 TYPE_CHECKING = False
@@ -83,12 +84,14 @@ class LedgerGraph(LedgerReads):
             rows = tx.query("SELECT id, status, defer_until, pinned, ephemeral, is_template, "
                             "issue_type, priority, created_at, held, closed_at FROM issues")
             edges = tx.query("SELECT issue_id, depends_on_id, type FROM dependencies")
+            remote_closed = [key[len(_ready.REMOTE_CLOSED_PREFIX):] for key, _ in
+                             Reads(tx).kv_with_prefix(_ready.REMOTE_CLOSED_PREFIX)]
             if self.store.dialect == "sqlite":
                 check = tx.scalar("PRAGMA quick_check")
                 if check != "ok":
                     problems.append(f"sqlite quick_check: {check}")
         beads = {r[0]: {"status": r[1], "defer_until": None, "issue_type": r[6]} for r in rows}
-        held = _ready.reference_held(beads, edges, timefmt.now())
+        held = _ready.reference_held(beads, edges, timefmt.now(), remote_closed)
         for r in rows:
             if bool(int(r[9])) != held[r[0]]:
                 problems.append(f"{r[0]}: stored ready state is stale (run bd doctor --fix)")
