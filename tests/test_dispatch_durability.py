@@ -134,12 +134,14 @@ def test_a_controller_killed_while_waking_a_pool_worker_wakes_it_after_restart(
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not is_running(town), 5, what="the killed controller's lock to go")
         assert up(town)["started"]
-        woken = wait_events(town, "dispatch", where=lambda e: e["bead_id"] == second,
-                            timeout=30)
+        wait_events(town, "dispatch", where=lambda e: e["bead_id"] == second, timeout=30)
         wait_for(lambda: "is on your hook" in gt(town, "peek", "crew-1").stdout, 10,
                  what="the wake-up nudge in the worker's session")
         with ledger(town) as led:
             assert not [k for k, _ in led.kv_list() if k.startswith(WAKE_PREFIX)]
+    # counted once the controller is down and its nudges in flight are finished: a
+    # second wake-up sent after the first was recorded counts too
+    woken = [e for e in events(town, "dispatch") if e["bead_id"] == second]
     report("dispatch-kill9-pool-wake", cases=1, kills=1, acked=1, lost=int(not woken),
            doubled=max(0, len(woken) - 1))
     assert len(woken) == 1 and woken[0]["payload"]["kind"] == "sling"
