@@ -26,7 +26,7 @@ def _init(ctx: Ctx) -> int:
     if led.beads_dir:  # what upstream's tools read to find the database (never a URL)
         from ..ledger.autoflush import write_metadata
 
-        write_metadata(led.beads_dir, led.store.url)
+        write_metadata(led.beads_dir, led.store)
     imported = None
     jsonl = os.path.join(led.beads_dir or ".beads", "issues.jsonl")
     if will_import:

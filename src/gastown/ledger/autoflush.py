@@ -17,6 +17,7 @@ import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .core import Ledger
+    from .store import Store
 
 __all__ = ["flush_if_enabled", "write_metadata", "METADATA_FILE"]
 
@@ -59,7 +60,7 @@ def flush_if_enabled(led: Ledger) -> str | None:
     return path
 
 
-def write_metadata(beads_dir: str, url: str) -> str:
+def write_metadata(beads_dir: str, store: Store) -> str:
     """Write ``.beads/metadata.json`` as upstream tools read it (never the server's URL).
 
     ``{"database": "beads.db", "jsonl_export": "issues.jsonl", "backend": "sqlite"}``
@@ -69,11 +70,10 @@ def write_metadata(beads_dir: str, url: str) -> str:
     path = os.path.join(beads_dir, METADATA_FILE)
     if os.path.exists(path):
         return path
-    if url.startswith(("postgres://", "postgresql://")):
-        meta = {"backend": "postgresql", "jsonl_export": "issues.jsonl"}
+    db = getattr(store, "path", None)  # the file a SQLite store opened
+    if store.dialect != "sqlite" or not isinstance(db, str):
+        meta = {"backend": store.dialect, "jsonl_export": "issues.jsonl"}
     else:
-        db = url[len("sqlite:"):] if url.startswith("sqlite:") else url
-        db = db[2:] if db.startswith("//") else db
         inside = os.path.dirname(os.path.abspath(db)) == os.path.abspath(beads_dir)
         meta = {"database": os.path.basename(db) if inside else os.path.abspath(db),
                 "jsonl_export": "issues.jsonl", "backend": "sqlite"}
