@@ -20,13 +20,10 @@ by a stream of newer, more urgent ones.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError
-from ..ledger.ops import Txn
 from ..ledger.query import Filter
 from ..town.mergereq import SENT_BACK_LABELS, mq_meta, retry, target_of
 from ..town.mergereq import get_merge_request as _get_mr
@@ -36,24 +33,13 @@ if TYPE_CHECKING:
     from ..ledger.model import Bead
     from ..town.core import Town
 
-__all__ = ["durable", "mq_meta", "target_of", "effective_priority", "queue", "targets",
+__all__ = ["mq_meta", "target_of", "effective_priority", "queue", "targets",
            "retry", "reject", "describe", "SENT_BACK_LABELS", "controller_actor"]
 
 
 def controller_actor(town: Town) -> str:
     """Who the controller acts as in the ledger (events, claims, mail)."""
     return f"{town.name}/controller"
-
-
-@contextmanager
-def durable(led: Ledger, actor: str | None = None) -> Iterator[Txn]:
-    """A write transaction committed to disk before it returns (merge-queue records).
-
-    SQLite commits these with ``synchronous=FULL``; PostgreSQL's commits are
-    synchronous anyway (``Store.durable``).
-    """
-    with led.transaction(actor, durable=True) as t:
-        yield t
 
 
 def _epoch(ts: str | None) -> float:
@@ -106,7 +92,7 @@ def reject(town: Town, led: Ledger, mr_id: str, reason: str, actor: str | None =
     mq.update(state="rejected", reason=reason)
     meta["mq"] = mq
     author = str(meta.get("author") or mr.get("created_by") or "")
-    with durable(led, actor) as t:
+    with led.transaction(actor, durable=True) as t:  # a merge-queue record
         t.update(mr["id"], metadata=meta)
         t.add_label(mr["id"], "rejected")
         t.close(mr["id"], reason=f"rejected: {reason}", force=True)

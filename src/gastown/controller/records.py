@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
-from .mergeq import SENT_BACK_LABELS, durable, mq_meta, target_of
+from .mergeq import SENT_BACK_LABELS, mq_meta, target_of
 
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
@@ -82,7 +82,7 @@ class LandingRecords:
         mq.update(state="landing", landing={"old": old, "new": new},
                   attempts=int(mq.get("attempts", 0)) + 1)
         meta["mq"] = mq
-        with durable(self.led, self.actor) as t:
+        with self.led.transaction(self.actor, durable=True) as t:
             t.update(mr["id"], metadata=meta)
             t.emit("merge.landing", mr["id"], {"old": old, "new": new})
 
@@ -102,7 +102,7 @@ class LandingRecords:
         meta["mq"] = mq
         branch = meta.get("branch")
         stale = self._superseded(current)
-        with durable(self.led, self.actor) as t:
+        with self.led.transaction(self.actor, durable=True) as t:
             t.update(mr["id"], metadata=meta)
             t.add_label(mr["id"], "merged")
             t.close(mr["id"], reason=f"merged into {base} as {new[:12]}", force=True)
@@ -199,7 +199,7 @@ class LandingRecords:
         body = (f"Merge request {mr['id']} (branch `{meta.get('branch')}`) passed its checks, "
                 f"but pushing it to {rig.source} failed: {summary}.\n\nWhat git said:\n"
                 f"```\n{reason}\n```\n\n{fix}")
-        with durable(self.led, self.actor) as t:
+        with self.led.transaction(self.actor, durable=True) as t:
             t.update(mr["id"], status="blocked", assignee=None, metadata=meta)
             t.add_label(mr["id"], "land-failed")
             t.emit("merge.sent_back", mr["id"], {"why": "push-refused", "detail": detail,
@@ -240,7 +240,7 @@ class LandingRecords:
         if output:
             body += ["", "Last lines of the output:", "```", output[-3000:], "```"]
         fix = self._open_fix(mq)
-        with durable(self.led, self.actor) as t:
+        with self.led.transaction(self.actor, durable=True) as t:
             if fix is None:
                 fix = t.create(title[:200], issue_type="bug", priority=current.get("priority", 2),
                                assignee=author or None, labels=[label],
