@@ -100,6 +100,33 @@ def test_huge_loop_count_is_refused_before_building(tmp_path: Path, count: int) 
     assert "step 'rep'" in line and str(path) in line
 
 
+WIDE_LOOP = """formula = "wide"
+[[steps]]
+id = "rep"
+[steps.loop]
+range = "1000000000000000000..{end}"
+var = "i"
+[[steps.loop.body]]
+id = "x"
+title = "X"
+description = "{text}"
+"""
+
+
+@pytest.mark.parametrize(("placeholder", "copies", "end", "says"), [
+    # one 3 MB text of {i}: 19 characters each, 19 MB per iteration
+    ("{i}", 1_000_000, "1000000000000000200", "placeholders"),
+    # each iteration within the 1 MiB per text, 19,000 of them 18 GB in all
+    ("{{i}}", 50_000, "1000000000000019000", "the steps' text"),
+])
+def test_loop_variables_cannot_blow_up_the_text(tmp_path: Path, placeholder: str, copies: int,
+                                                end: str, says: str) -> None:
+    path = write(tmp_path, "wide.formula.toml",
+                 WIDE_LOOP.format(end=end, text=placeholder * copies))
+    line = refused(tmp_path, path, says=says)
+    assert "step 'rep'" in line
+
+
 def test_nested_loops_are_refused_quickly(tmp_path: Path) -> None:
     path = write(tmp_path, "nest.formula.toml", """formula = "nest"
 [[steps]]

@@ -234,7 +234,7 @@ def _replace_bounded(text: str, values: Mapping[str, str], where: str) -> str:
     size = len(text) + sum(len(values[k]) - len(k) for k in rx.findall(text))
     if size > MAX_TEXT_CHARS:
         raise FormulaError(f"{where}: the text would be longer than {MAX_TEXT_CHARS} "
-                           "characters once {target…}/{step…} placeholders are filled in")
+                           "characters once {target…}/{step…}/{var} placeholders are filled in")
     return rx.sub(lambda m: values[m.group(0)], text)
 
 
@@ -261,8 +261,10 @@ def _expand_target(target: Step, exp: Formula, rule_vars: Mapping[str, str], whe
         s = t.clone()
         s.id = _target_subst(t.id, target)
         for key in ("title", "description", "acceptance", "notes"):
-            setattr(s, key, substitute(_target_subst(getattr(t, key), target, where), rule_vars,
-                                       f"{where}: step '{target.id}'"))
+            text = getattr(t, key)
+            setattr(s, key, budget.built(
+                substitute(_target_subst(text, target, where), rule_vars,
+                           f"{where}: step '{target.id}'"), text, f"step '{target.id}'"))
         s.needs = [_target_subst(n, target) for n in t.needs]
         s.labels = [_target_subst(lb, target) for lb in t.labels]
         s.children = [inst(c) for c in t.children]
@@ -391,9 +393,10 @@ def _expand_loop(step: Step, values: Mapping[str, str], where: str, budget: Budg
             s.id = f"{prefix}.{b.id}"
             for key in ("title", "description", "acceptance", "notes"):
                 text = substitute(getattr(b, key), local, f"{where}: step '{step.id}'")
-                for k, v in local.items():
-                    text = text.replace("{" + k + "}", v)
-                setattr(s, key, text)
+                if local and "{" in text:
+                    text = _replace_bounded(text, {"{" + k + "}": v for k, v in local.items()},
+                                            f"{where}: step '{step.id}'")
+                setattr(s, key, budget.built(text, getattr(b, key), f"step '{step.id}': loop"))
             s.needs = [f"{prefix}.{x}" if x in body_ids else x for x in b.needs]
             s.children = [inst(c) for c in b.children]
             return s

@@ -45,12 +45,15 @@ MAX_PATTERN_CHARS = 512
 
 
 class Budget:
-    """The number of steps a compile has produced so far, refused past :data:`MAX_STEPS`."""
+    """What a compile has produced so far: steps (refused past :data:`MAX_STEPS`) and new
+    text (refused past :data:`MAX_TOTAL_TEXT_CHARS`)."""
 
     def __init__(self, where: str, steps: int = 0) -> None:
         self.where = where
         self.steps = steps
         self.formulas: set[str] = set()
+        #: characters of new text (filled-in placeholders) built so far
+        self.text = 0
 
     def charge(self, grow: int, what: str) -> None:
         """Account for ``grow`` more steps made by ``what`` (before making them)."""
@@ -65,3 +68,12 @@ class Budget:
         if len(self.formulas) > MAX_FORMULAS:
             raise FormulaError(f"{self.where}: {what}: more than {MAX_FORMULAS} formulas "
                                "involved")
+
+    def built(self, text: str, original: str, what: str) -> str:
+        """Account for ``text`` made from ``original`` by ``what`` (nothing when unchanged)."""
+        if text is not original:
+            self.text += len(text)
+            if self.text > MAX_TOTAL_TEXT_CHARS:
+                raise FormulaError(f"{self.where}: {what}: the steps' text would be longer "
+                                   f"than {MAX_TOTAL_TEXT_CHARS} characters")
+        return text
