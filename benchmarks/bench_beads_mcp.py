@@ -80,6 +80,28 @@ def direct(ws: Path, args: list[str], reps: int) -> float:
     return statistics.median(times)
 
 
+def drive(ws: Path, tmp: Path, calls: list[tuple[str, dict[str, object]]],
+          reps: int) -> dict[str, list[float]]:
+    """Seconds per call of each ``(tool, arguments)`` through beads-mcp in ``ws``.
+
+    Each tool is called ``reps + 1`` times in one server session (the driver);
+    the first, warm-up call is left out.  ``tmp`` holds the driver's call list.
+    """
+    python = beads_mcp_python()
+    plan = [[tool, targs] for tool, targs in calls for _ in range(reps + 1)]
+    (tmp / "calls.json").write_text(json.dumps(plan))
+    env = {**os.environ, "BEADS_DRIVER_WS2": str(tmp)}
+    out = subprocess.run([str(python), str(DRIVER), str(ws), BD, str(tmp / "calls.json")],
+                         capture_output=True, text=True, env=env, check=True)
+    done = [c for c in json.loads(out.stdout)["calls"] if not c["tool"].startswith("resource:")]
+    times: dict[str, list[float]] = {}
+    for n, (tool, _targs) in enumerate(calls):
+        mine = done[n * (reps + 1):(n + 1) * (reps + 1)]
+        assert all(c["ok"] for c in mine), [c for c in mine if not c["ok"]][:1]
+        times[tool] = [c["seconds"] for c in mine[1:]]
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5 calls per tool")
@@ -87,27 +109,16 @@ def main() -> int:
     parser.add_argument("--beads", type=int, default=1000)
     args, _ = parser.parse_known_args()
     reps = args.reps or (5 if args.quick else 20)
-    python = beads_mcp_python()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         ws.mkdir()
         bead = make_ledger(ws, args.beads)
-        calls = []
-        for tool, targs, _cmd in CASES:
-            filled = {k: (bead if v == "$ID" else v) for k, v in targs.items()}
-            calls += [[tool, filled]] * (reps + 1)
-        (Path(tmp) / "calls.json").write_text(json.dumps(calls))
-        env = {**os.environ, "BEADS_DRIVER_WS2": tmp}
-        out = subprocess.run([str(python), str(DRIVER), str(ws), BD, str(Path(tmp) /
-                              "calls.json")], capture_output=True, text=True, env=env,
-                             check=True)
-        report = json.loads(out.stdout)
+        via_mcp = drive(ws, Path(tmp), [(tool, {k: (bead if v == "$ID" else v)
+                                                for k, v in targs.items()})
+                                        for tool, targs, _cmd in CASES], reps)
         results = []
-        calls_done = [c for c in report["calls"] if not c["tool"].startswith("resource:")]
-        for n, (tool, _targs, cmd) in enumerate(CASES):
-            mine = calls_done[n * (reps + 1):(n + 1) * (reps + 1)]
-            assert all(c["ok"] for c in mine), [c for c in mine if not c["ok"]][:1]
-            mcp_ms = 1000 * statistics.median(c["seconds"] for c in mine[1:])
+        for tool, _targs, cmd in CASES:
+            mcp_ms = 1000 * statistics.median(via_mcp[tool])
             bd_ms = 1000 * direct(ws, [bead if a == "$ID" else a for a in cmd], reps)
             results.append({"tool": tool, "mcp_ms": round(mcp_ms, 1), "bd_ms": round(bd_ms, 1),
                             "overhead_ms": round(mcp_ms - bd_ms, 1)})

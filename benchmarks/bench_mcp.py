@@ -35,9 +35,9 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench_beads_mcp import BD, make_ledger  # noqa: E402
+from bench_beads_mcp import BD, drive, make_ledger  # noqa: E402
 
-from test_beads_mcp import DRIVER, beads_mcp_python  # noqa: E402
+from test_beads_mcp import beads_mcp_python  # noqa: E402
 
 #: the tools compared: (name, our arguments, beads-mcp's arguments); "$ID" is an open bead
 CASES = [("show", {"id": "$ID"}, {"issue_id": "$ID"}),
@@ -91,20 +91,8 @@ async def ours(db: str, bead: str, reps: int) -> tuple[dict[str, list[float]], i
 
 def theirs(ws: Path, bead: str, reps: int, tmp: Path) -> tuple[dict[str, list[float]], int]:
     """Seconds per call of each case through beads-mcp, and its tools/list size."""
+    out = drive(ws, tmp, [(tool, _fill(bargs, bead)) for tool, _args, bargs in CASES], reps)
     python = beads_mcp_python()
-    calls = []
-    for _tool, _args, bargs in CASES:
-        calls += [[_tool, _fill(bargs, bead)]] * (reps + 1)
-    (tmp / "calls.json").write_text(json.dumps(calls))
-    env = {**os.environ, "BEADS_DRIVER_WS2": str(tmp)}
-    run = subprocess.run([str(python), str(DRIVER), str(ws), BD, str(tmp / "calls.json")],
-                         capture_output=True, text=True, env=env, check=True)
-    done = [c for c in json.loads(run.stdout)["calls"] if not c["tool"].startswith("resource:")]
-    out = {}
-    for n, (tool, _args, _b) in enumerate(CASES):
-        mine = done[n * (reps + 1):(n + 1) * (reps + 1)]
-        assert all(c["ok"] for c in mine), [c for c in mine if not c["ok"]][:1]
-        out[tool] = [c["seconds"] for c in mine[1:]]
     size = subprocess.run([str(python), "-c", _LIST_SIZE, str(ws), BD], capture_output=True,
                           text=True, check=True, cwd=ws).stdout.strip()
     return out, int(size)
