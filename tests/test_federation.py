@@ -233,6 +233,12 @@ def test_signed_records_of_the_wrong_shape_are_kept_unapplied(tmp_path: Path) ->
     me = "alice@example.com"
     for kind, body in (("bead", {"id": "x-9"}), ("bead", {"id": ["x"], "bead": {}}),
                        ("bead", {"id": "x-8", "bead": "not a snapshot"}),
+                       ("bead", {"id": "x-7", "bead": {"id": "x-7", "title": "t",
+                                                       "status": "open", "priority": "high",
+                                                       "issue_type": "task"}}),
+                       ("bead", {"id": "x-6", "bead": {"id": "x-6", "title": ["t"],
+                                                       "status": "open", "priority": 1,
+                                                       "issue_type": "task"}}),
                        ("employment", {"entity": me, "organization": 5}),
                        ("employment", {"entity": me, "organization": "acme.com"})):
         last = json.loads(lines[-1])
@@ -294,13 +300,16 @@ def test_shuffled_repeated_delivery_converges(ops: list[tuple[str, str | None]],
     records, prev = [], ""
     for i, (bead_id, status) in enumerate(ops, 1):
         kind, body = (("bead.withdrawn", {"id": bead_id}) if status is None else
-                      ("bead", {"id": bead_id, "bead": {"id": bead_id, "status": status}}))
+                      ("bead", {"id": bead_id, "bead": {"id": bead_id, "status": status,
+                                                        "title": "t", "priority": 2,
+                                                        "issue_type": "task"}}))
         rec = make_record(_key(), seq=i, prev=prev, town="gt://a.com/t", kind=kind,
                           at="2026-01-01T00:00:00Z", body=body)
         prev = record_hash(rec)
         records.append(rec)
     in_order: dict[str, dict[str, Any]] = {}
     merge(in_order, records)
+    assert set(in_order) == {f"bead.{bead_id}" for bead_id, _ in ops}  # every record applies
     rng = random.Random(seed)
     delivery = records + [rng.choice(records) for _ in range(dupes)]
     rng.shuffle(delivery)

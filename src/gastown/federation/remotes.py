@@ -107,15 +107,31 @@ def remove(ledger: Ledger, name: str) -> int:
     return n
 
 
+#: the fields of a bead snapshot that readers use directly, and their kinds
+_SNAPSHOT_FIELDS: dict[str, type] = {"id": str, "title": str, "status": str, "priority": int,
+                                     "issue_type": str}
+
+
+def _snapshot_ok(bead_id: str, snap: Any) -> bool:
+    """Is ``snap`` a bead snapshot a reader can list and show (its fields of their kinds)?"""
+    if not isinstance(snap, dict) or snap.get("id") != bead_id:
+        return False
+    if not all(isinstance(snap.get(k), t) and not isinstance(snap.get(k), bool)
+               for k, t in _SNAPSHOT_FIELDS.items()):
+        return False
+    labels = snap.get("labels") or []
+    return isinstance(labels, list) and all(isinstance(x, str) for x in labels)
+
+
 def mirror_key(rec: dict[str, Any]) -> str | None:
     """The mirror slot a record updates (None: a kind this version keeps unapplied, or a
-    body of the wrong shape: a bead id that is not text, a snapshot that is not an object,
-    an employment whose entity or organization is not text)."""
+    body of the wrong shape: a bead id that is not text, a snapshot without its listed
+    fields of their kinds, an employment whose entity or organization is not text)."""
     kind, body = rec.get("kind"), rec.get("body") or {}
     if kind in ("bead", "bead.withdrawn"):
         bead_id = body.get("id")
         if not isinstance(bead_id, str) or not bead_id or (
-                kind == "bead" and not isinstance(body.get("bead"), dict)):
+                kind == "bead" and not _snapshot_ok(bead_id, body.get("bead"))):
             return None
         return f"bead.{bead_id}"
     if kind == "employment":
