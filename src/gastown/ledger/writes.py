@@ -39,18 +39,17 @@ class LedgerWrites(LedgerBase):
 
     def claim(self, bead_id: str, assignee: str | None = None) -> Bead:
         """Atomically claim an open, unassigned bead (DESIGN §3.5)."""
-        prefix = self.prefix
         with self.store.claim() as tx:
-            return Txn(tx, self.actor, prefix).claim(bead_id, assignee)
+            return Txn(tx, self.actor, self._prefix_in(tx)).claim(bead_id, assignee)
 
     def claim_next(self, f: Filter | None = None, assignee: str | None = None) -> Bead | None:
         """Claim the first ready bead (matching ``f``); None when nothing is ready."""
         f = f or Filter()
         extra, params = where_sql(f)
         from_sql = ready_sql(extra, bool(f.mol), self.store.ready_index_hint)
-        prefix = self.prefix
         with self.store.claim() as tx:
-            return Txn(tx, self.actor, prefix).claim_next(from_sql, params, assignee)
+            return Txn(tx, self.actor, self._prefix_in(tx)).claim_next(from_sql, params,
+                                                                         assignee)
 
     def close_beads(self, bead_ids: Sequence[str], reason: str | None = None,
                     force: bool = False) -> builtins.list[Bead]:
