@@ -5,8 +5,7 @@ transaction and every completion hook runs there too, with the transaction and
 the molecule's id.  The ledger names no upper layer: hooks are registered in
 the entry-point group ``gastown.molecule_complete`` (``name = "module:function"``)
 -- gastown's own ``pyproject.toml`` registers the chemistry's squash on
-``[squash] trigger = "on_complete"`` there -- or in this process with
-:func:`register`.  A source checkout without installed metadata uses the
+``[squash] trigger = "on_complete"`` there.  A source checkout without installed metadata uses the
 shipped hooks by the same names.  Hooks are loaded once per process, the first
 time a molecule completes (never on the hot path of a plain ``bd close``).
 """
@@ -18,17 +17,11 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HOOK_GROUP", "register", "run_hooks"]
+__all__ = ["HOOK_GROUP", "run_hooks"]
 
 HOOK_GROUP = "gastown.molecule_complete"
 #: the shipped hooks, as registered in pyproject.toml (the fallback without metadata)
 _SHIPPED = {"squash": "gastown.chemistry.digest:auto_squash"}
-_registered: dict[str, Callable[[Any, str], Any]] = {}
-
-
-def register(name: str, hook: Callable[[Any, str], Any]) -> None:
-    """Run ``hook(txn, molecule_id)`` whenever a molecule completes in this process."""
-    _registered[name] = hook
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,5 +45,5 @@ def _installed() -> dict[str, Callable[[Any, str], Any]]:
 
 def run_hooks(txn: Any, molecule_id: str) -> None:
     """Run every completion hook for ``molecule_id`` inside ``txn`` (the closing transaction)."""
-    for hook in {**_installed(), **_registered}.values():
+    for hook in _installed().values():
         hook(txn, molecule_id)
