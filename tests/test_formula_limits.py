@@ -457,6 +457,17 @@ def test_target_placeholders_are_filled_in_once(tmp_path: Path) -> None:
     assert elapsed < LIMIT_S, elapsed
 
 
+def test_advice_on_many_steps_is_bounded_in_all(tmp_path: Path) -> None:
+    """Each advice text is within 1 MiB (160 copies of a 6 KB title), but 9,000 of them
+    would be 8.6 GB: the compile's total text is bounded too."""
+    path = write(tmp_path, "adv.formula.toml",
+                 'formula = "adv"\n[[steps]]\nid = "rep"\n[steps.loop]\ncount = 9000\n'
+                 f'var = "i"\n[[steps.loop.body]]\nid = "x"\ntitle = "{"t" * 6000}{{{{i}}}}"\n'
+                 '[[advice]]\ntarget = "rep.*"\n[[advice.before]]\nid = "{step.id}-pre"\n'
+                 f'title = "Pre"\ndescription = "{"{step.title}" * 160}"\n')
+    refused(tmp_path, path, says="the steps' text")
+
+
 def test_step_placeholders_cannot_blow_up_advice(tmp_path: Path) -> None:
     path = write(tmp_path, "adv.formula.toml",
                  'formula = "adv"\n[[steps]]\nid = "go"\n'

@@ -439,11 +439,14 @@ def _matches(step: Step, target: str, pointcuts: list[dict[str, str]]) -> bool:
     return False
 
 
-def _advice_step(spec: dict[str, object], target: Step, source: str, where: str) -> Step:
+def _advice_step(spec: dict[str, object], target: Step, source: str, where: str,
+                 budget: Budget) -> Step:
     def sub(text: object) -> str:
-        return _replace_bounded(str(text or ""), {"{step.id}": target.id,
-                                                  "{step.title}": target.title},
-                                f"{where}: advice from {source!r} on step '{target.id}'")
+        original = str(text or "")
+        return budget.built(_replace_bounded(
+            original, {"{step.id}": target.id, "{step.title}": target.title},
+            f"{where}: advice from {source!r} on step '{target.id}'"), original,
+            f"advice from {source!r}")
 
     prio = spec.get("priority")
     labels = spec.get("labels")
@@ -471,8 +474,8 @@ def _apply_advice(bp: Blueprint, rule: dict[str, object], pointcuts: list[dict[s
     renamed: dict[str, str] = {}
     keep: set[int] = set()  # the first "after" step of each target keeps needing it
     for target in targets:
-        pre = [_advice_step(spec, target, source, where) for spec in before]
-        post = [_advice_step(spec, target, source, where) for spec in after]
+        pre = [_advice_step(spec, target, source, where, budget) for spec in before]
+        post = [_advice_step(spec, target, source, where, budget) for spec in after]
         for i, s in enumerate(pre):
             s.needs = list(target.needs) if i == 0 else [pre[i - 1].id]
         if pre:
