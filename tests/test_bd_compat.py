@@ -172,6 +172,24 @@ def test_count_stale_children_epic_graph(repo: Path, env: dict[str, str]) -> Non
                                               code=5).stderr
 
 
+def test_ready_sort_policies(repo: Path, env: dict[str, str]) -> None:
+    old = [{"id": f"up-o{n}", "title": f"old {n}", "status": "open", "priority": p,
+            "issue_type": "task", "created_at": f"2020-01-0{n}T00:00:00Z",
+            "updated_at": f"2020-01-0{n}T00:00:00Z"} for n, p in ((1, 3), (2, 0))]
+    run(repo, "import", "-", env=env, stdin="".join(json.dumps(o) + "\n" for o in old))
+    n1, n2 = q(repo, env, "new 1", "-p", "2"), q(repo, env, "new 2", "-p", "1")
+
+    def order(policy: str) -> list[str]:
+        return [b["id"] for b in js(repo, "ready", "--sort", policy, env=env)]
+
+    assert order("oldest") == ["up-o1", "up-o2", n1, n2]
+    assert order("priority") == ["up-o2", n2, n1, "up-o1"]
+    # hybrid: the last 48 hours by priority, then older work by age (nothing starves)
+    assert order("hybrid") == [n2, n1, "up-o1", "up-o2"]
+    assert [b["id"] for b in js(repo, "ready", "--sort", "oldest", "-n", "1",
+                                env=env)] == ["up-o1"]
+
+
 def test_info_where_migrate_lint_prime_full(repo: Path, env: dict[str, str]) -> None:
     a = q(repo, env, "a bug", "-t", "bug")
     info = js(repo, "info", "--schema", env=env)

@@ -149,8 +149,6 @@ _TIER_DAYS = {1: 30, 2: 90}
 
 
 def _compact(ctx: Ctx) -> int:
-    from datetime import UTC, datetime, timedelta
-
     from ..ledger.query import Filter
 
     a = ctx.args
@@ -189,8 +187,7 @@ def _compact(ctx: Ctx) -> int:
         ctx.out({"id": bead_id, "compacted": True, "tier": a.tier},
                 f"✓ Compacted {bead_id} (original kept: bd restore {bead_id})")
         return 0
-    cutoff = (datetime.now(UTC) - timedelta(days=_TIER_DAYS[a.tier])).strftime(
-        "%Y-%m-%dT%H:%M:%S")
+    cutoff = compat.ago(days=_TIER_DAYS[a.tier])
     closed = led.list(Filter(status=["closed"]), sort="closed")
     done = {key[len("compact:"):] for key, _ in led.kv_scan("compact:")}
     candidates = [b for b in closed if str(b.get("closed_at") or "") < cutoff

@@ -34,6 +34,7 @@ __all__ = [
     "duplicate_groups",
     "sort_ready",
     "parse_time",
+    "ago",
 ]
 
 #: the Go ``bd`` command level we implement (``bd version`` reports it first, so
@@ -55,6 +56,14 @@ def parse_time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def ago(**delta: float) -> str:
+    """The time ``delta`` (timedelta's keywords) before now, to compare with stored times.
+
+    Stored timestamps are RFC 3339 text in UTC, so text order is time order.
+    """
+    return (datetime.now(UTC) - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _hours(start: str | None, end: str | None) -> float | None:
@@ -92,9 +101,8 @@ def status_report(led: Ledger, hours: int = 24, assignee: str | None = None) -> 
             f"SELECT COUNT(*) FROM issues WHERE {base} AND issue_type = 'epic' "
             f"AND status <> 'closed' AND EXISTS ({kids}) "
             f"AND NOT EXISTS ({kids} AND t.status <> 'closed')", args) or 0)
-        since = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S")
         recent = {str(k): int(v) for k, v in tx.query(
-            "SELECT type, COUNT(*) FROM events WHERE ts >= ? GROUP BY type", (since,))}
+            "SELECT type, COUNT(*) FROM events WHERE ts >= ? GROUP BY type", (ago(hours=hours),))}
     leads = [h for h in (_hours(a, b) for a, b in closed) if h is not None and h >= 0]
     summary = {
         "total_issues": sum(by_status.values()),
@@ -291,7 +299,7 @@ def count_groups(led: Ledger, f: Filter, by: str | None) -> dict[str, Any]:
 
 def stale(led: Ledger, days: int, status: str | None, limit: int) -> list[dict[str, Any]]:
     """Open-ish beads not updated in ``days`` days, oldest first (``bd stale``)."""
-    cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
+    cutoff = ago(days=days)
     statuses = [status] if status else ["open", "in_progress", "blocked", "deferred"]
     beads: list[dict[str, Any]] = [
         b for b in led.list(Filter(status=statuses), sort="updated", reverse=True)
@@ -328,7 +336,7 @@ def sort_ready(beads: list[dict[str, Any]], policy: str) -> list[dict[str, Any]]
         return sorted(beads, key=lambda b: (str(b["created_at"]), b["id"]))
     if policy == "priority":
         return sorted(beads, key=lambda b: (b["priority"], str(b["created_at"]), b["id"]))
-    cutoff = (datetime.now(UTC) - timedelta(hours=48)).strftime("%Y-%m-%dT%H:%M:%S")
+    cutoff = ago(hours=48)
     recent = [b for b in beads if str(b["created_at"]) >= cutoff]
     older = [b for b in beads if str(b["created_at"]) < cutoff]
     return (sorted(recent, key=lambda b: (b["priority"], str(b["created_at"]), b["id"]))
