@@ -164,8 +164,10 @@ def test_ill_formed_delegation_records_are_kept_unapplied(towns: dict[str, Path]
         ("delegation", {**good, "id": "dlg-bad2", "from": "gt://other.com/o/_/o-1"}),
         ("delegation", {**good, "id": "dlg-bad3", "title": {"not": "text"}}),
         ("delegation", {**good, "id": "dlg.bad4"}),
-        ("delegation", {**good, "id": "dlg-fine"})])
+        ("delegation", {**good, "id": "dlg-fine", "title": "fine \x1b]0;owned\x07\x1b[2J"})])
     run(s, "gt", "remote", "sync", "prime")
+    shown = run(s, "gt", "delegation", "list").stdout  # another town's text, on a terminal
+    assert "dlg-fine" in shown and "fine" in shown and "\x1b" not in shown and "\x07" not in shown
     assert sorted(d["id"] for d in js(s, "gt", "delegation", "list")["incoming"]) == \
         sorted([dj["id"], "dlg-fine"])
     taken = js(s, "gt", "delegation", "accept", "--all")

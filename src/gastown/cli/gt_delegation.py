@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ._app import Ctx
-from .gt_common import add_action, add_actions, add_parser, get_town, town_ledger
+from .gt_common import add_action, add_actions, add_parser, clean, get_town, town_ledger
 
 
 def _delegate(ctx: Ctx) -> int:
@@ -29,13 +29,13 @@ def _list(ctx: Ctx) -> int:
     town, led = get_town(ctx), town_ledger(ctx)
     data = {"incoming": incoming(led, town.config, town.gt_dir), "outgoing": outgoing(led)}
 
-    def text() -> str:
-        lines = [f"in  {d['id']}  {d['status']:<9} from {d['from']}  {d['title']}"
+    def text() -> str:  # titles, answerers and reasons come from other towns: clean()
+        lines = [f"in  {d['id']}  {d['status']:<9} from {d['from']}  {clean(d['title'])}"
                  + (f"  -> {d['bead']}" if d.get("bead") else "") for d in data["incoming"]]
         lines += [f"out {d['id']}  {d['status']:<9} {d['local']} -> {d['to']}"
-                  + (f"  ({d['delegatee_bead']}, by {d['answered_by']})"
+                  + (f"  ({d['delegatee_bead']}, by {clean(d['answered_by'])})"
                      if d.get("delegatee_bead") else "")
-                  + (f"  reason: {d['reason']}" if d.get("reason") else "")
+                  + (f"  reason: {clean(d['reason'])}" if d.get("reason") else "")
                   for d in data["outgoing"]]
         return "\n".join(lines) or "No delegations"
 
