@@ -190,6 +190,20 @@ def test_ready_sort_policies(repo: Path, env: dict[str, str]) -> None:
                                 env=env)] == ["up-o1"]
 
 
+def test_parse_time_reads_stored_and_imported_timestamps() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from gastown.ledger.compat import parse_time
+
+    t = datetime(2026, 1, 1, 0, 0, 0, 411793, tzinfo=UTC)
+    assert parse_time("2026-01-01T00:00:00.411793076Z") == t  # nanoseconds, as beads writes
+    assert parse_time("2026-01-01T00:00:00.411793z") == t
+    assert parse_time("2026-01-01T02:00:00.411793+02:00") == t
+    assert parse_time("2026-01-01T00:00:00") == t.replace(microsecond=0)  # naive: UTC
+    assert parse_time("2026-01-01T00:00:00+02:00").tzinfo == timezone(timedelta(hours=2))
+    assert parse_time("yesterday") is None and parse_time("") is None and parse_time(None) is None
+
+
 def test_info_where_migrate_lint_prime_full(repo: Path, env: dict[str, str]) -> None:
     a = q(repo, env, "a bug", "-t", "bug")
     info = js(repo, "info", "--schema", env=env)

@@ -46,13 +46,8 @@ def parse_time(value: str | None) -> datetime | None:
     """A stored timestamp as an aware datetime (None for empty or unreadable)."""
     if not value:
         return None
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$", text)
-    if m:  # Python < 3.11 style parsers dislike 9 fractional digits
-        frac = (m.group(2) or "")[:7]
-        text = m.group(1) + frac + m.group(3)
-    try:
-        t = datetime.fromisoformat(text)
+    try:  # Python >= 3.11 reads a "Z" and nanoseconds (cut to microseconds)
+        t = datetime.fromisoformat(value.strip().replace("z", "Z"))
     except ValueError:
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
