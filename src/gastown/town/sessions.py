@@ -25,17 +25,10 @@ from .core import Town
 from .launch import write_env_file
 from .providers import Provider, SessionSpec, make_provider
 
-__all__ = ["Sessions", "SessionInfo", "EARLY_EXIT_S", "last_line"]
+__all__ = ["Sessions", "SessionInfo", "EARLY_EXIT_S"]
 
 #: how long a freshly started session is watched for dying at once
 EARLY_EXIT_S = 1.5
-
-
-def last_line(output: str) -> str:
-    """The last line a program wrote (tmux's own "Pane is dead" notice skipped)."""
-    lines = [ln.strip() for ln in output.splitlines()
-             if ln.strip() and not ln.startswith("Pane is dead")]
-    return lines[-1][:300] if lines else "(no output)"
 
 
 @dataclass
@@ -186,6 +179,7 @@ class Sessions:
                 return
             time.sleep(0.05)
         from .launch import read_status
+        from .observe import last_line
 
         status = read_status(self.status_path(agent))
         if status is None:
@@ -194,7 +188,7 @@ class Sessions:
             return
         said = "(status unknown)" if status is None else f"(status {status})"
         raise TownError(f"agent {agent.name}: its session exited at once {said}: "
-                        f"{last_line(provider.peek(name, 40))}")
+                        f"{last_line(provider.peek(name, 40))[:300] or '(no output)'}")
 
     def stop(self, agent: AgentConfig, *, actor: str | None = None) -> bool:
         """Stop the agent's session; True when there was one."""
