@@ -217,6 +217,8 @@ def test_info_where_migrate_lint_prime_full(repo: Path, env: dict[str, str]) -> 
     lint = js(repo, "lint", env=env)
     assert lint["results"][0]["id"] == a and "Steps to Reproduce" in lint["results"][0]["missing"]
     run(repo, "lint", a, env=env, code=1)
+    assert js(repo, "lint", "-s", "all", env=env)["total"] == 1
+    assert "invalid status 'bogus'" in run(repo, "lint", "-s", "bogus", env=env, code=5).stderr
     assert "### Doing work" in run(repo, "prime", "--full", env=env).stdout
     assert "### Doing work" not in run(repo, "prime", env=env).stdout
 

@@ -377,14 +377,15 @@ _SECTIONS = {"bug": ("Steps to Reproduce", "Acceptance Criteria"),
 
 
 def _lint(ctx: Ctx) -> int:
+    from ..ledger.ops import check_status
     from ..ledger.query import Filter
 
     a = ctx.args
     led = ctx.ledger
     if a.ids:
         beads = [led.get(ctx.resolve(i)) for i in a.ids]
-    else:
-        f = Filter(status=[] if a.status == "all" else [a.status or "open"],
+    else:  # a misspelt status is an error, not an empty report (as bd list)
+        f = Filter(status=[] if a.status == "all" else [check_status(a.status or "open")],
                    issue_type=[a.type] if a.type else [])
         beads = led.list(f, sort="id")
     results = []
