@@ -158,6 +158,16 @@ def test_subprocess_session_lifecycle(tmp_path: Path) -> None:
         assert result.delivered and result.verified
         wait_for(lambda: "got hello $(whoami); `id`" in prov.peek("head"), 10,
                  what="the nudge to reach stdin")
+
+        def refuse() -> None:
+            raise OSError("the sender could not record its intent")
+
+        fifo = os.path.realpath(gt_dir / "sessions" / "head.in")
+        with pytest.raises(OSError, match="record its intent"):
+            prov.nudge("head", "never sent", refuse)
+        held = [fd for fd in os.listdir("/proc/self/fd")
+                if os.path.realpath(f"/proc/self/fd/{fd}") == fifo]
+        assert held == [], "a failed before_submit leaves the session's input open"
         log = gt_dir / "logs" / "head.log"
         assert log.exists() and prov.last_activity("head") == pytest.approx(
             log.stat().st_mtime)

@@ -218,10 +218,10 @@ class SubprocessProvider(Provider):
                 return NudgeResult(False, False, text=text, detail="no reader on stdin")
             raise
         data = (text + "\n").encode()
-        if before_submit is not None:
-            before_submit()
         written = 0
         try:
+            if before_submit is not None:  # inside: what it raises still closes the FIFO
+                before_submit()
             while written < len(data):
                 written += os.write(fd, data[written:])
         except BlockingIOError:
