@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gastown.chemistry import api, search
 from gastown.chemistry.distilling import write_formula
-from gastown.chemistry.model import Blueprint
+from gastown.chemistry.model import Blueprint, Formula
 from gastown.chemistry.tomlw import toml_string, toml_value
 from gastown.errors import FormulaError, NotFoundError
 
@@ -105,6 +105,27 @@ def test_name_lookup_variants_and_search_order(tmp_path: Path) -> None:
         search.find_formula("bare", paths)
     names = [(r.name, r.shadowed) for r in search.list_formulas(paths)]
     assert ("mol-thing", False) in names and ("mol-thing", True) in names
+
+
+def test_compiling_by_name_parses_each_file_once(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding a formula by name reads its declared name; that parse is the one compiled."""
+    write(tmp_path, "base.formula.toml", 'formula = "base"\n[[steps]]\nid = "a"\ntitle = "A"\n')
+    write(tmp_path, "top.formula.toml",
+          'formula = "top"\nextends = ["base"]\n[[steps]]\nid = "b"\ntitle = "B"\n'
+          'needs = ["a"]\n')
+    parsed: list[str] = []
+    real = search.load_file
+
+    def counting(path: str) -> Formula:
+        parsed.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(search, "load_file", counting)
+    monkeypatch.setattr(api, "load_file", counting)
+    bp = api.compile_ref("top", [str(tmp_path)], {})
+    assert graph(bp) == {"a": [], "b": ["a"]}
+    assert sorted(parsed) == ["base.formula.toml", "top.formula.toml"]
 
 
 def test_search_path_order_from_environment(tmp_path: Path,

@@ -52,8 +52,7 @@ def _loader(paths: list[str]) -> Any:
 def compile_ref(ref: str, paths: list[str], values: Mapping[str, str] | None = None
                 ) -> Blueprint:
     """Load and compile a formula by name or path."""
-    path = search.find_formula(ref, paths)
-    f = load_file(path)
+    path, f = search.locate_formula(ref, paths)
     # a formula's own folder resolves its extends/expansions before the search path
     here = os.path.dirname(os.path.abspath(path))
     return compile_formula(f, _loader([here, *[p for p in paths if p != here]]), values)

@@ -26,8 +26,8 @@ from ..errors import FormulaError, NotFoundError
 from .formula import load_file
 from .model import Formula
 
-__all__ = ["search_paths", "find_formula", "load_formula", "list_formulas", "FormulaRef",
-           "library_dir", "name_variants"]
+__all__ = ["search_paths", "find_formula", "load_formula", "locate_formula", "list_formulas",
+           "FormulaRef", "library_dir", "name_variants"]
 
 _SUFFIXES = (".formula.toml", ".formula.json")
 
@@ -108,9 +108,14 @@ def looks_like_path(ref: str) -> bool:
 
 def find_formula(ref: str, paths: list[str]) -> str:
     """The file for a formula name or path, or :class:`NotFoundError`."""
+    return _locate(ref, paths)[0]
+
+
+def _locate(ref: str, paths: list[str]) -> tuple[str, Formula | None]:
+    """:func:`find_formula`, with the formula when finding it meant parsing the file."""
     if looks_like_path(ref):
         if os.path.isfile(ref):
-            return os.path.abspath(ref)
+            return os.path.abspath(ref), None
         if os.sep in ref:
             raise NotFoundError(f"formula file {ref} not found")
         # "name.formula.toml" with no directory: look the name up on the path
@@ -119,26 +124,27 @@ def find_formula(ref: str, paths: list[str]) -> str:
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     wanted = name_variants(base)
-    misnamed: str | None = None  # a file called NAME that declares another name
+    misnamed: tuple[str, Formula] | None = None  # a file called NAME that declares another name
     for variant in wanted:
         for directory in paths:
             for cand in _candidates(directory, variant):
                 if os.path.isfile(cand):
                     try:
-                        declared = load_file(cand).name
+                        f = load_file(cand)
                     except FormulaError:
-                        return cand  # broken: loading it reports the problem
-                    if declared in wanted:
-                        return cand
-                    misnamed = misnamed or cand
+                        return cand, None  # broken: loading it reports the problem
+                    if f.name in wanted:
+                        return cand, f
+                    misnamed = misnamed or (cand, f)
     # the name a formula declares (formula = "...") wins over a file's name
     for directory in paths:
         for path in _files_in(directory):
             try:
-                if load_file(path).name in wanted:
-                    return path
+                f = load_file(path)
             except FormulaError:
                 continue
+            if f.name in wanted:
+                return path, f
     if misnamed:
         return misnamed
     raise NotFoundError(f"formula {ref!r} not found in the search path "
@@ -146,8 +152,14 @@ def find_formula(ref: str, paths: list[str]) -> str:
 
 
 def load_formula(ref: str, paths: list[str]) -> Formula:
-    """Find and parse a formula by name or path."""
-    return load_file(find_formula(ref, paths))
+    """Find and parse a formula by name or path (each file parsed once)."""
+    return locate_formula(ref, paths)[1]
+
+
+def locate_formula(ref: str, paths: list[str]) -> tuple[str, Formula]:
+    """``(file, formula)`` for a formula name or path (each file parsed once)."""
+    path, f = _locate(ref, paths)
+    return path, f if f is not None else load_file(path)
 
 
 @dataclass
