@@ -21,19 +21,16 @@ every local child is closed.  ``[federation] on_delegated_done`` chooses ``"clos
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import re
 from typing import Any
 
 from ..config import TownConfig
 from ..errors import ConflictError, NotFoundError, UsageError, ValidationError
 from ..ledger.core import Ledger
-from . import keys, transport
+from . import keys
 from .identity import load_identity
-from .log import canonical, make_record, parse_lines, record_hash
 from .uris import BeadURI, format_uri, parse, rig_of
 
 __all__ = ["delegate", "mirror_items", "incoming", "answer", "cascade", "outgoing",
@@ -65,28 +62,12 @@ def policy(cfg: TownConfig) -> str:
 def append_records(gt_dir: str, cfg: TownConfig, records: list[tuple[str, dict[str, Any]]]
                    ) -> None:
     """Append signed records to the town's own log (under the publish lock)."""
-    from .publish import _save_state, _state, fed_dir, local_log, now_iso
+    from .publish import append, log_lock, open_log
 
     ident = load_identity(cfg, gt_dir)
     key = keys.load_or_create(gt_dir)
-    with open(os.path.join(fed_dir(gt_dir), "publish.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        state = _state(gt_dir)
-        lines = local_log(gt_dir)
-        if len(lines) != int(state.get("count", len(lines))):
-            raise ValidationError(f"{fed_dir(gt_dir)}: log.jsonl and state.json disagree; "
-                                  "restore the folder")
-        head = record_hash(parse_lines(lines[-1:], "log.jsonl")[0]) if lines else ""
-        raw: list[bytes] = []
-        for kind, body in records:
-            rec = make_record(key, seq=len(lines) + len(raw) + 1, prev=head,
-                              town=str(ident.uri), kind=kind, at=now_iso(), body=body)
-            raw.append(canonical(rec))
-            head = hashlib.sha256(raw[-1]).hexdigest()
-        with open(os.path.join(fed_dir(gt_dir), transport.LOG_FILE), "ab") as fh:
-            fh.write(b"".join(r + b"\n" for r in raw))
-        state["count"] = len(lines) + len(raw)
-        _save_state(gt_dir, state)
+    with log_lock(gt_dir):
+        append(gt_dir, str(ident.uri), key, *open_log(gt_dir), records)
 
 
 def _target(text: str) -> tuple[str, str | None]:

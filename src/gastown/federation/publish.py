@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +25,7 @@ from .identity import Identity, load_identity, write_town_json
 from .log import canonical, make_record, parse_lines, record_hash
 from .uris import format_uri, rig_of
 
-__all__ = ["publish", "policy_allows", "local_log", "fed_dir"]
+__all__ = ["publish", "policy_allows", "local_log", "fed_dir", "log_lock", "open_log", "append"]
 
 
 def fed_dir(gt_dir: str) -> str:
@@ -134,36 +136,34 @@ def _bead_records(ledger: Ledger, ident: Identity, state: dict[str, Any]
     return out
 
 
-def publish(root: str, gt_dir: str, cfg: TownConfig, ledger: Ledger,
-            to: list[str] | None = None) -> dict[str, Any]:
-    """Append what is pending to the town's log and write it to every target.
-
-    Targets: ``[federation] publish_to`` plus ``to``.  Returns a summary
-    (``records`` added, ``total``, ``head``, ``targets``).
-    """
+@contextmanager
+def log_lock(gt_dir: str) -> Iterator[None]:
+    """Held while the town's own log is appended to (one writer at a time)."""
     import fcntl
 
-    ident = load_identity(cfg, gt_dir)
-    key = keys.load_or_create(gt_dir)
     with open(os.path.join(fed_dir(gt_dir), "publish.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one publisher at a time appends to the log
-        return _publish_locked(root, gt_dir, ident, key, ledger, to)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
-def _publish_locked(root: str, gt_dir: str, ident: Identity, key: object, ledger: Ledger,
-                    to: list[str] | None) -> dict[str, Any]:
-    write_town_json(root, ident)
+def open_log(gt_dir: str) -> tuple[dict[str, Any], list[bytes], str]:
+    """(state, lines, head hash) of the town's own log; hold :func:`log_lock`."""
     state = _state(gt_dir)
     lines = local_log(gt_dir)
     if len(lines) != int(state.get("count", len(lines))):
         raise ValidationError(f"{fed_dir(gt_dir)}: log.jsonl has {len(lines)} records but "
                               f"state.json expects {state.get('count')}; restore the folder")
     head = record_hash(parse_lines(lines[-1:], "log.jsonl")[0]) if lines else ""
-    pending = _town_records(ident, state) + _bead_records(ledger, ident, state)
-    town = str(ident.uri)
+    return state, lines, head
+
+
+def append(gt_dir: str, town: str, key: object, state: dict[str, Any], lines: list[bytes],
+           head: str, records: list[tuple[str, dict[str, Any]]]) -> tuple[list[bytes], str]:
+    """Sign ``records`` after ``lines`` (from :func:`open_log`), append them and save
+    ``state`` with the new count; (the new lines, the new head)."""
     new: list[bytes] = []
     at = now_iso()
-    for kind, body in pending:
+    for kind, body in records:
         rec = make_record(key, seq=len(lines) + len(new) + 1, prev=head, town=town,
                           kind=kind, at=at, body=body)
         raw = canonical(rec)
@@ -174,6 +174,29 @@ def _publish_locked(root: str, gt_dir: str, ident: Identity, key: object, ledger
             fh.write(b"".join(r + b"\n" for r in new))
     state["count"] = len(lines) + len(new)
     _save_state(gt_dir, state)
+    return new, head
+
+
+def publish(root: str, gt_dir: str, cfg: TownConfig, ledger: Ledger,
+            to: list[str] | None = None) -> dict[str, Any]:
+    """Append what is pending to the town's log and write it to every target.
+
+    Targets: ``[federation] publish_to`` plus ``to``.  Returns a summary
+    (``records`` added, ``total``, ``head``, ``targets``).
+    """
+    ident = load_identity(cfg, gt_dir)
+    key = keys.load_or_create(gt_dir)
+    with log_lock(gt_dir):
+        return _publish_locked(root, gt_dir, ident, key, ledger, to)
+
+
+def _publish_locked(root: str, gt_dir: str, ident: Identity, key: object, ledger: Ledger,
+                    to: list[str] | None) -> dict[str, Any]:
+    write_town_json(root, ident)
+    state, lines, head = open_log(gt_dir)
+    pending = _town_records(ident, state) + _bead_records(ledger, ident, state)
+    town = str(ident.uri)
+    new, head = append(gt_dir, town, key, state, lines, head, pending)
     data = b"".join(r + b"\n" for r in lines + new)
     targets = list(dict.fromkeys([*ident.publish_to, *(to or [])]))
     for url in targets:
