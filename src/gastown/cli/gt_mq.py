@@ -10,9 +10,7 @@ from .gt_common import add_action, add_actions, add_parser, clean, get_town, tow
 
 
 def _aging(ctx: Ctx) -> float:
-    from ..controller.policies import Policies
-
-    return Policies.of(get_town(ctx).config).merge.aging
+    return get_town(ctx).config.policies.merge.aging
 
 
 def _line(d: dict[str, Any]) -> str:

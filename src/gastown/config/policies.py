@@ -11,13 +11,10 @@ Every mistake is one :class:`ValidationError` naming the file and the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ValidationError
 from .values import boolean, checked_table, integer, number
-
-if TYPE_CHECKING:
-    from .schema import TownConfig
 
 __all__ = ["ControllerPolicy", "PatrolPolicy", "MergePolicy", "Policies", "parse_policies",
            "TABLES"]
@@ -64,11 +61,6 @@ class Policies:
     controller: ControllerPolicy = field(default_factory=ControllerPolicy)
     patrol: PatrolPolicy = field(default_factory=PatrolPolicy)
     merge: MergePolicy = field(default_factory=MergePolicy)
-
-    @classmethod
-    def of(cls, cfg: TownConfig) -> Policies:
-        """The policies of a loaded town configuration."""
-        return cfg.policies
 
 
 def parse_policies(data: dict[str, Any], path: str = "town.toml") -> Policies:

@@ -67,7 +67,7 @@ class Controller:
     def __init__(self, town: Town, policies: Policies | None = None,
                  log_file: Any = None) -> None:
         self.town = town
-        self.policies = policies or Policies.of(town.config)
+        self.policies = policies or town.config.policies
         self.actor = controller_actor(town)
         self.stop_event = threading.Event()
         self._log_file = log_file or sys.stderr

@@ -100,13 +100,12 @@ class ConfigWatch:
         self.mtime = _mtime(self.town.config_path)
         try:
             cfg = load_config(self.town.config_path)
-            policies = Policies.of(cfg)
         except GastownError as exc:
             self.log(f"town.toml changed but does not load; keeping the old one: {exc}")
             self._write(str(exc))
             return False
         self.town.config = cfg
-        self.policies = policies
+        self.policies = cfg.policies
         self._write(None)
         if not quiet:
             self.log("town.toml changed: reloaded")
