@@ -102,6 +102,7 @@ def test_kill_9_during_pour_leaves_whole_mol_or_nothing(ledger: Ledger, tmp_path
                acked=len(poured), lost=len(poured - {r["id"] for r in roots}),
                partial=torn + max(0, strays))
         assert interrupted >= 1  # at least one kill landed mid-pour
+        assert poured <= {r["id"] for r in roots}, "an acknowledged molecule was lost"
         for root in roots:
             beads = [b for b in led.list(Filter(mol=root["id"])) if b["id"] != root["id"]]
             assert len(beads) == steps + 1, root["id"]  # whole mol …
