@@ -79,20 +79,22 @@ class Reads:
         """Targets of ``bead_id``'s edges that block it right now."""
         rows = self.tx.query(
             "SELECT d.depends_on_id, d.type, t.status FROM dependencies d "
-            "JOIN issues t ON t.id = d.depends_on_id WHERE d.issue_id = ? AND d.type IN "
+            "LEFT JOIN issues t ON t.id = d.depends_on_id WHERE d.issue_id = ? AND d.type IN "
             f"({', '.join(repr(t) for t in BLOCKING_DEP_TYPES)})", (bead_id,))
-        out = [r[0] for r in rows if r[2] not in DONE_STATUSES]
-        for target, typ, _ in rows:
-            if typ == "waits-for" and target not in out:
+        out = [r[0] for r in rows if r[2] is not None and r[2] not in DONE_STATUSES]
+        for target, typ, status in rows:
+            if status is not None and typ == "waits-for" and target not in out:
                 if self.tx.one("SELECT 1 FROM dependencies c JOIN issues k ON k.id = c.issue_id "
                                "WHERE c.depends_on_id = ? AND c.type = 'parent-child' "
                                "AND k.status <> 'closed'", (target,)):
                     out.append(target)
-        out += [r[0] for r in self.tx.query(  # other towns' beads not closed as of the last sync
-            "SELECT d.depends_on_id FROM dependencies d WHERE d.issue_id = ? AND d.type IN "
-            f"({', '.join(repr(t) for t in BLOCKING_DEP_TYPES)}) "
-            "AND substr(d.depends_on_id, 1, 5) = 'gt://' AND NOT EXISTS (SELECT 1 FROM kv r "
-            f"WHERE r.key = '{REMOTE_CLOSED_PREFIX}' || d.depends_on_id)", (bead_id,))]
+        # other towns' beads (no row here) hold until the last sync saw them closed
+        remote = [r[0] for r in rows if r[2] is None and str(r[0]).startswith("gt://")]
+        if remote:
+            closed = {str(r[0]) for r in self.tx.query(
+                f"SELECT key FROM kv WHERE key IN ({_marks(len(remote))})",
+                [REMOTE_CLOSED_PREFIX + t for t in remote])}
+            out += [t for t in remote if REMOTE_CLOSED_PREFIX + t not in closed]
         return sorted(out)
 
     def open_blockers_of(self, bead_ids: Sequence[str]) -> dict[str, list[str]]:
