@@ -69,6 +69,9 @@ def test_upstream_session_create_ready_update_close_export(repo: Path,
     assert js(repo, "show", a, env=env)[0]["notes"] == "found the cause"
     run(repo, "note", a, "--stdin", env=env, stdin="and the fix\n")
     assert js(repo, "show", a, env=env)[0]["notes"] == "found the cause\nand the fix"
+    assert "not both" in run(repo, "note", a, "x", "--stdin", env=env, code=2,
+                             stdin="y\n").stderr
+    assert "cannot read" in run(repo, "note", a, "--file", "nope.txt", env=env, code=2).stderr
     assert run(repo, "close", a, "--reason", "fixed", env=env).stdout.startswith(f"✓ Closed {a}")
     assert [x["id"] for x in js(repo, "ready", env=env)] == [b]
     run(repo, "export", env=env)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path ski
     from typing import Any, NoReturn
 
 __all__ = ["Ctx", "Parser", "run_main", "common_options", "count", "emit_json", "exit_now",
-           "split_csv"]
+           "split_csv", "text_arg"]
 
 
 # argparse translates its few fixed strings through gettext, whose first lookup
@@ -64,6 +64,21 @@ def count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid count {shown!r}: use a whole number "
                                          f"from 0 to {MAX_COUNT}")
     return int(value)
+
+
+def text_arg(value: str | None, file_value: str | None, what: str) -> str | None:
+    """``value``, or the text of ``file_value`` (``-`` = stdin) when that is given."""
+    if file_value is None:
+        return value
+    if value is not None:
+        raise UsageError(f"give {what} either inline or with a file, not both")
+    try:
+        if file_value == "-":
+            return sys.stdin.read()
+        with open(file_value, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file_value}: {exc.strerror}") from None
 
 
 def split_csv(values: list[str] | None) -> list[str]:

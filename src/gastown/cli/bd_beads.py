@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ..errors import UsageError, ValidationError
-from ._app import Ctx, common_options, count, emit_json, split_csv
+from ._app import Ctx, common_options, count, emit_json, split_csv, text_arg
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only: the hot path skips it
@@ -56,20 +55,6 @@ def _deps(ctx: Ctx, values: list[str] | None) -> list[tuple[str, str]]:
     return out
 
 
-def _text_arg(value: str | None, file_value: str | None, what: str) -> str | None:
-    if file_value is None:
-        return value
-    if value is not None:
-        raise UsageError(f"give {what} either inline or with a file, not both")
-    try:
-        if file_value == "-":
-            return sys.stdin.read()
-        with open(file_value, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {file_value}: {exc.strerror}") from None
-
-
 # ------------------------------------------------------------------ create
 def _add_create_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("title", nargs="?", help="one-line title")
@@ -108,7 +93,7 @@ def _create(ctx: Ctx, quick: bool = False) -> int:
         raise UsageError("title required: bd create \"Title\"")
     bead = ctx.ledger.create(
         title, issue_type=a.type, priority=a.priority,
-        description=_text_arg(a.description, a.description_file, "the description") or "",
+        description=text_arg(a.description, a.description_file, "the description") or "",
         design=a.design or "", acceptance_criteria=a.acceptance or "", notes=a.notes or "",
         labels=split_csv(a.labels), parent=ctx.resolve(a.parent) if a.parent else None,
         deps=_deps(ctx, a.deps), id=a.force_id, assignee=a.assignee, owner=a.owner,
@@ -246,7 +231,7 @@ def _update(ctx: Ctx) -> int:
         if value is not None:
             changes[field] = value
     if a.description_file is not None:
-        changes["description"] = _text_arg(None, a.description_file, "the description")
+        changes["description"] = text_arg(None, a.description_file, "the description")
     if a.metadata is not None:
         changes["metadata"] = _metadata(a.metadata)
     if a.pinned is not None:
@@ -351,7 +336,7 @@ def _label(ctx: Ctx) -> int:
 def _comment(ctx: Ctx) -> int:
     bead_id = ctx.resolve(ctx.args.id)
     text = " ".join(ctx.args.text) if ctx.args.text else None
-    text = _text_arg(text, ctx.args.file, "the comment")
+    text = text_arg(text, ctx.args.file, "the comment")
     if not text:
         raise UsageError("comment text is required")
     c = _string_ids([ctx.ledger.add_comment(bead_id, text, author=ctx.args.author)])[0]

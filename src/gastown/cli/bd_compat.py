@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 from ..errors import UsageError, ValidationError
 from ..ledger import compat
-from ._app import Ctx, common_options, count, emit_json, split_csv
+from ._app import Ctx, common_options, count, emit_json, split_csv, text_arg
 
 
 # -------------------------------------------------------------------- note
 def _note(ctx: Ctx) -> int:
     a = ctx.args
-    text = " ".join(a.text) if a.text else None
-    if a.stdin or a.file:
-        if text:
-            raise UsageError("give the note either as arguments or with --stdin/--file, not both")
-        try:
-            if a.stdin:
-                text = sys.stdin.read()
-            else:
-                with open(a.file, encoding="utf-8") as fh:
-                    text = fh.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read {a.file}: {exc.strerror}") from None
+    text = text_arg(" ".join(a.text) if a.text else None, "-" if a.stdin else a.file,
+                    "the note")
     text = (text or "").rstrip("\n")
     if not text.strip():
         raise UsageError("note text is required: bd note ID \"text\"")

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import NotFoundError, UsageError, ValidationError
 from ..ledger import compat
-from ._app import Ctx, common_options, count
+from ._app import Ctx, common_options, count, text_arg
 
 _EDITABLE = (("title", "title"), ("description", "description"), ("design", "design"),
              ("notes", "notes"), ("acceptance", "acceptance_criteria"))
@@ -159,14 +159,7 @@ def _compact(ctx: Ctx) -> int:
         if not a.id or not a.summary:
             raise UsageError("--apply needs --id ID and --summary FILE (- = stdin)")
         bead_id = ctx.resolve(a.id)
-        try:
-            if a.summary == "-":
-                summary = sys.stdin.read()
-            else:
-                with open(a.summary, encoding="utf-8") as fh:
-                    summary = fh.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read {a.summary}: {exc.strerror}") from None
+        summary = text_arg(None, a.summary, "the summary") or ""
         bead = led.get(bead_id)
         if bead["status"] != "closed" and not a.force:
             raise ValidationError(f"{bead_id} is not closed (use --force to compact anyway)")
