@@ -25,7 +25,7 @@ from ..config import NAME_RE
 from ..errors import ConflictError, NotFoundError, UsageError, ValidationError
 from ..ledger.core import Ledger
 from . import transport
-from .log import LogError, parse_lines, verify_chain
+from .log import LogError, parse_lines, record_hash, verify_chain
 from .uris import BeadURI, format_uri, parse
 
 __all__ = ["add", "remove", "list_remotes", "get_remote", "sync", "merge", "mirror_key",
@@ -84,9 +84,8 @@ def get_remote(ledger: Ledger, name: str) -> dict[str, Any]:
     if not rec:
         raise NotFoundError(f"no remote {name!r} (gt remote list)")
     st = _load(ledger.kv_get(_S + name))
-    members = sorted(json.loads(v)["body"]["organization"]
-                     for _k, v in ledger.kv_scan(f"fed.emp.{name}.")
-                     if not json.loads(v)["body"].get("ended"))
+    bodies = [json.loads(v)["body"] for _k, v in ledger.kv_scan(f"fed.emp.{name}.")]
+    members = sorted(b["organization"] for b in bodies if not b.get("ended"))
     return {**rec, "count": int(st.get("count", 0)), "synced_at": st.get("synced_at"),
             "age": age_text(st.get("synced_at")), "public_key": st.get("public_key"),
             "last_error": st.get("last_error"), "member_of": members}
@@ -226,8 +225,6 @@ def sync(ledger: Ledger, name: str, cache_dir: str) -> dict[str, Any]:
     except ValidationError as exc:
         raise LogError(str(exc)) from None
     changed = merge(_mirror_state(ledger, name), new) if new else {}
-    from .log import record_hash
-
     head = record_hash(records[-1]) if records else ""
     sync_state = {"count": len(records), "head": head, "public_key": key,
                   "synced_at": _iso(_now())}
@@ -252,10 +249,10 @@ def _remote_dep_states(town_uri: str, changed: dict[str, dict[str, Any]]) -> dic
 
 def remote_for(ledger: Ledger, uri: BeadURI) -> dict[str, Any]:
     """The remote whose town is ``uri``'s (entity and chain)."""
-    for r in list_remotes(ledger):
-        town = parse(r["uri"])
+    for key, value in ledger.kv_scan(_R):
+        town = parse(_load(value).get("uri", ""))
         if (town.entity, town.chain) == (uri.entity, uri.chain):
-            return r
+            return get_remote(ledger, key[len(_R):])
     raise NotFoundError(f"no remote for {format_uri(uri.entity, uri.chain)} "
                         "(add one: gt remote add NAME gt://ENTITY/CHAIN --url …)")
 
