@@ -137,11 +137,9 @@ def orphan_dependencies(led: Ledger) -> list[dict[str, str]]:
 
 
 def remove_orphans(led: Ledger, orphans: list[dict[str, str]]) -> int:
-    """Remove the given orphaned dependencies; returns how many were removed."""
-    n = 0
-    for o in orphans:
-        n += led.remove_dep(o["issue_id"], o["depends_on_id"], o["type"])
-    return n
+    """Remove the given orphaned dependencies (one transaction); returns how many went."""
+    with led.transaction() as t:
+        return sum(t.remove_dep(o["issue_id"], o["depends_on_id"], o["type"]) for o in orphans)
 
 
 _TEST_PREFIX = re.compile(r"^(test|benchmark|sample|tmp|temp|debug|dummy)[-_\s]")
