@@ -319,6 +319,7 @@ class Mol:
 def test_a_failing_check_sends_the_step_back_then_passes(tmp_path: Path) -> None:
     town = make_town(tmp_path)
     script(town, "check.sh", 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count\n'
+                             'echo "ran $GT_CHECK_STEP try $GT_CHECK_ATTEMPT"\n'
                              'echo "tests: $n run, FAILED"; [ "$n" -ge 2 ]\n')
     mol = Mol(town, ralph())
     gate = mol.led.get(mol.ids["build"])["metadata"]["check_gate"]
@@ -329,6 +330,7 @@ def test_a_failing_check_sends_the_step_back_then_passes(tmp_path: Path) -> None
     assert build["status"] == "open", "back to the agent"
     note = mol.led.comments(mol.ids["build"])[-1]["text"]
     assert "attempt 1 of 3" in note and "tests: 1 run, FAILED" in note
+    assert f"ran {mol.ids['build']} try 1" in note, "the step and attempt reach the program"
     assert mol.ids["ship"] not in mol.ready(), "the step does not count as done"
     second = mol.check("build")
     assert second["action"] == "passed" and second["attempt"] == 2

@@ -156,11 +156,10 @@ def _check_one(town: Town, led: Ledger, bead_id: str, actor: str) -> dict[str, A
         # (``bd gate resolve``) rather than failing attempts that never ran
         return None
     started = time.monotonic()
-    env = dict(os.environ, GT_CHECK_STEP=bead_id,
-               GT_CHECK_ATTEMPT=str(int(gmeta.get("attempts", 0)) + 1))
+    attempts = int(gmeta.get("attempts", 0)) + 1
+    env = dict(os.environ, GT_CHECK_STEP=bead_id, GT_CHECK_ATTEMPT=str(attempts))
     res = run_check_program(workdir, str(spec.get("path", "")),
                             float(spec.get("timeout", 300)), env)
-    attempts = int(gmeta.get("attempts", 0)) + 1
     limit = int(spec.get("max_attempts", 3))
     gmeta.update(attempts=attempts, last_result=res.summary(),
                  last_seconds=round(time.monotonic() - started, 3))
