@@ -155,6 +155,11 @@ def test_gt_setup_codex_keeps_the_users_config_and_refuses_a_broken_one(tmp_path
     assert proc.returncode == 2 and "config.toml is not valid TOML" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert (codex_home / "config.toml").read_text() == "model = \n", "nothing written"
+    (codex_home / "config.toml").write_text('projects = "oops"\n')
+    proc = gt(tmp_path, "setup", "codex", str(repo), env=env, check=False)
+    assert proc.returncode == 2 and "config.toml: projects is not a table" in proc.stderr, \
+        proc.stderr
+    assert (codex_home / "config.toml").read_text() == 'projects = "oops"\n', "nothing written"
 
 
 def test_gt_setup_claude_consents_to_its_permission_mode_and_aider_files_stay_out_of_git(

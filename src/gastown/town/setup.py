@@ -152,7 +152,10 @@ def _codex_trust(directory: str) -> str:
             config = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"{path} is not valid TOML ({exc}); fix it") from None
-        project = config.get("projects", {}).get(directory, {})
+        projects = config.get("projects", {})
+        if not isinstance(projects, dict):
+            raise UsageError(f"{path}: projects is not a table; fix it")
+        project = projects.get(directory, {})
         if isinstance(project, dict) and project.get("trust_level") == "trusted":
             return path
         if isinstance(project, dict) and project:
