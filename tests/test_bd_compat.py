@@ -319,12 +319,17 @@ def test_rename_prefix_rewrites_ids_edges_and_text(repo: Path, env: dict[str, st
 def test_duplicates_compact_restore(repo: Path, env: dict[str, str]) -> None:
     first = q(repo, env, "Same thing", "-d", "same words")
     second = q(repo, env, "Same thing", "-d", "same words")
+    third = q(repo, env, "same thing ", "-d", "same words")
     dups = js(repo, "duplicates", env=env)
     assert dups["duplicate_groups"] == 1 and [b["id"] for b in dups["groups"][0]] == \
-        [first, second]
-    js(repo, "duplicates", "--auto-merge", env=env)
-    shown = js(repo, "show", second, env=env)[0]
-    assert shown["status"] == "closed" and shown["dependencies"][0]["type"] == "duplicates"
+        [first, second, third]
+    assert js(repo, "duplicates", "--auto-merge", env=env)["merged"] == [
+        {"source": second, "target": first}, {"source": third, "target": first}]
+    for dup in (second, third):
+        shown = js(repo, "show", dup, env=env)[0]
+        assert shown["status"] == "closed" and shown["dependencies"][0]["type"] == "duplicates"
+        assert shown["close_reason"] == f"Duplicate of {first}"
+    assert js(repo, "show", first, env=env)[0]["status"] == "open"
     (repo / "summary.txt").write_text("Short summary\n")
     run(repo, "compact", "--apply", "--id", first, "--summary", "summary.txt", env=env,
         code=5)  # not closed

@@ -238,11 +238,14 @@ def _duplicates(ctx: Ctx) -> int:
     groups = compat.duplicate_groups(led)
     merged: list[dict[str, Any]] = []
     if a.auto_merge and not a.dry_run:
-        for g in groups:
-            target = g[0]["id"]
-            for dup in g[1:]:
-                _close_as_duplicate(led, dup["id"], target)
-                merged.append({"source": dup["id"], "target": target})
+        with led.transaction() as t:  # all or none
+            for g in groups:
+                target = g[0]["id"]
+                for dup in g[1:]:
+                    t.add_dep(dup["id"], target, "duplicates")
+                    if t.status_of(dup["id"]) != "closed":
+                        t.close(dup["id"], reason=f"Duplicate of {target}", force=True)
+                    merged.append({"source": dup["id"], "target": target})
     result = {"duplicate_groups": len(groups),
               "groups": [[{"id": b["id"], "title": b["title"], "status": b["status"]}
                           for b in g] for g in groups],
@@ -265,13 +268,6 @@ def _duplicates(ctx: Ctx) -> int:
 
     ctx.out(result, text)
     return 0
-
-
-def _close_as_duplicate(led: Any, source: str, target: str) -> None:
-    with led.transaction() as t:
-        t.add_dep(source, target, "duplicates")
-        if t.status_of(source) != "closed":
-            t.close(source, reason=f"Duplicate of {target}", force=True)
 
 
 # ------------------------------------------------------------------- merge
