@@ -277,6 +277,21 @@ def test_a_remote_log_or_town_document_over_the_bound_is_refused(
         monkeypatch.undo()
 
 
+def test_a_target_that_looks_like_a_git_option_runs_nothing(tmp_path: Path) -> None:
+    from gastown.federation import transport
+
+    for verb, option in (("fetch", "--upload-pack"), ("push", "--receive-pack")):
+        marker = tmp_path / f"ran-{verb}"
+        url = f"{option}=touch {marker};.git"
+        assert transport.is_git(url)
+        with pytest.raises(transport.TransportError):
+            if verb == "fetch":
+                transport.read(url, str(tmp_path / "fetch.git"), "r")
+            else:
+                transport.write(url, str(tmp_path / "push.git"), b"", {"name": "t"})
+        assert not marker.exists(), verb
+
+
 # ------------------------------------------------------------------ delivery converges
 _KEY = None
 

@@ -135,7 +135,7 @@ def push_git(url: str, cache_dir: str, log_bytes: bytes, town: dict[str, Any]) -
             args += ["-p", parent]
         commit = _git(args, repo).decode().strip()
         _git(["update-ref", REF, commit], repo)
-    _git(["push", "-q", url, f"{REF}:{REF}"], repo)
+    _git(["push", "-q", "--", url, f"{REF}:{REF}"], repo)  # "--": a url is never an option
     return commit
 
 
@@ -143,7 +143,7 @@ def fetch_git(url: str, cache_dir: str, name: str) -> tuple[dict[str, Any], byte
     """Fetch the log ref of ``url`` into the cache; (town document, log bytes)."""
     repo = _cache(cache_dir)
     local = f"refs/gastown/remotes/{name}"
-    _git(["fetch", "-q", "--no-tags", url, f"+{REF}:{local}"], repo)
+    _git(["fetch", "-q", "--no-tags", "--", url, f"+{REF}:{local}"], repo)
     got: list[bytes] = []
     for name, limit in _limits():
         size = _git(["cat-file", "-s", f"{local}:{name}"], repo).decode().strip()
