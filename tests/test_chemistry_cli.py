@@ -194,6 +194,8 @@ def test_distill_round_trip_from_the_cli(bd: Bd) -> None:
     assert shape(again) == shape(original)
     assert again["steps"][0]["title"] == original["steps"][0]["title"]
     bd.fail("mol", "distill", rid, "-o", str(out))  # no silent overwrite
+    unwritable = bd.fail("mol", "distill", rid, "-o", str(out / "under-a-file.formula.toml"))
+    assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr, unwritable.stderr
     # the default destination is on the search path: pour it by name
     bd.run("mol", "distill", rid, "--var", "feature=auth", "--as", "Release Workflow")
     again_root = bd.json("pour", "mol-release-workflow", "--var", "feature=billing")

@@ -10,6 +10,7 @@ same variables and cooking the result gives back the same step graph.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -163,9 +164,14 @@ def save(text: str, path: str, *, force: bool = False) -> str:
     path = os.path.abspath(path)
     if os.path.exists(path) and not force:
         raise ConflictError(f"{path} already exists (use --force to overwrite)")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
