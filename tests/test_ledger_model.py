@@ -193,6 +193,13 @@ def test_resolve_id_forms(ledger: Ledger) -> None:
         ledger.resolve_id("my%")
 
 
+def test_an_empty_id_resolves_to_no_bead(ledger: Ledger) -> None:
+    ledger.create("the only bead")  # an empty prefix would match it alone
+    for empty in ("", " "):
+        with pytest.raises(NotFoundError, match="cannot be empty"):
+            ledger.resolve_id(empty)
+
+
 # -------------------------------------------------------------------------- closed_at
 
 

@@ -43,7 +43,13 @@ class LedgerReads(LedgerBase):
             return tx.one("SELECT 1 FROM issues WHERE id = ?", (bead_id,)) is not None
 
     def resolve_id(self, partial: str) -> str:
-        """A full id from a full id, an id without prefix, or a unique id prefix."""
+        """A full id from a full id, an id without prefix, or a unique id prefix.
+
+        An empty id is no id (never the prefix of every id: ``bd close "$ID"`` with
+        ``ID`` unset must not close the only bead there is).
+        """
+        if not partial.strip():
+            raise NotFoundError(f"no issue found matching {partial!r}: an id cannot be empty")
         with self.store.read() as tx:
             if tx.one("SELECT 1 FROM issues WHERE id = ?", (partial,)):
                 return partial
