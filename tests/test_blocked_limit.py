@@ -55,3 +55,18 @@ def test_the_dashboard_summary_computes_blocked_by_only_for_what_it_lists(
     assert len(summary["blocked"]["beads"]) == LISTED
     assert all(b["blocked_by"] == [blocker] for b in summary["blocked"]["beads"])
     assert len(calls) == LISTED, f"blocked_by computed for {len(calls)} beads"
+
+
+def test_a_deferred_bead_is_neither_ready_nor_blocked(ledger: Ledger) -> None:
+    """The rule lives in the ledger, so every reader (bd blocked, bd status, the
+    dashboard) agrees: a deferred bead is on ice, counted apart."""
+    blocker = _blocked_town(ledger, 2)
+    held = ledger.create("held and deferred", deps=[("blocks", blocker)])["id"]
+    iced = ledger.create("deferred, nothing blocks it")["id"]
+    before = ledger.blocked_count()
+    ledger.update(held, status="deferred")
+    ledger.update(iced, status="deferred")
+    listed = {b["id"] for b in ledger.blocked()}
+    assert held not in listed and iced not in listed
+    assert ledger.blocked_count() == before - 1 == len(listed)
+    assert iced not in {b["id"] for b in ledger.ready()}

@@ -197,8 +197,7 @@ def _ready(ctx: Ctx) -> int:
 
 
 def _blocked(ctx: Ctx) -> int:
-    # a deferred bead is on ice, not blocked: upstream's blocked lists open work only
-    beads = [b for b in ctx.ledger.blocked(_filter(ctx)) if b["status"] != "deferred"]
+    beads = ctx.ledger.blocked(_filter(ctx))
 
     def text() -> str:
         if not beads:

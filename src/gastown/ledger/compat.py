@@ -84,9 +84,8 @@ def status_report(led: Ledger, hours: int = 24, assignee: str | None = None) -> 
             f"SELECT status, COUNT(*) FROM issues WHERE {base} GROUP BY status", args)}
         ready = int(tx.scalar(f"SELECT COUNT(*) FROM issues WHERE {_ready.READY_WHERE}{who}",
                               [now, *args]) or 0)
-        # a deferred bead is on ice, not blocked (upstream counts it apart)
-        blocked = int(tx.scalar(f"SELECT COUNT(*) FROM issues WHERE {_ready.BLOCKED_WHERE} "
-                                f"AND status <> 'deferred'{who}", [now, *args]) or 0)
+        blocked = int(tx.scalar(f"SELECT COUNT(*) FROM issues WHERE {_ready.BLOCKED_WHERE}{who}",
+                                [now, *args]) or 0)
         closed = tx.query(f"SELECT created_at, closed_at FROM issues WHERE {base} "
                           "AND status = 'closed' AND closed_at IS NOT NULL", args)
         # open epics with children, all of them closed (one query, not one per epic)

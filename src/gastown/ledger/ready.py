@@ -96,8 +96,9 @@ READY_WHERE = (
 
 #: open-ish, non-infrastructure beads that are not ready only because they are held;
 #: one parameter: now
+# a deferred bead is on ice, not blocked: it is counted apart (as upstream does)
 BLOCKED_WHERE = (
-    "status IN ('open', 'blocked', 'deferred') AND pinned = 0 AND ephemeral = 0 "
+    "status IN ('open', 'blocked') AND pinned = 0 AND ephemeral = 0 "
     f"AND is_template = 0 AND issue_type NOT IN ({_INFRA}) "
     "AND (held = 1 OR (hold_until IS NOT NULL AND hold_until > ?))"
 )
