@@ -17,6 +17,7 @@ applying any set of records any number of times, in any order, gives one state.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -143,6 +144,29 @@ def mirror_key(rec: dict[str, Any]) -> str | None:
     return None
 
 
+#: bidirectional overrides and isolates (text that reads differently than it is)
+_BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def inert(value: Any) -> Any:
+    """Another town's data with terminal controls taken out of every string in it.
+
+    Remote titles, descriptions and comments reach ``bd show``, ``bd list --remote``,
+    ``bd audit`` and the dashboard; an ESC, a C1 control or a bidi override in them
+    must not act on a terminal.  Line breaks and tabs stay (multi-line text).
+    """
+    if isinstance(value, str):
+        if value.isprintable():
+            return value
+        return "".join(ch for ch in value if ch in "\n\t" or not (
+            unicodedata.category(ch) == "Cc" or ch in _BIDI))
+    if isinstance(value, list):
+        return [inert(v) for v in value]
+    if isinstance(value, dict):
+        return {inert(k): inert(v) for k, v in value.items()}
+    return value
+
+
 def merge(state: dict[str, dict[str, Any]], records: Iterable[dict[str, Any]]
           ) -> dict[str, dict[str, Any]]:
     """Apply records to ``state`` (slot -> entry); the entries that changed.
@@ -158,7 +182,9 @@ def merge(state: dict[str, dict[str, Any]], records: Iterable[dict[str, Any]]
         old = state.get(slot)
         if old is not None and int(old["seq"]) >= int(rec["seq"]):
             continue
-        entry = {"seq": rec["seq"], "kind": rec["kind"], "body": rec["body"], "at": rec["at"]}
+        # verified as signed; stored defanged (what readers print comes from here)
+        entry = {"seq": rec["seq"], "kind": rec["kind"], "body": inert(rec["body"]),
+                 "at": rec["at"]}
         state[slot] = changed[slot] = entry
     return changed
 
