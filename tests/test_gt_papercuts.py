@@ -69,3 +69,17 @@ def test_documentation_links_only_to_files_inside_the_repository() -> None:
             assert path.is_relative_to(ROOT), f"{doc.name} links outside the repository: {target}"
             assert path.exists(), f"{doc.name} links to a missing file: {target}"
     assert "](docs/design.md)" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("argv", [
+    ["feed", "--once", "--interval", "0"], ["events", "--follow", "--interval", "nan"],
+    ["events", "--follow", "--interval", "-1"], ["down", "--timeout", "inf"],
+    ["up", "--wait", "1e400"]])
+def test_seconds_options_refuse_what_would_spin_or_never_end(tmp_path: Path,
+                                                            argv: list[str]) -> None:
+    """A 0 interval spins; nan/inf never compare true with a deadline: one line, exit 2."""
+    gt(tmp_path, "init", str(tmp_path / "t"))
+    proc = gt(tmp_path / "t", *argv, check=False, timeout=20)
+    assert proc.returncode == 2, proc
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "invalid seconds" in err[0], proc.stderr

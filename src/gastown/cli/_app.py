@@ -66,6 +66,29 @@ def count(text: str) -> int:
     return int(value)
 
 
+#: the longest wait a seconds option takes (a year: longer is a typo, not a plan)
+MAX_SECONDS = 365 * 86400.0
+
+
+def seconds(text: str) -> float:
+    """An argparse ``type`` for intervals and timeouts: a finite number of seconds
+    above 0 (a 0 interval would spin; nan and inf compare false with every deadline)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_SECONDS:  # also false for nan
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise argparse.ArgumentTypeError(f"invalid seconds {shown!r}: use a number above 0 "
+                                         f"and at most {int(MAX_SECONDS)}")
+    return value
+
+
+def seconds_or_zero(text: str) -> float:
+    """:func:`seconds`, or 0 for options where 0 means "no limit"."""
+    return 0.0 if text.strip() in ("0", "0.0") else seconds(text)
+
+
 def text_arg(value: str | None, file_value: str | None, what: str) -> str | None:
     """``value``, or the text of ``file_value`` (``-`` = stdin) when that is given."""
     if file_value is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._app import count, split_csv
+from ._app import count, seconds, seconds_or_zero, split_csv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is imported for type checkers only
@@ -35,8 +35,8 @@ def add_event_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bead", help="only events of this bead (a unique id prefix will do)")
     p.add_argument("-n", "--limit", type=count, default=0, help="at most N (0 = all)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
-    p.add_argument("--interval", type=float, default=0.2, help="poll interval (s)")
-    p.add_argument("--timeout", type=float, default=0, help="stop following after N s")
+    p.add_argument("--interval", type=seconds, default=0.2, help="poll interval (s)")
+    p.add_argument("--timeout", type=seconds_or_zero, default=0, help="stop following after N s")
 
 
 def _bead(led: Ledger, ref: str) -> str:

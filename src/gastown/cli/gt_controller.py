@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._app import Ctx
+from ._app import Ctx, seconds
 from .gt_common import add_parser, get_town
 
 
@@ -52,13 +52,13 @@ def setup(name: str, sub: Any) -> None:
     if name == "up":
         p.add_argument("--foreground", action="store_true",
                        help="run in this terminal (logs on stderr) until Ctrl-C")
-        p.add_argument("--wait", type=float, default=20.0, metavar="S",
+        p.add_argument("--wait", type=seconds, default=20.0, metavar="S",
                        help="how long to wait for the daemon to start (default 20)")
         p.add_argument("--wait-tick", action="store_true",
                        help="also wait until its first pass over the town is done")
         p.set_defaults(func=_up)
     else:
-        p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+        p.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
                        help="seconds to wait for a clean stop before SIGKILL (default 30)")
         p.add_argument("--sessions", action="store_true",
                        help="also stop the agent sessions the town started")

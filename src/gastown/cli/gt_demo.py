@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from ._app import Ctx, common_options
+from ._app import Ctx, common_options, seconds
 
 
 def _run(ctx: Ctx) -> int:
@@ -41,7 +41,7 @@ def setup(name: str, sub: Any) -> None:
     p = sub.add_parser(name, help="run the demo", description=__doc__)
     common_options(p)
     p.add_argument("--keep", action="store_true", help="keep the demo's town and sample repo")
-    p.add_argument("--timeout", type=float, default=180.0, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=180.0, metavar="S",
                    help="give up when the work has not landed after S seconds (default 180)")
     p.add_argument("--provider", choices=("tmux", "subprocess"),
                    help="how the agents' sessions run (default: tmux when installed)")

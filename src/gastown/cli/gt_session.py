@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ..errors import NotFoundError, UsageError
-from ._app import Ctx
+from ._app import Ctx, seconds
 from .gt_common import (
     acting,
     add_action,
@@ -191,7 +191,7 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("agent")
         p.add_argument("text", nargs="+", help="what to type (- reads standard input)")
         p.add_argument("--mode", default="immediate", choices=("immediate", "queue", "wait-idle"))
-        p.add_argument("--timeout", type=float, default=30.0, help="seconds (wait-idle)")
+        p.add_argument("--timeout", type=seconds, default=30.0, help="seconds (wait-idle)")
         p.set_defaults(func=_nudge)
     elif name == "setup":
         p.add_argument("preset", nargs="?", help="claude, codex, gemini, opencode, aider, ...")

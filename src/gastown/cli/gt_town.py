@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from ._app import Ctx
+from ._app import Ctx, seconds
 from .gt_common import add_action, add_actions, add_parser, get_town, town_ledger
 
 
@@ -213,7 +213,7 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("-v", "--verbose", action="store_true",
                        help="every event, not only milestones (steps closed, dispatches, "
                             "merges, restarts, quarantines)")
-        p.add_argument("--interval", type=float, default=1.0, help="seconds between screens")
+        p.add_argument("--interval", type=seconds, default=1.0, help="seconds between screens")
         p.set_defaults(func=_feed)
     elif name == "events":
         from ._events import add_event_options
