@@ -261,7 +261,8 @@ def _check_id(value: Any, source: str, lineno: int, what: str) -> str:
     if len(value) > MAX_ID_LEN:
         raise _fail(source, lineno, f"{what} {_short(value)} is longer than {MAX_ID_LEN} "
                                     "characters")
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
+    # str methods, not a per-character loop: this runs for every id and edge of an import
+    if not value.isprintable() or len(value.split()) != 1:
         raise _fail(source, lineno, f"{what} {_short(value)} contains spaces or control "
                                     "characters")
     return value
@@ -438,7 +439,9 @@ def _read_lines(source: IO[str], name: str, now: str, progress: Progress | None
                         ) from None
         except ValueError as exc:  # an integer beyond Python's digit limit, …
             raise _fail(name, lineno, f"invalid JSON: {str(exc).split(';')[0]}") from None
-        if json_depth(obj) > MAX_JSON_DEPTH:
+        # a line with at most MAX_JSON_DEPTH brackets cannot nest deeper: skip the walk
+        if (text.count("{") + text.count("[") > MAX_JSON_DEPTH
+                and json_depth(obj) > MAX_JSON_DEPTH):
             raise _fail(name, lineno, f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
         if "\\u" in text and not _storable(obj):
             raise _fail(name, lineno, "a string holds an unpaired surrogate escape "
