@@ -128,8 +128,8 @@ class _Demo:
 
         It also stops -- within seconds, not at the timeout -- when nothing more
         can happen: a request was sent back, every agent's session has exited and
-        no other request is still waiting in the queue.  ``self.stuck`` then says
-        which requests came back and why.
+        no other request is still waiting in the queue.  ``self.sent_back`` then
+        says which requests came back and why.
         """
         from ..ledger.events import follow
         from ..town.status import render_event
@@ -139,23 +139,19 @@ class _Demo:
         requested: set[str] = set()
         convoys: list[str] = []
         deadline = time.monotonic() + timeout
-        idle_since: list[float] = []
-        checked = [0.0]
+        gone_since: float | None = None  # since when no agent session has been alive
+        looked_at = 0.0
 
         def hopeless() -> bool:
-            """Sent back, no agent left to fix it, nothing else in flight."""
+            """Sent back, no agent left to fix it (for 2 s), nothing else in flight."""
+            nonlocal gone_since, looked_at
             if not self.sent_back or requested - landed - set(self.sent_back):
                 return False
             now = time.monotonic()
-            if now - checked[0] < 0.5:
-                return bool(idle_since) and now - idle_since[0] > 2.0
-            checked[0] = now
-            if self._any_agent_alive():
-                idle_since.clear()
-                return False
-            if not idle_since:
-                idle_since.append(now)
-            return now - idle_since[0] > 2.0
+            if now - looked_at >= 0.5:  # a look at the sessions costs a tmux call
+                looked_at = now
+                gone_since = None if self._any_agent_alive() else (gone_since or now)
+            return gone_since is not None and now - gone_since > 2.0
 
         def finished() -> bool:
             return ((len(landed) >= need and bool(convoys)) or time.monotonic() > deadline
