@@ -233,6 +233,11 @@ class Dispatcher:
         base = {"agent": agent.name, "root": root_id, "closed": bead_id,
                 "after": event["seq"], "closed_ts": event["ts"]}
         if root["status"] == "closed":
+            if self.led.events(since_seq=int(event["seq"]), limit=1, bead_id=root_id,
+                               types=["done"]):
+                # handed in already (a restarted controller re-reading a close whose
+                # nudge a killed one delivered): telling it again would be noise
+                return None
             return {**base, "step": None,
                     "text": f"[gt] every step of {root_id} is closed: run `gt done` now."}
         if root["status"] != "hooked":
