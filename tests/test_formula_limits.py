@@ -524,3 +524,13 @@ def test_fuzz_formula_texts_through_bd_never_exit_70(tmp_path_factory: pytest.Te
     _FUZZ["internal"] += proc.returncode not in (0, 8) or "Traceback" in proc.stderr
     assert proc.returncode in (0, 8), (proc.returncode, proc.stderr[-1000:])
     assert "Traceback" not in proc.stderr and elapsed < LIMIT_S
+
+
+@pytest.mark.parametrize("pattern", [r"(.*)\1", r"(?P<x>a*)(?P=x)b", r"(a)?(?(1)b|c)"])
+def test_backreferences_are_matched_under_the_time_limit(pattern: str) -> None:
+    """A backreference is not linear (``(.*)\\1`` is quadratic in the value's length):
+    such a pattern is matched in the time-limited child, never in process."""
+    from gastown.chemistry import patterns
+
+    assert not patterns._is_linear(pattern)
+    assert patterns._is_linear(r"^v?[0-9]+$")

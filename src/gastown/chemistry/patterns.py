@@ -7,7 +7,7 @@ time on a value like ``aaaa…!``.  Two defences:
   repeat or an alternation — the shapes that backtrack exponentially — and
   patterns longer than :data:`~.limits.MAX_PATTERN_CHARS`;
 * :func:`pattern_matches` (pour time) matches directly only when the pattern has
-  at most one repeat (linear); otherwise the match runs in a fresh interpreter
+  at most one repeat and no backreference (linear); otherwise the match runs in a fresh interpreter
   that is killed after :data:`MATCH_TIMEOUT_S` (polynomial blow-ups such as
   ``a*a*a*a*b``), which is then an error naming the pattern.
 
@@ -100,12 +100,29 @@ def check_pattern(pattern: str) -> str | None:
     return problem
 
 
+def _has_backref(items: Any) -> bool:
+    """Does a parsed pattern refer back to a group (``\\1``, ``(?P=n)``, ``(?(1)…)``)?"""
+    for op, av in items:
+        if op in (_const.GROUPREF, _const.GROUPREF_IGNORE, _const.GROUPREF_EXISTS):
+            return True
+        if any(_has_backref(sub) for sub in _subpatterns(op, av)):
+            return True
+    return False
+
+
 def _is_linear(pattern: str) -> bool:
+    """One repeat and no backreference: matched in linear time, in process.
+
+    A backreference is never linear (``(.*)\\1`` is quadratic in the value's
+    length), so such a pattern is matched in the time-limited child.
+    """
     try:
-        repeats, _, problem = _stats(_parser.parse(pattern))
+        parsed = _parser.parse(pattern)
+        repeats, _, problem = _stats(parsed)
+        backref = _has_backref(parsed)
     except (re.error, RecursionError, OverflowError):
         return False
-    return problem is None and repeats <= 1
+    return problem is None and repeats <= 1 and not backref
 
 
 #: run by the child: read ``[pattern, value]`` (JSON) from stdin, answer ``1`` or ``0``
