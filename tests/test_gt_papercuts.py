@@ -54,6 +54,26 @@ def test_gt_help_lists_gt_bd_and_gt_bd_takes_the_global_options(tmp_path: Path) 
     assert [b["title"] for b in __import__("json").loads(proc.stdout)] == ["from bd"]
 
 
+def test_gt_bd_reaches_the_ledger_of_the_town_named_by_town(tmp_path: Path) -> None:
+    env = clean_env()
+    town = tmp_path / "town"
+    subprocess.run([str(BIN / "gt"), "init", str(town), "--prefix", "tw"], env=env,
+                   check=True, capture_output=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for argv in (["--town", str(town), "bd", "create", "first"],
+                 ["bd", "--town", str(town), "create", "second"],
+                 [f"--town={town}", "bd", "create", "third"]):
+        proc = subprocess.run([str(BIN / "gt"), *argv], cwd=elsewhere, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    listed = subprocess.run([str(BIN / "gt"), "--town", str(town), "--json", "bd", "list"],
+                            cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert sorted(b["title"] for b in __import__("json").loads(listed.stdout)) == [
+        "first", "second", "third"]
+    assert not (elsewhere / ".beads").exists()
+
+
 def test_the_readme_says_how_to_put_bd_and_gt_on_path() -> None:
     readme = (ROOT / "README.md").read_text()
     assert 'export PATH="$PWD/.venv/bin:$PATH"' in readme

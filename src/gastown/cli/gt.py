@@ -79,6 +79,15 @@ def _town_after_command(args: list[str]) -> list[str]:
     return out
 
 
+def _town_as_dir(args: list[str]) -> list[str]:
+    """``gt bd --town DIR …`` → ``bd -C DIR …``: the town's ledger is ``DIR/.beads``."""
+    if args[:1] == ["--town"] and len(args) > 1:
+        return ["-C", args[1], *args[2:]]
+    if args and args[0].startswith("--town="):
+        return ["-C", args[0][len("--town="):], *args[1:]]
+    return args
+
+
 def setup(name: str, sub: Any) -> None:
     """The ``bd`` entry of ``gt --help`` (``main`` hands ``gt bd …`` to ``bd`` itself)."""
     sub.add_parser(name, help=COMMANDS[name][1], add_help=False)
@@ -94,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # options before it (--json, --db, -C …) are bd's too; an option's value is not it
         at = next(i for i, a in enumerate(args) if a == "bd" and _command_name(args[:i + 1]))
-        return bd_main(args[:at] + args[at + 1:])
+        return bd_main(args[:at] + _town_as_dir(args[at + 1:]))
     return run_main("gt", "gt: a town of coding agents working from one ledger", COMMANDS, args)
 
 
