@@ -316,6 +316,33 @@ def test_rename_prefix_rewrites_ids_edges_and_text(repo: Path, env: dict[str, st
     assert "invalid prefix" in run(repo, "rename-prefix", "bad prefix", env=env, code=5).stderr
 
 
+def test_rename_prefix_is_all_or_nothing(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure at the last write (the event) leaves the ids and the prefix as they were."""
+    from gastown import Ledger
+    from gastown.ledger import compat
+    from gastown.ledger.ops import Txn
+
+    led = Ledger.init(str(tmp_path), prefix="old")
+    a = led.create("a")["id"]
+    emit = Txn.emit
+
+    def failing(self: Txn, type_: str, *args: object, **kw: object) -> int:
+        if type_ == "ledger.prefix_renamed":
+            raise OSError("disk full")
+        return emit(self, type_, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Txn, "emit", failing)
+    with pytest.raises(OSError):
+        compat.rename_prefix(led, "new")
+    monkeypatch.setattr(Txn, "emit", emit)
+    led.close()
+    with Ledger.open(str(tmp_path / ".beads" / "beads.db")) as again:
+        assert again.prefix == "old" and again.get(a)["id"] == a
+        assert compat.rename_prefix(again, "new") == [(a, "new" + a[3:])]
+        assert again.prefix == "new" and again.get("new" + a[3:])["title"] == "a"
+
+
 def test_duplicates_compact_restore(repo: Path, env: dict[str, str]) -> None:
     first = q(repo, env, "Same thing", "-d", "same words")
     second = q(repo, env, "Same thing", "-d", "same words")

@@ -347,15 +347,42 @@ def rename_prefix(led: Ledger, new: str, dry_run: bool = False) -> list[tuple[st
 
     if not is_valid_prefix(new):
         raise ValidationError(f"invalid prefix {new!r}: letters, digits, '-' and '_'")
-    old = led.prefix
-    with led.store.read() as tx:
+    # one transaction: the ids read, rewritten, the prefix set and the event written
+    # together (a kill leaves the old ledger or the renamed one, never a mix)
+    with led.transaction() as t:
+        tx = t.tx
+        old = t.prefix
         ids = [r[0] for r in tx.query("SELECT id FROM issues ORDER BY id")]
-    pairs = [(i, new + i[len(old):]) for i in ids if i.startswith(old + "-")]
-    clash = {n for _, n in pairs} & (set(ids) - {o for o, _ in pairs})
-    if clash:
-        raise ConflictError(f"cannot rename: {sorted(clash)[0]} already exists")
-    if dry_run or not pairs and old == new:
-        return pairs
+        pairs = [(i, new + i[len(old):]) for i in ids if i.startswith(old + "-")]
+        clash = {n for _, n in pairs} & (set(ids) - {o for o, _ in pairs})
+        if clash:
+            raise ConflictError(f"cannot rename: {sorted(clash)[0]} already exists")
+        if dry_run or not pairs and old == new:
+            return pairs
+        mapping = dict(pairs)
+        word = re.compile(r"(?<![A-Za-z0-9_-])(" + re.escape(old)
+                          + r"-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)(?![A-Za-z0-9_-])")
+        for table, cols in (("issues", ("id",)), ("dependencies", ("issue_id", "depends_on_id")),
+                            ("labels", ("issue_id",)), ("comments", ("issue_id",)),
+                            ("events", ("bead_id",)), ("child_counters", ("parent_id",))):
+            for col in cols:
+                tx.executemany(f"UPDATE {table} SET {col} = ? WHERE {col} = ?",
+                               [(n, o) for o, n in pairs])
+        rows = tx.query("SELECT id, title, description, design, acceptance_criteria, notes "
+                        "FROM issues")
+        for row in rows:
+            texts = [word.sub(lambda m: mapping.get(m.group(1), m.group(1)), t or "")
+                     for t in row[1:]]
+            if texts != [t or "" for t in row[1:]]:
+                tx.execute("UPDATE issues SET title = ?, description = ?, design = ?, "
+                           "acceptance_criteria = ?, notes = ? WHERE id = ?", (*texts, row[0]))
+        tx.execute("INSERT INTO retired_ids (id) SELECT id FROM issues WHERE NOT EXISTS "
+                   "(SELECT 1 FROM retired_ids r WHERE r.id = issues.id)")
+        t.kv_set("issue_prefix", new, table="config")
+        t.emit("config.set", None, {"key": "issue_prefix", "value": new})
+        t.emit("ledger.prefix_renamed", None, {"from": old, "to": new, "count": len(pairs)})
+    led._prefix, led._prefix_missing = new, False  # noqa: SLF001 - the ledger's own cache
+    return pairs
     mapping = dict(pairs)
     word = re.compile(r"(?<![A-Za-z0-9_-])(" + re.escape(old)
                       + r"-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)(?![A-Za-z0-9_-])")
