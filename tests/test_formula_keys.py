@@ -386,6 +386,23 @@ def test_check_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
         raise AssertionError("the check's own child outlived the timeout")
 
 
+def test_a_passing_checks_background_children_do_not_outlive_it(tmp_path: Path) -> None:
+    town = make_town(tmp_path)
+    script(town, "check.sh", "sleep 60 &\necho $! > child.pid\nexit 0\n")
+    mol = Mol(town, ralph())
+    assert mol.check("build")["action"] == "passed"
+    pid = int((Path(town.root) / "child.pid").read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the check's background child outlived it")
+
+
 def test_check_path_is_an_argument_vector_never_a_shell(tmp_path: Path) -> None:
     town = make_town(tmp_path)
     mol = Mol(town, ralph(path="check.sh;touch pwned"))

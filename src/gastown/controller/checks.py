@@ -92,12 +92,14 @@ def run_check_program(workdir: str, rel_path: str, timeout: float,
             code: int | None = proc.wait(timeout=timeout)
             detail = ""
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
             code, detail = None, f"timed out after {timeout:g}s"
+        # the whole group, also after a normal exit: a check's background children
+        # (a server it started, a `sleep &`) must not outlive it
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
         size = out.seek(0, os.SEEK_END)
         out.seek(max(0, size - OUTPUT_TAIL))
         text = out.read().decode("utf-8", "replace")
