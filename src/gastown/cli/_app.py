@@ -171,6 +171,13 @@ class Ctx:
                 flush_if_enabled(self._ledger)
         except Exception as exc:  # noqa: BLE001 - the command's change is committed already
             sys.stderr.write(f"Warning: auto-export skipped: {type(exc).__name__}: {exc}\n")
+        try:
+            if self._ledger.store.changed_rows():  # [federation] auto_publish: kick only
+                from ..federation.autopub import after_write
+
+                after_write(getattr(self._ledger.store, "path", None))
+        except Exception as exc:  # noqa: BLE001 - never fails the committed change
+            sys.stderr.write(f"Warning: auto-publish skipped: {type(exc).__name__}: {exc}\n")
         finally:
             self._ledger.close()
 

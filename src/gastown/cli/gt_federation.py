@@ -22,14 +22,44 @@ def _identity(ctx: Ctx) -> int:
         f"Town {ident.uri}", f"  owner:       {ident.owner}", f"  name:        {ident.name}",
         f"  public name: {ident.public_name}", f"  public key:  ed25519:{ident.public_key}",
         f"  publishes:   {pub}",
-        f"  member of:   {', '.join(ident.member_of) or '-'}", f"  published as {path}"]))
+        f"  member of:   {', '.join(ident.member_of) or '-'}", f"  published as {path}",
+        *_auto_lines(ident.auto_publish, town.gt_dir, data)]))
     return 0
+
+
+def _auto_lines(on: bool, gt_dir: str, data: dict[str, Any]) -> list[str]:
+    """``auto publish:`` lines of ``gt identity`` (and ``data["auto_publish"]`` for --json)."""
+    from ..federation.autopub import status
+
+    st = {"enabled": on, **status(gt_dir)} if on else {"enabled": False}
+    data["auto_publish"] = st
+    if not on:
+        return ["  auto publish: off"]
+    if st.get("last_error"):
+        return [f"  auto publish: on; FAILING since {st.get('failed_at')} "
+                f"({st.get('failures')} in a row, retried on the next change): "
+                f"{clean(str(st['last_error']))}"]
+    last = st.get("last_ok_at") or "not yet"
+    return [f"  auto publish: on; last published {last}"
+            + ("; a publish is due" if st.get("pending") else "")]
 
 
 def _publish(ctx: Ctx) -> int:
     from ..federation.publish import publish
 
     town = get_town(ctx)
+    if ctx.args.auto:  # the detached publisher started after a write (federation.autopub)
+        from ..federation.autopub import run_worker
+
+        def once() -> dict[str, Any]:
+            led = town.ledger(ctx.actor)
+            try:
+                return publish(town.root, town.gt_dir, town.config, led)
+            finally:
+                led.close()
+
+        ctx.out(run_worker(town.gt_dir, once))
+        return 0
     res = publish(town.root, town.gt_dir, town.config, town_ledger(ctx), to=ctx.args.to)
     where = ", ".join(res["targets"]) or "nowhere yet (set [federation] publish_to or --to)"
     ctx.out(res, f"Published {res['records']} new record(s); the log of {res['town']} has "
@@ -212,6 +242,9 @@ def setup(name: str, sub: Any) -> None:
     elif name == "publish":
         p.add_argument("--to", action="append", metavar="PATH|GIT-URL",
                        help="also write the log here (a directory or a git repository)")
+        p.add_argument("--auto", action="store_true",
+                       help="publish while changes are pending, recording failures "
+                            "(what auto_publish starts after a write)")
         p.set_defaults(func=_publish)
     else:
         actions = add_actions(p)
