@@ -44,6 +44,31 @@ def _auto_lines(on: bool, gt_dir: str, data: dict[str, Any]) -> list[str]:
             + ("; a publish is due" if st.get("pending") else "")]
 
 
+def status_section(root: str, gt_dir: str, ledger: Any) -> tuple[dict[str, Any], str]:
+    """``gt status``'s federation part: each remote with the age of what is known and
+    its last error, and auto-publish's state; ({}, "") for a town with neither."""
+    from ..federation.autopub import enabled, status
+    from ..federation.remotes import list_remotes
+
+    remotes = list_remotes(ledger)
+    auto = enabled(root)
+    if not remotes and not auto:
+        return {}, ""
+    data: dict[str, Any] = {"remotes": [{k: r.get(k) for k in (
+        "name", "uri", "count", "synced_at", "age", "last_error")} for r in remotes],
+        "auto_publish": {"enabled": auto, **status(gt_dir)} if auto else {"enabled": False}}
+    lines = ["Federation:"]
+    for r in remotes:
+        err = f"  last error: {clean(str(r['last_error']))}" if r.get("last_error") else ""
+        lines.append(f"  remote {r['name']}: {r['count']} records, synced {r['age']}{err}")
+    ap = data["auto_publish"]
+    if auto:
+        lines.append("  auto publish: " + (f"FAILING: {clean(str(ap['last_error']))}"
+                                           if ap.get("last_error") else
+                                           f"last published {ap.get('last_ok_at') or 'not yet'}"))
+    return data, "\n".join(lines)
+
+
 def _publish(ctx: Ctx) -> int:
     from ..federation.publish import publish
 
