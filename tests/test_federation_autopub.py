@@ -150,3 +150,21 @@ def test_kicks_while_a_publisher_runs_are_not_lost(tmp_path: Path) -> None:
     assert 1 <= len(lines) <= 5 and all("published" in ln for ln in lines)
     assert not os.path.exists(d / ".gt" / "federation" / "autopublish.pending") or \
         wait_for("no mark left", lambda: not autopub.status(str(d / ".gt"))["pending"])
+
+
+@pytest.mark.parametrize("text", [
+    "[federation]\nauto_publish = true\n", "[federation]\nauto_publish = false  # off\n",
+    "# auto_publish = true\n[federation]\npublish = 'all'\n", "[town]\nauto_publish = true\n",
+    "federation.auto_publish = true\n", "federation = {auto_publish = true}\n",
+    "[federation]\nauto_publish = 1\n", "[ federation ]\nauto_publish = true\n",
+    "[federation]\nx = 'auto_publish # no'\n", "[federation]\nauto_publish = tru\n"])
+def test_the_quick_read_agrees_with_toml(tmp_path: Path, text: str) -> None:
+    import tomllib
+
+    try:
+        fed = tomllib.loads(text).get("federation")
+        want = isinstance(fed, dict) and fed.get("auto_publish") is True
+    except ValueError:
+        want = False
+    (tmp_path / "town.toml").write_text(text)
+    assert autopub.enabled(str(tmp_path)) is want

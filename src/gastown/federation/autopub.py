@@ -62,13 +62,33 @@ def enabled(root: str) -> bool:
         return False
     if b"auto_publish" not in raw:
         return False
-    import tomllib
+    quick = _scan(raw)
+    if quick is not None:
+        return quick
+    import tomllib  # an unusual spelling (dotted key, inline table): parse it all
 
     try:
         fed = tomllib.loads(raw.decode("utf-8")).get("federation")
     except (ValueError, UnicodeDecodeError):
         return False
     return isinstance(fed, dict) and fed.get("auto_publish") is True
+
+
+def _scan(raw: bytes) -> bool | None:
+    """``auto_publish = true|false`` as a plain line of the ``[federation]`` table, read
+    without importing ``tomllib`` (milliseconds on every write); None: not that simple."""
+    table, found = b"", None
+    for line in raw.splitlines():
+        text = line.split(b"#", 1)[0].strip()
+        if text.startswith(b"["):
+            table = text
+        elif b"auto_publish" in text:
+            key, sep, value = text.partition(b"=")
+            if (table != b"[federation]" or not sep or key.strip() != b"auto_publish"
+                    or value.strip() not in (b"true", b"false") or found is not None):
+                return None
+            found = value.strip() == b"true"
+    return found if found is not None else False
 
 
 def _try_lock(path: str) -> int | None:
@@ -121,7 +141,7 @@ def _spawn(root: str) -> int:
     actions = [(os.POSIX_SPAWN_OPEN, 0, null, os.O_RDONLY, 0),
                (os.POSIX_SPAWN_OPEN, 1, null, os.O_WRONLY, 0),
                (os.POSIX_SPAWN_OPEN, 2, null, os.O_WRONLY, 0)]
-    return os.posix_spawn(sys.executable, args, dict(os.environ), file_actions=actions,
+    return os.posix_spawn(sys.executable, args, os.environ, file_actions=actions,
                           setsid=True)
 
 
