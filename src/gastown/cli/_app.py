@@ -157,6 +157,10 @@ class Ctx:
 
     def resolve(self, partial: str) -> str:
         """A full bead id from what the user typed (prefix optional, unique prefix ok)."""
+        if "/" in partial:  # RIG/ID, or this town's own gt:// address (federation)
+            from ..federation.local import resolve_local
+
+            return resolve_local(self.ledger, partial)
         return str(self.ledger.resolve_id(partial))
 
     def close(self) -> None:

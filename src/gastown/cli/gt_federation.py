@@ -188,12 +188,13 @@ def _bd_cache(ctx: Ctx) -> str:
 def bd_show_remote(ctx: Ctx) -> int:
     """``bd show gt://…``: beads of other towns from the last sync (``--refresh``: sync first)."""
     from ..federation.remotes import remote_bead, remote_for, sync
+    from ..federation.local import is_here
     from ..federation.uris import is_uri, parse
 
     led = ctx.ledger
     out: list[dict[str, Any]] = []
     for given in ctx.args.ids:
-        if not is_uri(given):
+        if not is_uri(given) or is_here(led, given):  # this town's own address: here
             out.append(dict(led.show(ctx.resolve(given))))
             continue
         uri = parse(given, what="bead address")
