@@ -187,8 +187,8 @@ def _bd_cache(ctx: Ctx) -> str:
 
 def bd_show_remote(ctx: Ctx) -> int:
     """``bd show gt://…``: beads of other towns from the last sync (``--refresh``: sync first)."""
-    from ..federation.remotes import remote_bead, remote_for, sync
     from ..federation.local import is_here
+    from ..federation.remotes import remote_bead, remote_for, sync
     from ..federation.uris import is_uri, parse
 
     led = ctx.ledger

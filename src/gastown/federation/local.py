@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..errors import NotFoundError, UsageError
 from ..ledger.core import Ledger
-from .uris import NO_RIG, _RIG, _SEGMENT, is_uri, parse, rig_of
+from .uris import _RIG, _SEGMENT, NO_RIG, is_uri, parse, rig_of
 
 __all__ = ["resolve_local", "is_here"]
 
