@@ -32,3 +32,26 @@ def test_rig_short_form_and_own_address_resolve_here(tmp_path: Path) -> None:
     run(town, "bd", "close", f"{HERE}/web/{web}")
     assert plain in [b["id"] for b in js(town, "bd", "ready")]
     assert "no issue found" in one_line_error(run(town, "bd", "show", "a/b/c", rc=3))
+
+
+def test_remote_add_as_the_seed_writes_it(tmp_path: Path) -> None:
+    import subprocess
+
+    hub = tmp_path / "hub" / "acme.com" / "engineering.git"
+    hub.parent.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "--bare", str(hub)], check=True)
+    acme = make_town(tmp_path, "engineering", "acme.com",
+                     f'publish = "all"\npublish_to = ["{hub}"]')
+    ac = bead(acme, "acme's task")
+    run(acme, "gt", "publish")
+    mine = make_town(tmp_path, "main-town", "alice@example.com")
+    assert "remote_url" in one_line_error(
+        run(mine, "gt", "remote", "add", "acme", "gt://acme.com/engineering", rc=2))
+    with open(mine / "town.toml", "a", encoding="utf-8") as fh:
+        fh.write(f'\n[federation]\nremote_url = "{tmp_path}/hub/{{entity}}/{{chain}}.git"\n')
+    run(mine, "gt", "remote", "add", "acme", "gt://acme.com/engineering")  # no --url
+    (listed,) = js(mine, "gt", "remote", "list")
+    assert listed["url"] == str(hub)
+    run(mine, "gt", "remote", "sync")
+    assert js(mine, "bd", "show", f"gt://acme.com/engineering/{ac}")[0]["title"] == "acme's task"
+    assert [b["id"] for b in js(mine, "bd", "list", "--remote=acme")] == [ac]

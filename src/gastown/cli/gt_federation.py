@@ -102,15 +102,29 @@ def _remote_add(ctx: Ctx) -> int:
     from ..federation.remotes import add
 
     a = ctx.args
-    rec = add(town_ledger(ctx), a.name, a.uri, a.url)
+    url = a.url or _default_url(ctx, a.uri)
+    rec = add(town_ledger(ctx), a.name, a.uri, url)
     if a.accept_delegations:
         from ..federation.delegation import set_auto_accept
 
         set_auto_accept(town_ledger(ctx), a.name)
         rec["accept_delegations"] = True
-    ctx.out(rec, f"Added remote {a.name} = {rec['uri']} from {clean(a.url)} "
+    ctx.out(rec, f"Added remote {a.name} = {rec['uri']} from {clean(url)} "
                  f"(next: gt remote sync {a.name})")
     return 0
+
+
+def _default_url(ctx: Ctx, uri: str) -> str:
+    """Where a remote added without ``--url`` is read: ``[federation] remote_url``."""
+    from ..federation.identity import load_identity
+    from ..federation.uris import parse
+
+    town = parse(uri, what="remote address")
+    ident = load_identity(get_town(ctx).config)
+    if not ident.remote_url:
+        raise UsageError("gt remote add: give --url PATH|GIT-URL, or set [federation] "
+                         "remote_url (e.g. \"git@host:{entity}/{chain}.git\") in town.toml")
+    return ident.remote_url_for(town.entity, town.chain)
 
 
 def _remote_list(ctx: Ctx) -> int:
@@ -277,8 +291,9 @@ def setup(name: str, sub: Any) -> None:
         q = add_action(actions, "add", "add a town to read: NAME gt://ENTITY/CHAIN --url")
         q.add_argument("name")
         q.add_argument("uri", metavar="gt://ENTITY/CHAIN")
-        q.add_argument("--url", required=True, metavar="PATH|GIT-URL",
-                       help="where that town publishes its log")
+        q.add_argument("--url", metavar="PATH|GIT-URL",
+                       help="where that town publishes its log (default: [federation] "
+                            "remote_url with {entity} and {chain} filled in)")
         q.add_argument("--accept-delegations", action="store_true",
                        help="accept this town's delegations on sync")
         q.set_defaults(func=_remote_add)
