@@ -29,8 +29,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is imported for type checkers only: bd's writes load this module
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["enabled", "kick", "after_write", "run_worker", "status", "Follower",
            "RETRY_AFTER", "DEBOUNCE"]
