@@ -117,7 +117,11 @@ def test_the_controller_follower_kicks_on_bead_events_and_retries(tmp_path: Path
     c = auto_town(tmp_path, "c", target)
     gt_dir = str(c / ".gt")
     follower = autopub.Follower(str(c), gt_dir)
-    assert follower.poll() is None  # nothing seen
+    first = follower.poll()  # at start: whatever was written while no controller ran
+    assert first
+    wait_for("the start-up publish", lambda: (target / "log.jsonl").exists())
+    wait_for("it to be reaped", lambda: (follower.poll(), not follower._children)[1])
+    assert follower.poll() is None  # nothing seen since
     follower.seen({"type": "controller.started", "bead_id": None})
     assert follower.poll() is None  # not about a bead
     from gastown.ledger.core import Ledger
@@ -168,3 +172,30 @@ def test_the_quick_read_agrees_with_toml(tmp_path: Path, text: str) -> None:
         want = False
     (tmp_path / "town.toml").write_text(text)
     assert autopub.enabled(str(tmp_path)) is want
+
+
+def test_the_running_controller_publishes_writes_made_without_a_command(tmp_path: Path) -> None:
+    target = tmp_path / "e-log"
+    e = auto_town(tmp_path, "e", target)
+    assert js(e, "gt", "up")["running"]
+    try:
+        from gastown.ledger.core import Ledger
+
+        led = Ledger.open(str(e / ".beads" / "beads.db"), actor="some/library/caller")
+        try:
+            made = led.create("written in process: no bd, no kick")
+        finally:
+            led.close()
+        wait_for("the controller to publish it",
+                 lambda: made["id"] in published(target / "log.jsonl"))
+        led = Ledger.open(str(e / ".beads" / "beads.db"), actor="some/library/caller")
+        try:  # the controller is surely following events by now
+            later = led.create("written later, in process")
+            led.close_bead(made["id"])
+        finally:
+            led.close()
+        wait_for("the controller to publish the events it followed",
+                 lambda: later["id"] in published(target / "log.jsonl")
+                 and published(target / "log.jsonl")[made["id"]]["status"] == "closed")
+    finally:
+        run(e, "gt", "down")

@@ -256,14 +256,17 @@ class Follower:
     """The controller's side: kick after events, retry a failed publish.
 
     ``seen()`` is called for each event the controller follows; ``poll()`` after
-    each batch (and each tick).  Publishers it starts are reaped here.
+    each batch (and each tick).  The first poll kicks once whatever happened:
+    writes made while no controller ran are published when one starts.
+    Publishers it starts are reaped here.
     """
 
     def __init__(self, root: str, gt_dir: str, *,
                  spawn: Callable[[str], int | None] | None = None) -> None:
         self.root, self.gt_dir = root, gt_dir
         self._spawn = spawn
-        self._dirty = False
+        # a controller that starts publishes what was written while none ran
+        self._dirty = True
         self._children: list[int] = []
         self._checked: tuple[float, bool] = (-1.0, False)
         self._last_retry = 0.0
