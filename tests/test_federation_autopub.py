@@ -199,3 +199,17 @@ def test_the_running_controller_publishes_writes_made_without_a_command(tmp_path
                  and published(target / "log.jsonl")[made["id"]]["status"] == "closed")
     finally:
         run(e, "gt", "down")
+
+
+def test_a_town_toml_broken_after_the_write_is_recorded_not_lost(tmp_path: Path) -> None:
+    f = auto_town(tmp_path, "f", tmp_path / "f-log")
+    with open(f / "town.toml", "a", encoding="utf-8") as fh:
+        fh.write("this line is not toml\n")
+    made = bead(f, "the write still succeeds")
+    st = wait_for("the failure to be kept", lambda: autopub.status(str(f / ".gt")).get(
+        "last_error"))
+    assert "town.toml" in st and st.count("\n") == 0
+    assert autopub.status(str(f / ".gt"))["pending"]  # still due: retried later
+    assert js(f, "bd", "show", made)[0]["title"] == "the write still succeeds"
+    proc = run(tmp_path, "gt", "publish", "--auto", "--town", str(tmp_path / "nowhere"), rc=3)
+    assert not (tmp_path / "nowhere").exists() and "Traceback" not in proc.stderr

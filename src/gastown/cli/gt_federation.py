@@ -72,9 +72,18 @@ def status_section(root: str, gt_dir: str, ledger: Any) -> tuple[dict[str, Any],
 def _publish(ctx: Ctx) -> int:
     from ..federation.publish import publish
 
-    town = get_town(ctx)
     if ctx.args.auto:  # the detached publisher started after a write (federation.autopub)
-        from ..federation.autopub import run_worker
+        from ..federation.autopub import record_failure, run_worker
+
+        try:
+            town = get_town(ctx)
+        except GastownError as exc:  # kept where gt identity/status look, not lost
+            gt_dir = os.path.join(os.path.abspath(ctx.args.town or os.environ.get("GT_TOWN")
+                                                  or "."), ".gt")
+            if not os.path.isdir(gt_dir):
+                raise
+            ctx.out(record_failure(gt_dir, exc))
+            return 0
 
         def once() -> dict[str, Any]:
             led = town.ledger(ctx.actor)
@@ -85,6 +94,7 @@ def _publish(ctx: Ctx) -> int:
 
         ctx.out(run_worker(town.gt_dir, once))
         return 0
+    town = get_town(ctx)
     res = publish(town.root, town.gt_dir, town.config, town_ledger(ctx), to=ctx.args.to)
     where = ", ".join(res["targets"]) or "nowhere yet (set [federation] publish_to or --to)"
     ctx.out(res, f"Published {res['records']} new record(s); the log of {res['town']} has "

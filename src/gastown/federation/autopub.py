@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # typing is imported for type checkers only: bd's writes load
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["enabled", "kick", "after_write", "run_worker", "status", "Follower",
+__all__ = ["enabled", "kick", "after_write", "run_worker", "record_failure", "status",
+           "Follower",
            "RETRY_AFTER", "DEBOUNCE"]
 
 #: seconds the publisher waits after a kick, so a burst of writes is one publish
@@ -205,6 +206,19 @@ def _record(fdir: str, st: dict[str, Any], line: str) -> None:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return "".join(ch if ch.isprintable() else "?" for ch in text)[:500]
+
+
+def record_failure(gt_dir: str, exc: BaseException) -> dict[str, Any]:
+    """Keep a publisher's failure that happened before it could publish (a town.toml
+    that no longer loads): the mark stays, so the next kick or retry tries again."""
+    fdir = _fed(gt_dir)
+    os.makedirs(fdir, mode=0o700, exist_ok=True)
+    _mark(fdir)
+    st = status(gt_dir)
+    st.update(last_error=_one_line(exc), failed_at=_now(),
+              failures=int(st.get("failures", 0)) + 1)
+    _record(fdir, st, f"failed: {st['last_error']}")
+    return status(gt_dir)
 
 
 def run_worker(gt_dir: str, publish: Callable[[], dict[str, Any]],
