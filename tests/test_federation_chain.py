@@ -115,3 +115,9 @@ def test_three_level_delegation_over_git(tmp_path: Path) -> None:
     text = run(p, "gt", "status").stdout
     assert "remote con:" in text and "synced" in text and "last error" in text
     assert js(p, "bd", "show", f"{CON}/_/{con_id}")[0]["status"] == "closed"  # still known
+    # a town with no remote here ends the walk: its part is listed with what is known
+    run(p, "gt", "remote", "remove", "con")
+    tail = js(p, "bd", "list", f"--project={job}", "--include-delegated")[-1]
+    assert (tail["town"], tail["depth"], tail["delegation_status"], tail["uri"]) == \
+        (CON, 2, "unknown", None)
+    assert tail["delegated_from"] == f"{SUB}/backend/{sub_id}"
