@@ -128,3 +128,34 @@ def test_a_torn_append_or_an_unsaved_state_does_not_stop_the_log(pair: dict[str,
     run(p, "gt", "remote", "sync", "sub")  # every record verifies, in order
     (out,) = js(p, "gt", "delegation", "list")["outgoing"]
     assert out["status"] == "accepted"
+
+
+def test_a_crash_after_gt_delegate_wrote_its_intent_is_healed_too(
+        pair: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    p, s = pair["prime"], pair["sub"]
+    job = run(p, "bd", "q", "second job").stdout.strip()
+
+    def crash(*_a: Any, **_k: Any) -> Any:
+        raise Crash
+
+    monkeypatch.setattr(publish, "append", crash)
+    led = Ledger.open(str(p / ".beads" / "beads.db"), actor="prime/crew/pat")
+    try:
+        with pytest.raises(Crash):
+            delegation.delegate(led, str(p / ".gt"), load_config(str(p / "town.toml")), job,
+                                SUB, {"portion": "all"})
+    finally:
+        led.close()
+    monkeypatch.undo()
+    (out,) = [d for d in js(p, "gt", "delegation", "list")["outgoing"] if d["local"] == job]
+    assert out["status"] == "pending"
+    assert "already delegated" in run(p, "gt", "delegate", job, SUB, rc=4).stderr
+    run(p, "gt", "publish")  # re-derived from the ledger, once
+    run(p, "gt", "publish")
+    lines = (p / ".gt" / "federation" / "log.jsonl").read_bytes().split(b"\n")
+    ids = [json.loads(x)["body"]["id"] for x in lines
+           if x and json.loads(x)["kind"] == "delegation"]
+    assert sorted(ids) == sorted([pair["id"], out["id"]])
+    run(s, "gt", "remote", "sync", "prime")
+    got = {d["id"]: d for d in js(s, "gt", "delegation", "list")["incoming"]}
+    assert got[out["id"]]["terms"] == {"portion": "all"} and "local" not in got[out["id"]]

@@ -34,7 +34,7 @@ from .identity import load_identity
 from .uris import BeadURI, format_uri, parse, rig_of
 
 __all__ = ["delegate", "mirror_items", "incoming", "answer", "cascade", "outgoing",
-           "append_records", "answer_records", "log_answers", "POLICIES", "READY_LABEL"]
+           "pending_records", "log_pending", "POLICIES", "READY_LABEL"]
 
 KINDS = ("delegation", "delegation.answer")
 POLICIES = ("close", "ready")
@@ -57,17 +57,6 @@ def policy(cfg: TownConfig) -> str:
         raise ValidationError(f"{cfg.path}: federation.on_delegated_done: {value!r} is not "
                               "\"close\" or \"ready\"")
     return str(value)
-
-
-def append_records(gt_dir: str, cfg: TownConfig, records: list[tuple[str, dict[str, Any]]]
-                   ) -> None:
-    """Append signed records to the town's own log (under the publish lock)."""
-    from .publish import append, log_lock, open_log
-
-    ident = load_identity(cfg, gt_dir)
-    key = keys.load_or_create(gt_dir)
-    with log_lock(gt_dir):
-        append(gt_dir, str(ident.uri), key, *open_log(gt_dir), records)
 
 
 def _target(text: str) -> tuple[str, str | None]:
@@ -113,8 +102,10 @@ def delegate(ledger: Ledger, gt_dir: str, cfg: TownConfig, local_id: str, to: st
     body = {"id": did, "from": src, "to": town_uri, "rig": rig, "terms": terms,
             "title": bead.get("title", ""), "description": bead.get("description") or "",
             "by": ledger.actor}
-    append_records(gt_dir, cfg, [("delegation", body)])
+    # the intent first, in the ledger; the record follows and every publish appends
+    # one that is missing (see log_pending), so a crash between never loses it
     ledger.kv_set(_OUT + did, json.dumps({**body, "local": bead["id"]}, sort_keys=True))
+    log_pending(ledger, gt_dir, cfg)
     return body
 
 
@@ -188,7 +179,7 @@ def answer(ledger: Ledger, gt_dir: str, cfg: TownConfig, ids: list[str], accept:
     Each delegation is one ledger transaction: the bead made and this town's
     answer (``fed.dlgin.ID``, holding the ``delegation.answer`` record's body)
     commit together or not at all.  The record is then appended to the town's
-    log by :func:`log_answers`, which every publish runs again: an answer whose
+    log by :func:`log_pending`, which every publish runs again: an answer whose
     append was cut short (a crash, a full disk) goes out on the next publish,
     and one already in the log is never appended twice.
     """
@@ -223,21 +214,27 @@ def answer(ledger: Ledger, gt_dir: str, cfg: TownConfig, ids: list[str], accept:
                                             "record": record}, sort_keys=True))
         done.append({"id": did, "status": status, "bead": bead_uri, "by": ledger.actor})
     if done:
-        log_answers(ledger, gt_dir, cfg)
+        log_pending(ledger, gt_dir, cfg)
     return done
 
 
-def answer_records(ledger: Ledger, lines: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
-    """``delegation.answer`` records of this town's answers not yet in its log ``lines``."""
-    logged = set()
+def pending_records(ledger: Ledger, lines: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
+    """This town's delegations and answers (from the ledger) not yet in its log ``lines``:
+    ``delegation`` records first, then ``delegation.answer``."""
+    logged: dict[str, set[Any]] = {"delegation": set(), "delegation.answer": set()}
     for line in lines:
-        if b'"kind":"delegation.answer"' in line:  # canonical JSON: a cheap pre-filter
-            body = json.loads(line).get("body") or {}
-            logged.add(body.get("id"))
+        if b'"kind":"delegation' in line:  # canonical JSON: a cheap pre-filter
+            rec = json.loads(line)
+            if rec.get("kind") in logged:
+                logged[rec["kind"]].add((rec.get("body") or {}).get("id"))
     out: list[tuple[str, dict[str, Any]]] = []
+    for _key, value in ledger.kv_scan(_OUT):
+        made = _load(value)
+        if made.get("id") not in logged["delegation"]:
+            out.append(("delegation", {k: v for k, v in made.items() if k != "local"}))
     for key, value in ledger.kv_scan(_IN):
         did = key[len(_IN):]
-        if did in logged:
+        if did in logged["delegation.answer"]:
             continue
         mine = _load(value)
         record = mine.get("record") or {  # an answer stored before records were kept
@@ -247,15 +244,16 @@ def answer_records(ledger: Ledger, lines: list[bytes]) -> list[tuple[str, dict[s
     return out
 
 
-def log_answers(ledger: Ledger, gt_dir: str, cfg: TownConfig) -> int:
-    """Append the answers missing from the town's log (under the publish lock); how many."""
+def log_pending(ledger: Ledger, gt_dir: str, cfg: TownConfig) -> int:
+    """Append the delegations and answers missing from the town's log (under the
+    publish lock); how many."""
     from .publish import append, log_lock, open_log
 
     ident = load_identity(cfg, gt_dir)
     key = keys.load_or_create(gt_dir)
     with log_lock(gt_dir):
         state, lines, head = open_log(gt_dir)
-        records = answer_records(ledger, lines)
+        records = pending_records(ledger, lines)
         if records:
             append(gt_dir, str(ident.uri), key, state, lines, head, records)
     return len(records)

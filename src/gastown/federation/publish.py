@@ -215,11 +215,11 @@ def _publish_locked(root: str, gt_dir: str, ident: Identity, key: object, ledger
                     to: list[str] | None) -> dict[str, Any]:
     write_town_json(root, ident)
     state, lines, head = open_log(gt_dir)
-    from .delegation import answer_records
+    from .delegation import pending_records
 
     # bead records first: an accepted delegation's bead is in the log before its answer
     pending = (_town_records(ident, state) + _bead_records(ledger, ident, state)
-               + answer_records(ledger, lines))
+               + pending_records(ledger, lines))
     town = str(ident.uri)
     new, head = append(gt_dir, town, key, state, lines, head, pending)
     data = b"".join(r + b"\n" for r in lines + new)
