@@ -103,6 +103,8 @@ def test_a_failing_target_never_fails_the_write_and_is_retried(tmp_path: Path) -
     assert js(a, "bd", "show", one)[0]["title"] == "written while the remote is gone"
     assert one.encode() in (a / ".gt" / "federation" / "log.jsonl").read_bytes()
     assert "failed:" in (a / ".gt" / "federation" / "autopublish.log").read_text()
+    for name in ("autopublish.log", "autopublish.json"):  # errors may quote target URLs
+        assert (a / ".gt" / "federation" / name).stat().st_mode & 0o077 == 0
     subprocess.run(["git", "init", "-q", "--bare", str(hub)], check=True)
     two = bead(a, "after the remote came back")  # the next change retries everything
     wait_for("both beads pushed", lambda: one.encode() in git_log(hub)

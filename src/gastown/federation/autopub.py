@@ -185,8 +185,10 @@ def status(gt_dir: str) -> dict[str, Any]:
 
 def _record(fdir: str, st: dict[str, Any], line: str) -> None:
     st.pop("pending", None)
+    # 0600: an error line may quote a target's URL (which may carry a user name)
     tmp = os.path.join(fdir, f".{_STATUS}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+              encoding="utf-8") as fh:
         json.dump(st, fh, sort_keys=True)
     os.replace(tmp, os.path.join(fdir, _STATUS))
     log = os.path.join(fdir, _LOG)
@@ -199,7 +201,8 @@ def _record(fdir: str, st: dict[str, Any], line: str) -> None:
                 fh.write(keep)
     except OSError:
         pass
-    with open(log, "a", encoding="utf-8") as fh:
+    with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a",
+              encoding="utf-8") as fh:
         fh.write(f"{_now()} {line}\n")
 
 
