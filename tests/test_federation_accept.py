@@ -50,8 +50,17 @@ def answers_in_log(t: Path) -> list[dict[str, Any]]:
 
 
 def made_for(t: Path, did: str) -> list[dict[str, Any]]:
-    return [b for b in js(t, "bd", "list", "--all")
-            if (js(t, "bd", "show", b["id"])[0].get("metadata") or {}).get("delegation") == did]
+    """The beads of town ``t`` made for delegation ``did`` (read in process: one open)."""
+    from gastown.ledger.query import Filter
+
+    f = Filter()
+    f.include_closed = True
+    led = Ledger.open(str(t / ".beads" / "beads.db"))
+    try:
+        return [dict(b) for b in led.list(f, limit=0)
+                if (led.get(b["id"]).get("metadata") or {}).get("delegation") == did]
+    finally:
+        led.close()
 
 
 def accept_in_process(s: Path, did: str) -> None:
