@@ -215,3 +215,21 @@ def test_a_town_toml_broken_after_the_write_is_recorded_not_lost(tmp_path: Path)
     assert js(f, "bd", "show", made)[0]["title"] == "the write still succeeds"
     proc = run(tmp_path, "gt", "publish", "--auto", "--town", str(tmp_path / "nowhere"), rc=3)
     assert not (tmp_path / "nowhere").exists() and "Traceback" not in proc.stderr
+
+
+def test_a_close_flows_to_a_dependent_town_over_git_with_no_gt_publish(tmp_path: Path) -> None:
+    hub = tmp_path / "g.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(hub)], check=True)
+    g = auto_town(tmp_path, "g", hub)
+    theirs = bead(g, "their part")
+    me = make_town(tmp_path, "h", "h.com")
+    run(me, "gt", "remote", "add", "g", "gt://g.com/g", "--url", str(hub))
+    mine = bead(me, "my part, after theirs")
+    run(me, "bd", "dep", "add", mine, f"gt://g.com/g/_/{theirs}")
+    wait_for("their bead pushed", lambda: theirs.encode() in git_log(hub))
+    run(me, "gt", "remote", "sync")
+    assert mine not in [b["id"] for b in js(me, "bd", "ready")]
+    run(g, "bd", "close", theirs)  # no gt publish anywhere
+    wait_for("the close to arrive by sync", lambda: (
+        run(me, "gt", "remote", "sync"),
+        mine in [b["id"] for b in js(me, "bd", "ready")])[1])
