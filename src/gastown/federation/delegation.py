@@ -97,14 +97,16 @@ def delegate(ledger: Ledger, gt_dir: str, cfg: TownConfig, local_id: str, to: st
         raise ConflictError(f"{local_id} is closed; nothing to delegate")
     src = format_uri(ident.owner, ident.name, rig_of(bead), str(bead["id"]))
     did = "dlg-" + hashlib.sha256(f"{src}>{town_uri}>{rig}".encode()).hexdigest()[:10]
-    if ledger.kv_get(_OUT + did):
-        raise ConflictError(f"{local_id} is already delegated to {to} ({did})")
     body = {"id": did, "from": src, "to": town_uri, "rig": rig, "terms": terms,
             "title": bead.get("title", ""), "description": bead.get("description") or "",
             "by": ledger.actor}
-    # the intent first, in the ledger; the record follows and every publish appends
-    # one that is missing (see log_pending), so a crash between never loses it
-    ledger.kv_set(_OUT + did, json.dumps({**body, "local": bead["id"]}, sort_keys=True))
+    # the intent first, in the ledger (checked and set in one transaction); the record
+    # follows and every publish appends one that is missing (see log_pending), so a
+    # crash between never loses it
+    with ledger.transaction() as t:
+        if t.kv_get(_OUT + did):
+            raise ConflictError(f"{local_id} is already delegated to {to} ({did})")
+        t.kv_set(_OUT + did, json.dumps({**body, "local": bead["id"]}, sort_keys=True))
     log_pending(ledger, gt_dir, cfg)
     return body
 
