@@ -35,7 +35,8 @@ ALLOWED: dict[str, set[str]] = {
     #: towns among towns: identity, signed logs, remotes (beside the town, on the ledger)
     "federation": {"errors", "ledger", "config"},
     "town": {"errors", "ledger", "hook", "chemistry", "config"},
-    "controller": {"errors", "ledger", "hook", "chemistry", "config", "town"},
+    "controller": {"errors", "ledger", "hook", "chemistry", "config", "town",
+                   "federation"},
     "demo": ADAPTER_DEPS,
     "dashboard": ADAPTER_DEPS,
     "mcp_server": ADAPTER_DEPS | {"dashboard"},

@@ -157,6 +157,10 @@ class Ctx:
 
     def resolve(self, partial: str) -> str:
         """A full bead id from what the user typed (prefix optional, unique prefix ok)."""
+        if "/" in partial:  # RIG/ID, or this town's own gt:// address (federation)
+            from ..federation.local import resolve_local
+
+            return resolve_local(self.ledger, partial)
         return str(self.ledger.resolve_id(partial))
 
     def close(self) -> None:
@@ -171,6 +175,13 @@ class Ctx:
                 flush_if_enabled(self._ledger)
         except Exception as exc:  # noqa: BLE001 - the command's change is committed already
             sys.stderr.write(f"Warning: auto-export skipped: {type(exc).__name__}: {exc}\n")
+        try:
+            if self._ledger.store.changed_rows():  # [federation] auto_publish: kick only
+                from ..federation.autopub import after_write
+
+                after_write(getattr(self._ledger.store, "path", None))
+        except Exception as exc:  # noqa: BLE001 - never fails the committed change
+            sys.stderr.write(f"Warning: auto-publish skipped: {type(exc).__name__}: {exc}\n")
         finally:
             self._ledger.close()
 

@@ -370,8 +370,10 @@ def _dep_target(ctx: Ctx, text: str) -> str:
     """A local id, or another town's bead (``gt://``/``hop://``) in its canonical form."""
     if text.startswith(("gt://", "hop://")):
         from ..federation.deps import canonical
+        from ..federation.local import is_here
 
-        return canonical(text)
+        if not is_here(ctx.ledger, text):  # this town's own address is a local edge
+            return canonical(text)
     return ctx.resolve(text)
 
 

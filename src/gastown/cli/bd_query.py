@@ -137,7 +137,8 @@ def _list_project(ctx: Ctx) -> int:
                           include_delegated=bool(ctx.args.include_delegated))
 
     def text() -> str:
-        return "\n".join(f"  {b.get('town')}  {b.get('uri') or b['id']}  "
+        return "\n".join(f"{'  ' * (1 + int(b.get('depth') or 0))}{b.get('town')}  "
+                         f"{b.get('uri') or b['id']}  "
                          f"[{b.get('status') or b.get('delegation_status')}] "
                          f"{b.get('title') or ''}" for b in beads)
 

@@ -22,13 +22,78 @@ def _identity(ctx: Ctx) -> int:
         f"Town {ident.uri}", f"  owner:       {ident.owner}", f"  name:        {ident.name}",
         f"  public name: {ident.public_name}", f"  public key:  ed25519:{ident.public_key}",
         f"  publishes:   {pub}",
-        f"  member of:   {', '.join(ident.member_of) or '-'}", f"  published as {path}"]))
+        f"  member of:   {', '.join(ident.member_of) or '-'}", f"  published as {path}",
+        *_auto_lines(ident.auto_publish, town.gt_dir, data)]))
     return 0
+
+
+def _auto_lines(on: bool, gt_dir: str, data: dict[str, Any]) -> list[str]:
+    """``auto publish:`` lines of ``gt identity`` (and ``data["auto_publish"]`` for --json)."""
+    from ..federation.autopub import status
+
+    st = {"enabled": on, **status(gt_dir)} if on else {"enabled": False}
+    data["auto_publish"] = st
+    if not on:
+        return ["  auto publish: off"]
+    if st.get("last_error"):
+        return [f"  auto publish: on; FAILING since {st.get('failed_at')} "
+                f"({st.get('failures')} in a row, retried on the next change): "
+                f"{clean(str(st['last_error']))}"]
+    last = st.get("last_ok_at") or "not yet"
+    return [f"  auto publish: on; last published {last}"
+            + ("; a publish is due" if st.get("pending") else "")]
+
+
+def status_section(root: str, gt_dir: str, ledger: Any) -> tuple[dict[str, Any], str]:
+    """``gt status``'s federation part: each remote with the age of what is known and
+    its last error, and auto-publish's state; ({}, "") for a town with neither."""
+    from ..federation.autopub import enabled, status
+    from ..federation.remotes import list_remotes
+
+    remotes = list_remotes(ledger)
+    auto = enabled(root)
+    if not remotes and not auto:
+        return {}, ""
+    data: dict[str, Any] = {"remotes": [{k: r.get(k) for k in (
+        "name", "uri", "count", "synced_at", "age", "last_error")} for r in remotes],
+        "auto_publish": {"enabled": auto, **status(gt_dir)} if auto else {"enabled": False}}
+    lines = ["Federation:"]
+    for r in remotes:
+        err = f"  last error: {clean(str(r['last_error']))}" if r.get("last_error") else ""
+        lines.append(f"  remote {r['name']}: {r['count']} records, synced {r['age']}{err}")
+    ap = data["auto_publish"]
+    if auto:
+        lines.append("  auto publish: " + (f"FAILING: {clean(str(ap['last_error']))}"
+                                           if ap.get("last_error") else
+                                           f"last published {ap.get('last_ok_at') or 'not yet'}"))
+    return data, "\n".join(lines)
 
 
 def _publish(ctx: Ctx) -> int:
     from ..federation.publish import publish
 
+    if ctx.args.auto:  # the detached publisher started after a write (federation.autopub)
+        from ..federation.autopub import record_failure, run_worker
+
+        try:
+            town = get_town(ctx)
+        except GastownError as exc:  # kept where gt identity/status look, not lost
+            gt_dir = os.path.join(os.path.abspath(ctx.args.town or os.environ.get("GT_TOWN")
+                                                  or "."), ".gt")
+            if not os.path.isdir(gt_dir):
+                raise
+            ctx.out(record_failure(gt_dir, exc))
+            return 0
+
+        def once() -> dict[str, Any]:
+            led = town.ledger(ctx.actor)
+            try:
+                return publish(town.root, town.gt_dir, town.config, led)
+            finally:
+                led.close()
+
+        ctx.out(run_worker(town.gt_dir, once))
+        return 0
     town = get_town(ctx)
     res = publish(town.root, town.gt_dir, town.config, town_ledger(ctx), to=ctx.args.to)
     where = ", ".join(res["targets"]) or "nowhere yet (set [federation] publish_to or --to)"
@@ -47,15 +112,29 @@ def _remote_add(ctx: Ctx) -> int:
     from ..federation.remotes import add
 
     a = ctx.args
-    rec = add(town_ledger(ctx), a.name, a.uri, a.url)
+    url = a.url or _default_url(ctx, a.uri)
+    rec = add(town_ledger(ctx), a.name, a.uri, url)
     if a.accept_delegations:
         from ..federation.delegation import set_auto_accept
 
         set_auto_accept(town_ledger(ctx), a.name)
         rec["accept_delegations"] = True
-    ctx.out(rec, f"Added remote {a.name} = {rec['uri']} from {clean(a.url)} "
+    ctx.out(rec, f"Added remote {a.name} = {rec['uri']} from {clean(url)} "
                  f"(next: gt remote sync {a.name})")
     return 0
+
+
+def _default_url(ctx: Ctx, uri: str) -> str:
+    """Where a remote added without ``--url`` is read: ``[federation] remote_url``."""
+    from ..federation.identity import load_identity
+    from ..federation.uris import parse
+
+    town = parse(uri, what="remote address")
+    ident = load_identity(get_town(ctx).config)
+    if not ident.remote_url:
+        raise UsageError("gt remote add: give --url PATH|GIT-URL, or set [federation] "
+                         "remote_url (e.g. \"git@host:{entity}/{chain}.git\") in town.toml")
+    return ident.remote_url_for(town.entity, town.chain)
 
 
 def _remote_list(ctx: Ctx) -> int:
@@ -132,13 +211,14 @@ def _bd_cache(ctx: Ctx) -> str:
 
 def bd_show_remote(ctx: Ctx) -> int:
     """``bd show gt://…``: beads of other towns from the last sync (``--refresh``: sync first)."""
+    from ..federation.local import is_here
     from ..federation.remotes import remote_bead, remote_for, sync
     from ..federation.uris import is_uri, parse
 
     led = ctx.ledger
     out: list[dict[str, Any]] = []
     for given in ctx.args.ids:
-        if not is_uri(given):
+        if not is_uri(given) or is_here(led, given):  # this town's own address: here
             out.append(dict(led.show(ctx.resolve(given))))
             continue
         uri = parse(given, what="bead address")
@@ -212,14 +292,18 @@ def setup(name: str, sub: Any) -> None:
     elif name == "publish":
         p.add_argument("--to", action="append", metavar="PATH|GIT-URL",
                        help="also write the log here (a directory or a git repository)")
+        p.add_argument("--auto", action="store_true",
+                       help="publish while changes are pending, recording failures "
+                            "(what auto_publish starts after a write)")
         p.set_defaults(func=_publish)
     else:
         actions = add_actions(p)
         q = add_action(actions, "add", "add a town to read: NAME gt://ENTITY/CHAIN --url")
         q.add_argument("name")
         q.add_argument("uri", metavar="gt://ENTITY/CHAIN")
-        q.add_argument("--url", required=True, metavar="PATH|GIT-URL",
-                       help="where that town publishes its log")
+        q.add_argument("--url", metavar="PATH|GIT-URL",
+                       help="where that town publishes its log (default: [federation] "
+                            "remote_url with {entity} and {chain} filled in)")
         q.add_argument("--accept-delegations", action="store_true",
                        help="accept this town's delegations on sync")
         q.set_defaults(func=_remote_add)

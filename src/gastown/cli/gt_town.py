@@ -108,7 +108,12 @@ def _status(ctx: Ctx) -> int:
 
     data = town_overview(get_town(ctx), town_ledger(ctx), events=ctx.args.events,
                          everything=ctx.args.verbose)
-    ctx.out(data, lambda: render_status(data, painter()))
+    from .gt_federation import status_section  # remotes and the age of what is known
+
+    fed, fed_text = status_section(get_town(ctx).root, get_town(ctx).gt_dir, town_ledger(ctx))
+    if fed:
+        data["federation"] = fed
+    ctx.out(data, lambda: render_status(data, painter()) + (f"\n{fed_text}" if fed_text else ""))
     return 0
 
 

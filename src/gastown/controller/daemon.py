@@ -83,6 +83,10 @@ class Controller:
         self._cursor = 0
         self._saved_cursor = 0
         self._last_save = 0.0
+        from ..federation.autopub import Follower
+
+        #: [federation] auto_publish: publishes after the events it follows (issue 13)
+        self.fed_publish = Follower(town.root, town.gt_dir)
 
     # ------------------------------------------------------------- logging
     def log(self, message: str) -> None:
@@ -283,6 +287,7 @@ class Controller:
         self._cursor = max(self._cursor, ev["seq"])
         kind = ev["type"]
         self.memory.learn(ev, epoch(ev["ts"]))
+        self.fed_publish.seen(ev)
         if kind == "bead.closed":
             self.dispatcher.on_closed(ev)
             self._tick_wake.set()  # a tracked bead may have finished a convoy
@@ -298,6 +303,7 @@ class Controller:
         if self.dispatcher._pending:  # noqa: SLF001 - same package
             self.dispatcher.flush()
         self._save_cursor()
+        self.fed_publish.poll()
         return self.stop_event.is_set()
 
     # ------------------------------------------------------------ ticker

@@ -5,8 +5,8 @@
   town included (its ``.town.json``), each bead with its ``uri`` and ``town``.
 * :func:`project_beads` -- a bead and its ``parent-child`` descendants here, and
   with ``include_delegated`` the beads other towns made for the delegations of any
-  of them (as of the last sync; one level: a delegatee's own sub-delegations live
-  in its town's log).
+  of them, their descendants there and their own delegations, at any depth, as of
+  the last sync (:mod:`.project`).
 * :func:`audit` -- everything one actor did, in time order, with where: this
   town's event log, and in synced towns what their mirrored bead snapshots show
   (created, commented, assigned, closed -- a snapshot carries no finer history).
@@ -100,22 +100,9 @@ def project_beads(ledger: Ledger, project_id: str, include_delegated: bool = Fal
         frontier = nxt
     beads = [{**ledger.get(bid), "town": "(here)"} for bid in seen]
     if include_delegated:
-        from .delegation import outgoing
-        from .uris import parse
+        from .project import delegated_parts
 
-        for d in outgoing(ledger):
-            if parse(d["from"]).issue not in seen:
-                continue
-            part = {"id": d["id"], "title": d.get("title"), "status": d.get("part_status"),
-                    "uri": d.get("delegatee_bead"), "town": d.get("remote") or d["to"],
-                    "delegation": d["id"], "delegation_status": d["status"],
-                    "delegated_from": d["from"]}
-            if d.get("delegatee_bead") and d.get("remote"):
-                issue = parse(d["delegatee_bead"]).issue
-                entry = json.loads(ledger.kv_get(f"fed.bead.{d['remote']}.{issue}") or "{}")
-                if entry.get("kind") == "bead":
-                    part.update({**entry["body"]["bead"], "uri": d["delegatee_bead"]})
-            beads.append(part)
+        beads += delegated_parts(ledger, seen)
     return beads
 
 

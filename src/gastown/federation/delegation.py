@@ -34,7 +34,7 @@ from .identity import load_identity
 from .uris import BeadURI, format_uri, parse, rig_of
 
 __all__ = ["delegate", "mirror_items", "incoming", "answer", "cascade", "outgoing",
-           "append_records", "POLICIES", "READY_LABEL"]
+           "pending_records", "log_pending", "POLICIES", "READY_LABEL"]
 
 KINDS = ("delegation", "delegation.answer")
 POLICIES = ("close", "ready")
@@ -57,17 +57,6 @@ def policy(cfg: TownConfig) -> str:
         raise ValidationError(f"{cfg.path}: federation.on_delegated_done: {value!r} is not "
                               "\"close\" or \"ready\"")
     return str(value)
-
-
-def append_records(gt_dir: str, cfg: TownConfig, records: list[tuple[str, dict[str, Any]]]
-                   ) -> None:
-    """Append signed records to the town's own log (under the publish lock)."""
-    from .publish import append, log_lock, open_log
-
-    ident = load_identity(cfg, gt_dir)
-    key = keys.load_or_create(gt_dir)
-    with log_lock(gt_dir):
-        append(gt_dir, str(ident.uri), key, *open_log(gt_dir), records)
 
 
 def _target(text: str) -> tuple[str, str | None]:
@@ -108,13 +97,17 @@ def delegate(ledger: Ledger, gt_dir: str, cfg: TownConfig, local_id: str, to: st
         raise ConflictError(f"{local_id} is closed; nothing to delegate")
     src = format_uri(ident.owner, ident.name, rig_of(bead), str(bead["id"]))
     did = "dlg-" + hashlib.sha256(f"{src}>{town_uri}>{rig}".encode()).hexdigest()[:10]
-    if ledger.kv_get(_OUT + did):
-        raise ConflictError(f"{local_id} is already delegated to {to} ({did})")
     body = {"id": did, "from": src, "to": town_uri, "rig": rig, "terms": terms,
             "title": bead.get("title", ""), "description": bead.get("description") or "",
             "by": ledger.actor}
-    append_records(gt_dir, cfg, [("delegation", body)])
-    ledger.kv_set(_OUT + did, json.dumps({**body, "local": bead["id"]}, sort_keys=True))
+    # the intent first, in the ledger (checked and set in one transaction); the record
+    # follows and every publish appends one that is missing (see log_pending), so a
+    # crash between never loses it
+    with ledger.transaction() as t:
+        if t.kv_get(_OUT + did):
+            raise ConflictError(f"{local_id} is already delegated to {to} ({did})")
+        t.kv_set(_OUT + did, json.dumps({**body, "local": bead["id"]}, sort_keys=True))
+    log_pending(ledger, gt_dir, cfg)
     return body
 
 
@@ -183,7 +176,15 @@ def incoming(ledger: Ledger, cfg: TownConfig, gt_dir: str) -> list[dict[str, Any
 
 def answer(ledger: Ledger, gt_dir: str, cfg: TownConfig, ids: list[str], accept: bool,
            reason: str | None = None) -> list[dict[str, Any]]:
-    """Accept (a bead is made, linked back) or reject pending delegations; the answers."""
+    """Accept (a bead is made, linked back) or reject pending delegations; the answers.
+
+    Each delegation is one ledger transaction: the bead made and this town's
+    answer (``fed.dlgin.ID``, holding the ``delegation.answer`` record's body)
+    commit together or not at all.  The record is then appended to the town's
+    log by :func:`log_pending`, which every publish runs again: an answer whose
+    append was cut short (a crash, a full disk) goes out on the next publish,
+    and one already in the log is never appended twice.
+    """
     pending = {d["id"]: d for d in incoming(ledger, cfg, gt_dir)}
     for did in ids:
         if did not in pending:
@@ -191,29 +192,73 @@ def answer(ledger: Ledger, gt_dir: str, cfg: TownConfig, ids: list[str], accept:
         if pending[did]["status"] != "pending":
             raise ConflictError(f"delegation {did} is already {pending[did]['status']}")
     ident = load_identity(cfg, gt_dir)
-    records, done = [], []
+    status = "accepted" if accept else "rejected"
+    done = []
     for did in ids:
         d = pending[did]
-        bead_uri = None
-        if accept:
-            meta = {"delegated_from": d["from"], "delegation": did,
-                    "delegator": _town_of(d["from"]), "terms": d.get("terms") or {},
-                    "accepted_by": ledger.actor}
-            if d.get("rig"):
-                meta["rig"] = d["rig"]
-            made = ledger.create(d.get("title") or did, description=d.get("description") or "",
-                                 metadata=meta)
-            bead_uri = format_uri(ident.owner, ident.name, d.get("rig"), str(made["id"]))
-        status = "accepted" if accept else "rejected"
-        mine = {"status": status, "bead": bead_uri, "by": ledger.actor, "reason": reason}
-        ledger.kv_set(_IN + did, json.dumps(mine, sort_keys=True))
-        records.append(("delegation.answer", {"id": did, "delegator": _town_of(d["from"]),
-                                              "answer": status, "reason": reason,
-                                              "bead": bead_uri, "by": ledger.actor}))
+        with ledger.transaction() as t:
+            if t.kv_get(_IN + did):  # another accept/reject won the race
+                raise ConflictError(f"delegation {did} was answered meanwhile")
+            bead_uri = None
+            if accept:
+                meta = {"delegated_from": d["from"], "delegation": did,
+                        "delegator": _town_of(d["from"]), "terms": d.get("terms") or {},
+                        "accepted_by": ledger.actor}
+                if d.get("rig"):
+                    meta["rig"] = d["rig"]
+                made = t.create(d.get("title") or did, description=d.get("description") or "",
+                                metadata=meta)
+                bead_uri = format_uri(ident.owner, ident.name, d.get("rig"), str(made["id"]))
+            record = {"id": did, "delegator": _town_of(d["from"]), "answer": status,
+                      "reason": reason, "bead": bead_uri, "by": ledger.actor}
+            t.kv_set(_IN + did, json.dumps({"status": status, "bead": bead_uri,
+                                            "by": ledger.actor, "reason": reason,
+                                            "record": record}, sort_keys=True))
         done.append({"id": did, "status": status, "bead": bead_uri, "by": ledger.actor})
-    if records:
-        append_records(gt_dir, cfg, records)
+    if done:
+        log_pending(ledger, gt_dir, cfg)
     return done
+
+
+def pending_records(ledger: Ledger, lines: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
+    """This town's delegations and answers (from the ledger) not yet in its log ``lines``:
+    ``delegation`` records first, then ``delegation.answer``."""
+    logged: dict[str, set[Any]] = {"delegation": set(), "delegation.answer": set()}
+    for line in lines:
+        if b'"kind":"delegation' in line:  # canonical JSON: a cheap pre-filter
+            rec = json.loads(line)
+            if rec.get("kind") in logged:
+                logged[rec["kind"]].add((rec.get("body") or {}).get("id"))
+    out: list[tuple[str, dict[str, Any]]] = []
+    for _key, value in ledger.kv_scan(_OUT):
+        made = _load(value)
+        if made.get("id") not in logged["delegation"]:
+            out.append(("delegation", {k: v for k, v in made.items() if k != "local"}))
+    for key, value in ledger.kv_scan(_IN):
+        did = key[len(_IN):]
+        if did in logged["delegation.answer"]:
+            continue
+        mine = _load(value)
+        record = mine.get("record") or {  # an answer stored before records were kept
+            "id": did, "delegator": None, "answer": mine.get("status"),
+            "reason": mine.get("reason"), "bead": mine.get("bead"), "by": mine.get("by")}
+        out.append(("delegation.answer", record))
+    return out
+
+
+def log_pending(ledger: Ledger, gt_dir: str, cfg: TownConfig) -> int:
+    """Append the delegations and answers missing from the town's log (under the
+    publish lock); how many."""
+    from .publish import append, log_lock, open_log
+
+    ident = load_identity(cfg, gt_dir)
+    key = keys.load_or_create(gt_dir)
+    with log_lock(gt_dir):
+        state, lines, head = open_log(gt_dir)
+        records = pending_records(ledger, lines)
+        if records:
+            append(gt_dir, str(ident.uri), key, state, lines, head, records)
+    return len(records)
 
 
 def _town_of(uri: str) -> str:

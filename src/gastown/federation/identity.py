@@ -11,6 +11,8 @@
     publish = "none"                # | "all" | ["rig:NAME", "label:NAME", ...]
     publish_to = ["/srv/town-log", "git@host:me/town.git"]
     member_of = ["acme.com"]        # employment records the town publishes
+    auto_publish = true             # publish after every change (see .autopub)
+    remote_url = "git@host:{entity}/{chain}.git"   # where `gt remote add` without --url reads
 
 The identity is published as ``.town.json`` in the town's folder.
 """
@@ -30,9 +32,8 @@ from .uris import _SEGMENT, BeadURI
 __all__ = ["Identity", "load_identity", "write_town_json", "TOWN_JSON", "FED_KEYS"]
 
 TOWN_JSON = ".town.json"
-#: (``auto_publish`` -- publishing after every change -- is not built yet, so refused)
 FED_KEYS = {"owner", "public_name", "publish", "publish_to", "member_of",
-            "on_delegated_done"}
+            "on_delegated_done", "auto_publish", "remote_url"}
 
 
 @dataclass
@@ -46,6 +47,12 @@ class Identity:
     publish_to: list[str] = field(default_factory=list)
     member_of: list[str] = field(default_factory=list)
     public_key: str = ""
+    auto_publish: bool = False
+    remote_url: str = ""
+
+    def remote_url_for(self, entity: str, chain: str) -> str:
+        """``remote_url`` with ``{entity}`` and ``{chain}`` filled in ("" when unset)."""
+        return self.remote_url.replace("{entity}", entity).replace("{chain}", chain)
 
     @property
     def uri(self) -> BeadURI:
@@ -95,8 +102,14 @@ def load_identity(cfg: TownConfig, gt_dir: str | None = None) -> Identity:
         for p in publish:
             if not p.startswith(("rig:", "label:")) or p.endswith(":"):
                 raise ValidationError(f"{where}.publish: {p!r} is not rig:NAME or label:NAME")
+    auto = fed.get("auto_publish", False)
+    if not isinstance(auto, bool):
+        raise ValidationError(f"{where}.auto_publish: {auto!r} is not true or false")
+    remote_url = fed.get("remote_url", "")
+    if not isinstance(remote_url, str):
+        raise ValidationError(f"{where}.remote_url must be a string")
     ident = Identity(owner=owner, name=cfg.town.name, public_name=str(public),
-                     publish=publish,
+                     publish=publish, auto_publish=auto, remote_url=remote_url,
                      publish_to=_strings(fed.get("publish_to", []), f"{where}.publish_to"),
                      member_of=_strings(fed.get("member_of", []), f"{where}.member_of"))
     if gt_dir is not None:

@@ -146,10 +146,31 @@ def log_lock(gt_dir: str) -> Iterator[None]:
         yield
 
 
+def _cut_torn_tail(gt_dir: str) -> None:
+    """Drop a last line left without its newline by an append cut short (a crash):
+    it was never complete, so never written to any target."""
+    path = os.path.join(fed_dir(gt_dir), transport.LOG_FILE)
+    try:
+        with open(path, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        pass
+
+
 def open_log(gt_dir: str) -> tuple[dict[str, Any], list[bytes], str]:
-    """(state, lines, head hash) of the town's own log; hold :func:`log_lock`."""
+    """(state, lines, head hash) of the town's own log; hold :func:`log_lock`.
+
+    Records appended whose ``state.json`` was not saved after them (a crash
+    between the two) are adopted: the events behind them are read again, so at
+    worst a bead is published twice, which readers apply once (higher ``seq``).
+    """
+    _cut_torn_tail(gt_dir)
     state = _state(gt_dir)
     lines = local_log(gt_dir)
+    if len(lines) > int(state.get("count", len(lines))):
+        state["count"] = len(lines)
     if len(lines) != int(state.get("count", len(lines))):
         raise ValidationError(f"{fed_dir(gt_dir)}: log.jsonl has {len(lines)} records but "
                               f"state.json expects {state.get('count')}; restore the folder")
@@ -194,7 +215,11 @@ def _publish_locked(root: str, gt_dir: str, ident: Identity, key: object, ledger
                     to: list[str] | None) -> dict[str, Any]:
     write_town_json(root, ident)
     state, lines, head = open_log(gt_dir)
-    pending = _town_records(ident, state) + _bead_records(ledger, ident, state)
+    from .delegation import pending_records
+
+    # bead records first: an accepted delegation's bead is in the log before its answer
+    pending = (_town_records(ident, state) + _bead_records(ledger, ident, state)
+               + pending_records(ledger, lines))
     town = str(ident.uri)
     new, head = append(gt_dir, town, key, state, lines, head, pending)
     data = b"".join(r + b"\n" for r in lines + new)

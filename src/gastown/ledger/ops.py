@@ -659,6 +659,11 @@ class Txn(Writes):
         if table == "kv":
             self.emit("kv.set", None, {"key": key})
 
+    def kv_get(self, key: str) -> str | None:
+        """A key's value as this transaction sees it (a check-then-set in one unit)."""
+        row = self.tx.one("SELECT value FROM kv WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
     def kv_clear(self, key: str, table: str = "kv") -> bool:
         """Remove a key; False if it did not exist."""
         n = self.tx.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
