@@ -11,7 +11,8 @@
   the outcome is the other one, the waiting branch is closed as skipped, so it
   never becomes work.  A bead failed when its ``metadata.outcome`` is ``failure``
   (or ``failed``), it has the label ``failed``, or its close reason starts with
-  ``fail``, ``failed``, ``failure``, ``error``, ``abort`` or ``abandon``.
+  ``fail``, ``failed``, ``failure``, ``error``, ``abort`` or ``abandon``; a
+  molecule failed when any of its steps did.
 
 Worktree pruning lives in :mod:`.prune`.  Each function is one bounded pass; the
 controller calls them from :mod:`.upkeep`.
@@ -132,8 +133,21 @@ def bead_failed(bead: Bead) -> bool:
     return bool(_FAILED.match(str(bead.get("close_reason") or "")))
 
 
+def _outcome_failed(led: Ledger, bead: Bead) -> bool:
+    """A bead failed; a molecule failed when it or any of its steps did."""
+    if bead_failed(bead):
+        return True
+    if bead.get("issue_type") != "molecule":
+        return False
+    from ..ledger.query import Filter
+
+    steps = led.list(Filter(mol=bead["id"], include_ephemeral=True))
+    return any(bead_failed(s) for s in steps[:10_000] if s["id"] != bead["id"])
+
+
 def _skip(t: Txn, bead_id: str, reason: str) -> list[str]:
-    """Close ``bead_id`` and everything open under it, deepest first."""
+    """Close ``bead_id`` and everything open under it, the top first (so a molecule's
+    root keeps the skip's reason instead of closing itself as finished)."""
     order: list[str] = []
     stack = [bead_id]
     while stack and len(order) < 10_000:
@@ -141,7 +155,7 @@ def _skip(t: Txn, bead_id: str, reason: str) -> list[str]:
         order.append(cur)
         stack.extend(t.children_of(cur))
     closed = []
-    for bid in reversed(order):
+    for bid in order:
         if t.exists(bid) and t.status_of(bid) != "closed":
             t.close(bid, reason=reason, force=True)
             closed.append(bid)
@@ -171,7 +185,7 @@ def evaluate_bonds(led: Ledger, log: Any = None) -> list[str]:
                      and e["metadata"].get("when") in ("success", "failure")]
             if not edges:
                 continue
-            failed = bead_failed(led.get(bid))
+            failed = _outcome_failed(led, led.get(bid))
         except NotFoundError:
             continue
         outcome = "failure" if failed else "success"

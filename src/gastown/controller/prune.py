@@ -91,6 +91,8 @@ def prune_rig(town: Town, led: Ledger, rig: str) -> dict[str, list[str]]:
         if code == 0 and _git(["branch", "-D", "--quiet", branch], repo)[0] == 0:
             out["branches"].append(branch)
     out["scratch"] = _drop_scratch(town, led, rig, repo)
+    if any(out.values()):
+        _git(["gc", "--auto", "--quiet"], repo)  # packs loose objects once there are many
     return out
 
 
