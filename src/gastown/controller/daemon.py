@@ -325,12 +325,13 @@ class Controller:
         if reloaded is not None:
             self.policies = reloaded
             self.patrol.policy = reloaded.patrol
-        from .upkeep import upkeep_steps
+        from .upkeep import Step, upkeep_steps
 
-        for name, step in (("patrol", self.patrol.run), ("pools", self.feeder.feed),
-                           ("convoys", lambda: land_ready(self.town, self.led)),
-                           ("merge", self._wake_refinery),
-                           *upkeep_steps(self)):  # orders and housekeeping (upkeep.py)
+        steps: list[Step] = [("patrol", self.patrol.run), ("pools", self.feeder.feed),
+                             ("convoys", lambda: land_ready(self.town, self.led)),
+                             ("merge", self._wake_refinery),
+                             *upkeep_steps(self)]  # orders and housekeeping (upkeep.py)
+        for name, step in steps:
             try:
                 out[name] = step()
             except Exception:  # noqa: BLE001 - one failing part must not stop the others

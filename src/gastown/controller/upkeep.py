@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .daemon import Controller
 
-__all__ = ["upkeep_steps", "upkeep_pass", "orders_pass"]
+__all__ = ["upkeep_steps", "upkeep_pass", "orders_pass", "Step"]
+
+#: one named part of a tick
+Step = tuple[str, Callable[[], Any]]
 
 
 def orders_pass(ctl: Controller) -> list[dict[str, Any]]:
@@ -70,6 +73,6 @@ def _slow(ctl: Controller, at: float) -> dict[str, Any]:
     return out
 
 
-def upkeep_steps(ctl: Controller) -> list[tuple[str, Callable[[], Any]]]:
+def upkeep_steps(ctl: Controller) -> list[Step]:
     """The named steps the controller's tick runs after its own (see daemon.tick)."""
     return [("orders", lambda: orders_pass(ctl)), ("housekeeping", lambda: upkeep_pass(ctl))]
