@@ -57,7 +57,9 @@ def collect_wisps(led: Ledger, max_age: float, now: float | None = None) -> list
     from ..ledger.query import Filter
 
     cutoff = (time.time() if now is None else now) - max_age
-    roots = [b for b in led.list(Filter(status=["closed"], include_ephemeral=True))
+    # a wisp's root is a molecule: the query stays small however many beads are closed
+    roots = [b for b in led.list(Filter(status=["closed"], issue_type=["molecule"],
+                                        include_ephemeral=True))
              if b.get("ephemeral") and "." not in b["id"]
              and (_epoch(b.get("closed_at")) or cutoff + 1) <= cutoff]
     burned: list[str] = []

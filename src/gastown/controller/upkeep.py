@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["upkeep_steps", "upkeep_pass", "orders_pass", "Step"]
 
+#: events after which worktrees may have become prunable
+_PRUNE_AFTER = ("merge.landed", "done", "hook.cleared", "hook.unpinned", "session.stopped")
 #: one named part of a tick
 Step = tuple[str, Callable[[], Any]]
 
@@ -65,7 +67,13 @@ def _slow(ctl: Controller, at: float) -> dict[str, Any]:
         if burned:
             log(f"housekeeping: burned {len(burned)} old wisp(s): {', '.join(burned[:10])}")
             out["wisps"] = burned
-    if hk.prune_worktrees:
+    # pruning runs git: only when something landed or an agent let go of its work since
+    # the last look (an idle town costs nothing here)
+    seen = getattr(ctl, "_pruned_at_seq", None)
+    changed = seen is None or bool(led.events(since_seq=seen, types=list(_PRUNE_AFTER),
+                                              limit=1))
+    if hk.prune_worktrees and changed:
+        ctl._pruned_at_seq = led.last_event_seq()  # type: ignore[attr-defined]
         pruned = prune_town(town, led)
         if pruned:
             log(f"housekeeping: pruned {pruned}")
