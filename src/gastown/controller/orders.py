@@ -205,8 +205,9 @@ def run_orders(town: Town, led: Ledger, *, now: dt.datetime | None = None,
     at = _now(now)
     minute = at.replace(second=0, microsecond=0)
     fired: list[dict[str, Any]] = []
+    states = {k[len(STATE_PREFIX):]: _load(v) for k, v in led.kv_scan(STATE_PREFIX)}
     for order in orders:
-        state = order_state(led, order.name)
+        state = states.get(order.name, {})
         if order.cron is not None and "last" not in state:
             # first seen now: schedule from here (never for times before it existed)
             with led.transaction() as t:

@@ -3,11 +3,12 @@
 A small supervisor process (``python -m gastown.controller.watchdog --town DIR``)
 that holds ``.gt/watchdog.lock`` for its life (one per town; the kernel frees the
 lock when it dies) and starts the controller as its child.  When the controller
-dies -- a crash, an OOM kill, ``kill -9`` -- it is started again within a
-fraction of a second, and ``controller.restarted`` is written to the event log.
-A controller that keeps dying at once is restarted with a growing delay (up to a
-minute), so a broken configuration does not spin.  A controller someone else
-started is only watched, never doubled: the controller's own lock decides.
+dies -- a crash, an OOM kill, ``kill -9`` -- it is noticed within 0.1 s and
+started again at once, and ``controller.restarted`` is written to the event log.
+A controller that dies before it is up (it never held the lock) is restarted
+with a growing delay (up to a minute), so a broken configuration does not spin.
+A controller someone else started is only watched, never doubled: the
+controller's own lock decides.
 
 ``gt down`` stops the watchdog first (SIGTERM: it stops its controller and
 exits).  A systemd unit can take this role instead (``docs/systemd.md``).
@@ -37,8 +38,6 @@ __all__ = ["Watchdog", "watchdog_info", "start_watchdog", "stop_watchdog", "main
 WATCH_LOCK = "watchdog.lock"
 WATCH_STATE = "watchdog.json"
 WATCH_LOG = "watchdog.log"
-#: a controller that ran shorter than this before dying counts as a crash loop
-_QUICK = 5.0
 _MAX_DELAY = 60.0
 
 
@@ -142,11 +141,12 @@ class Watchdog:
 
     def run(self) -> int:
         """Supervise until :meth:`stop`; the controller is stopped on the way out."""
+        from .daemon import read_state
         from .service import is_running
 
         self.acquire()
         self.log(f"watchdog up for {self.town.root} (pid {os.getpid()})")
-        delay, last_start, first = 0.5, 0.0, True
+        delay, first, healthy = 0.5, True, False
         dead_pid: int | None = None
         dead_code: int | None = None
         try:
@@ -154,22 +154,26 @@ class Watchdog:
                 if self.child is not None:
                     code = self.child.poll()
                     if code is None:
-                        self.stop_event.wait(0.2)
+                        if not healthy:  # up once it holds the lock under its own pid
+                            healthy = (is_running(self.town) and
+                                       read_state(self.town).get("pid") == self.child.pid)
+                        self.stop_event.wait(0.1)
                         continue
                     dead_pid, dead_code = self.child.pid, code
                     self.log(f"controller (pid {self.child.pid}) exited with {code}")
                     self.child = None
-                    quick = time.monotonic() - last_start < _QUICK
-                    delay = min(delay * 2, _MAX_DELAY) if quick else 0.5
-                    if quick and not is_running(self.town):
-                        self.log(f"it died at once; next start in {delay:g}s")
+                    # one that ran is started again at once; one that died before it was
+                    # up (a broken town.toml, a dead database) waits longer each time
+                    delay = 0.5 if healthy else min(delay * 2, _MAX_DELAY)
+                    if not healthy and not is_running(self.town):
+                        self.log(f"it died before it was up; next start in {delay:g}s")
                         self.stop_event.wait(delay)
                     continue
                 if is_running(self.town):
                     self.stop_event.wait(1.0)  # someone else's controller: watch it
                     continue
-                last_start = time.monotonic()
                 self.child = self._spawn()
+                healthy = False
                 if not first:
                     self.restarts += 1
                     self._record(dead_pid, dead_code)
