@@ -96,3 +96,26 @@ def test_doctor_reports_a_town_without_a_controller_and_bad_things(tmp_path: Pat
         assert {c["check"]: c["status"] for c in report["checks"]}["orders"] == "ok"
     finally:
         teardown_town(town)
+
+
+def test_watchdog_backs_off_while_the_controller_cannot_start(tmp_path: Path) -> None:
+    town = make_town(tmp_path)
+    config = Path(town.config_path)
+    good = config.read_text()
+    log = Path(town.gt_dir, "logs", "watchdog.log")
+    try:
+        gt_json(town, "up", "--watch")
+        config.write_text(good + "\n[orders.bad]\nformula = 1\n")
+        os.kill(read_state(town)["pid"], signal.SIGKILL)
+        wait_for(lambda: log.read_text().count("died before it was up") >= 2, 20,
+                 what="two failed starts")
+        text = log.read_text()
+        assert "next start in 1s" in text and "next start in 2s" in text, text
+        assert text.count("controller started") <= 5, "it does not spin"
+        config.write_text(good)
+        wait_for(lambda: is_running(town), 30, what="the controller back once the file is fixed")
+        assert watchdog_info(town)["running"]
+    finally:
+        config.write_text(good)
+        down(town, timeout=10)
+        teardown_town(town)

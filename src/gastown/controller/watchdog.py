@@ -146,7 +146,7 @@ class Watchdog:
 
         self.acquire()
         self.log(f"watchdog up for {self.town.root} (pid {os.getpid()})")
-        delay, first, healthy = 0.5, True, False
+        delay, first = 0.5, True
         dead_pid: int | None = None
         dead_code: int | None = None
         try:
@@ -154,12 +154,11 @@ class Watchdog:
                 if self.child is not None:
                     code = self.child.poll()
                     if code is None:
-                        if not healthy:  # up once it holds the lock under its own pid
-                            healthy = (is_running(self.town) and
-                                       read_state(self.town).get("pid") == self.child.pid)
                         self.stop_event.wait(0.1)
                         continue
                     dead_pid, dead_code = self.child.pid, code
+                    # it was up if it took the lock: the state file then names its pid
+                    healthy = read_state(self.town).get("pid") == dead_pid
                     self.log(f"controller (pid {self.child.pid}) exited with {code}")
                     self.child = None
                     # one that ran is started again at once; one that died before it was
@@ -173,7 +172,6 @@ class Watchdog:
                     self.stop_event.wait(1.0)  # someone else's controller: watch it
                     continue
                 self.child = self._spawn()
-                healthy = False
                 if not first:
                     self.restarts += 1
                     self._record(dead_pid, dead_code)
