@@ -151,7 +151,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--beads", type=int, default=10_000)
-    args = ap.parse_args()
+    args, _ = ap.parse_known_args()  # run_all.py passes its arguments to every script
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

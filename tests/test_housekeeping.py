@@ -270,3 +270,24 @@ def test_pruning_never_destroys_work(town: Town, tmp_path: Path) -> None:
         assert Path(town.rig_dir("app"), "worktrees", name).is_dir()
     assert Path(town.rig_dir("app"), "worktrees", "a1", "scratch.txt").read_text() == "unsaved"
     assert {landed, branch2, unlanded} <= set(_heads(town))
+
+
+def test_bd_mol_bond_when_from_the_command_line(town: Town) -> None:
+    from agents.townkit import BIN
+
+    def bd(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "bd"), *args], cwd=town.root, env=clean_env(),
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    with open_ledger(town) as led:
+        a = pour(led, "mol-two", search_paths=town.formula_paths())
+        b = pour(led, "mol-two", search_paths=town.formula_paths())
+    proc = bd("mol", "bond", a["id"], b["id"], "--when", "failure")
+    assert proc.returncode == 2 and "with --type conditional" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    proc = bd("mol", "bond", a["id"], b["id"], "--type", "conditional", "--when", "failure")
+    assert proc.returncode == 0, proc.stderr
+    with open_ledger(town) as led:
+        edges = [e for e in led.deps(b["id"]) if e["type"] == "conditional-blocks"]
+        assert len(edges) == 1 and edges[0]["depends_on_id"] == a["id"]
+        assert edges[0]["metadata"] == {"bond": "conditional", "when": "failure"}
