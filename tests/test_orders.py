@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from agents.townkit import clean_env, gt, gt_json
 from gastown import Ledger
 from gastown.controller.orders import STATE_PREFIX, fire, list_orders, order_state, run_orders
@@ -249,3 +251,42 @@ def test_wisp_orders_pour_wisps(tmp_path: Path) -> None:
     with open_ledger(town) as led:
         out = fire(town, led, town.config.orders["vapor"])
         assert led.get(str(out["root"]))["ephemeral"]
+
+
+RACER = """
+import sys, datetime as dt
+from gastown.controller.orders import run_orders
+from gastown.ledger.core import Ledger
+from gastown.town.core import Town
+
+town = Town.find(sys.argv[1])
+with Ledger.open(town.db_url(), actor="ctl") as led:
+    sys.stdin.readline()  # all start together
+    out = run_orders(town, led, now=dt.datetime.fromisoformat(sys.argv[2]))
+    print(len(out))
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_controllers_racing_for_one_slot_fire_it_once(tmp_path: Path, backend: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    """Two nodes' leaders overlapping (a lease handover), or a restart: one pour."""
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_database")
+        (tmp_path / "town").mkdir()
+        Ledger.init(str(tmp_path / "town"), prefix="t", db=url, actor="tester").close()
+    town = make_town(tmp_path, SCHEDULED)
+    assert town.db_url().startswith("postgresql") == (backend == "postgres")
+    with open_ledger(town) as led:
+        run_orders(town, led, now=T0)
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    slot = (T0 + dt.timedelta(minutes=8)).isoformat()
+    procs = [subprocess.Popen([sys.executable, str(script), town.root, slot], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=clean_env()) for _ in range(4)]
+    outs = [p.communicate("go\n", timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    assert sorted(int(o[0]) for o in outs) == [0, 0, 0, 1]
+    with open_ledger(town) as led:
+        assert len(fired(led, "nightly")) == 1 and len(molecules(led)) == 1
