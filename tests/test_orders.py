@@ -290,3 +290,23 @@ def test_controllers_racing_for_one_slot_fire_it_once(tmp_path: Path, backend: s
     assert sorted(int(o[0]) for o in outs) == [0, 0, 0, 1]
     with open_ledger(town) as led:
         assert len(fired(led, "nightly")) == 1 and len(molecules(led)) == 1
+
+
+def test_a_missing_variable_is_reported_and_the_schedule_moves_on(tmp_path: Path) -> None:
+    town = make_town(tmp_path, """
+        [orders.fix]
+        formula = "mol-quick-fix"
+        schedule = "*/15 * * * *"
+        """)
+    proc = gt(town, "orders", "list", check=False)
+    assert proc.returncode == 1
+    assert "order fix: formula 'mol-quick-fix'" in proc.stdout and "issue" in proc.stdout
+    with open_ledger(town) as led:
+        run_orders(town, led, now=T0)
+        out = run_orders(town, led, now=T0 + dt.timedelta(minutes=8))
+        assert out[0]["error"].startswith("order fix: formula 'mol-quick-fix'")
+        # the slot is handled (as a failure): the next ticks do not fail again
+        assert run_orders(town, led, now=T0 + dt.timedelta(minutes=9)) == []
+        failed = led.events(types=["order.failed"])
+        assert len(failed) == 1 and molecules(led) == []
+        assert "missing variable" in order_state(led, "fix")["error"]

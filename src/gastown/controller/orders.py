@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GastownError, NotFoundError
 
 if TYPE_CHECKING:
+    from ..chemistry.api import Source
     from ..config.orders import Order
     from ..ledger.core import Ledger
     from ..ledger.ops import Txn
@@ -109,8 +110,6 @@ def fire(town: Town, led: Ledger, order: Order, *, now: dt.datetime | None = Non
     another controller, or by this one before a kill -- nothing is poured and
     ``{"fired": False, "already": True}`` comes back.
     """
-    from ..chemistry.api import formula_paths, pour_in, resolve_source
-
     at = _now(now)
     minute = at.replace(second=0, microsecond=0)
     subst = {"order": order.name, "time": _iso(due or minute)}
@@ -120,50 +119,80 @@ def fire(town: Town, led: Ledger, order: Order, *, now: dt.datetime | None = Non
     given = {k: _expand(v, subst) for k, v in order.vars.items()}
     out: dict[str, Any] = {"order": order.name, "reason": reason, "fired": False,
                            "formula": order.formula}
-    error: str | None = None
+    source, error = _source(town, led, order, given)
+    mark = {"due": due, "event": event, "minute": minute, "at": at, "reason": reason}
     try:
-        source = resolve_source(led, order.formula, formula_paths(led, town.formula_paths()),
-                                given)
+        with led.transaction() as t:
+            done = _commit(t, order, source, given, error, mark)
     except GastownError as exc:
-        source, error = None, f"order {order.name}: formula {order.formula!r}: {exc}"
-    with led.transaction() as t:
-        state = order_state(t, order.name)
-        if due is not None and (_parse(state.get("last")) or minute) >= due:
-            return {**out, "already": True}
-        if event is not None and int(state.get("seq") or 0) >= int(event["seq"]):
-            return {**out, "already": True}
-        new = dict(state)
-        if due is not None:
-            new["last"] = _iso(minute)
-        if event is not None:
-            new["seq"] = int(event["seq"])
-        new.update(fired_at=_iso(at), reason=reason, error=error)
         if source is None:
-            t.kv_put(STATE_PREFIX + order.name, json.dumps(new, sort_keys=True))
-            t.emit("order.failed", None, {"order": order.name, "error": error,
-                                          "reason": reason})
-            log(str(error))
-            return {**out, "error": error}
-        try:
-            root, _ = pour_in(t, source, given, wisp=order.wisp)
-        except GastownError as exc:
-            raise type(exc)(f"order {order.name}: formula {order.formula!r}: {exc}") from None
-        meta = dict(root.get("metadata") or {})
-        meta["order"] = {"name": order.name, "reason": reason,
-                         "due": _iso(due) if due else None,
-                         "event": event.get("seq") if event else None}
-        t.update(root["id"], metadata=meta)
-        new.update(root=root["id"], slung=order.sling is None, sling_error=None)
-        t.kv_put(STATE_PREFIX + order.name, json.dumps(new, sort_keys=True))
-        t.emit("order.fired", root["id"], {
-            "order": order.name, "formula": order.formula, "reason": reason,
-            "due": _iso(due) if due else None, "event": event.get("seq") if event else None,
-            "vars": given, "sling": order.sling, "wisp": order.wisp})
+            raise
+        # the pour itself was refused: record that instead, so a schedule moves on
+        error = f"order {order.name}: formula {order.formula!r}: {exc}"
+        with led.transaction() as t:
+            done = _commit(t, order, None, given, error, mark)
+    if done.get("already"):
+        return {**out, "already": True}
+    if done.get("error"):
+        log(str(done["error"]))
+        return {**out, "error": done["error"]}
+    root = done["root"]
     log(f"order {order.name} fired ({reason}): {root['id']}")
     out.update(fired=True, root=root["id"], title=root["title"])
     if order.sling is not None and sling_it:
         out["sling"] = _sling(town, led, order, root["id"], log)
     return out
+
+
+def _source(town: Town, led: Ledger, order: Order, given: dict[str, str]
+            ) -> tuple[Source | None, str | None]:
+    """The order's formula or proto, its variables checked; or the one-line reason not."""
+    from ..chemistry.api import formula_paths, resolve_source
+    from ..chemistry.vars import resolve_vars
+
+    try:
+        source = resolve_source(led, order.formula, formula_paths(led, town.formula_paths()),
+                                given)
+        if source.blueprint is not None:
+            resolve_vars(source.blueprint, given)  # a missing variable, before any write
+        return source, None
+    except GastownError as exc:
+        return None, f"order {order.name}: formula {order.formula!r}: {exc}"
+
+
+def _commit(t: Txn, order: Order, source: Source | None, given: dict[str, str],
+            error: str | None, mark: dict[str, Any]) -> dict[str, Any]:
+    """One firing's transaction: re-check the state, pour, rewrite the state, the event."""
+    from ..chemistry.api import pour_in
+
+    due, event, reason = mark["due"], mark["event"], mark["reason"]
+    state = order_state(t, order.name)
+    if due is not None and (_parse(state.get("last")) or mark["minute"]) >= due:
+        return {"already": True}
+    if event is not None and int(state.get("seq") or 0) >= int(event["seq"]):
+        return {"already": True}
+    new = dict(state)
+    if due is not None:
+        new["last"] = _iso(mark["minute"])
+    if event is not None:
+        new["seq"] = int(event["seq"])
+    new.update(fired_at=_iso(mark["at"]), reason=reason, error=error)
+    if source is None:
+        t.kv_put(STATE_PREFIX + order.name, json.dumps(new, sort_keys=True))
+        t.emit("order.failed", None, {"order": order.name, "error": error, "reason": reason})
+        return {"error": error}
+    root, _ = pour_in(t, source, given, wisp=order.wisp)
+    meta = dict(root.get("metadata") or {})
+    meta["order"] = {"name": order.name, "reason": reason, "due": _iso(due) if due else None,
+                     "event": event.get("seq") if event else None}
+    t.update(root["id"], metadata=meta)
+    new.update(root=root["id"], slung=order.sling is None, sling_error=None)
+    t.kv_put(STATE_PREFIX + order.name, json.dumps(new, sort_keys=True))
+    t.emit("order.fired", root["id"], {
+        "order": order.name, "formula": order.formula, "reason": reason,
+        "due": _iso(due) if due else None, "event": event.get("seq") if event else None,
+        "vars": given, "sling": order.sling, "wisp": order.wisp})
+    return {"root": root}
 
 
 def _sling(town: Town, led: Ledger, order: Order, root_id: str, log: Log) -> dict[str, Any]:
@@ -280,10 +309,7 @@ def _has_label(led: Ledger, bead_id: str | None, label: str) -> bool:
 def list_orders(town: Town, led: Ledger, *, now: dt.datetime | None = None,
                 check: bool = True) -> list[dict[str, Any]]:
     """Every order with its next firing, last firing and (``check``) whether its formula loads."""
-    from ..chemistry.api import formula_paths, resolve_source
-
     at = _now(now)
-    paths = formula_paths(led, town.formula_paths()) if check else []
     out = []
     for order in town.config.orders.values():
         state = order_state(led, order.name)
@@ -299,12 +325,8 @@ def list_orders(town: Town, led: Ledger, *, now: dt.datetime | None = None,
             if nxt is not None:
                 item["next"] = _iso(max(nxt, at.replace(second=0, microsecond=0)))
         if check:
-            try:
-                resolve_source(led, order.formula, paths, dict(order.vars))
-                item["formula_ok"], item["formula_error"] = True, None
-            except GastownError as exc:
-                item["formula_ok"] = False
-                item["formula_error"] = f"order {order.name}: formula {order.formula!r}: {exc}"
+            _, problem = _source(town, led, order, dict(order.vars))
+            item["formula_ok"], item["formula_error"] = problem is None, problem
         out.append(item)
     return out
 
