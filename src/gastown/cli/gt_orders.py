@@ -30,7 +30,8 @@ def _list(ctx: Ctx) -> int:
             nxt = o["next"] or ("on each event" if o["on"] else "-")
             lines.append(f"{o['name']}{state}: {clean(o['formula'])}, {clean(_when(o))}"
                          + (f", sling to {o['sling']}" if o["sling"] else ""))
-            lines.append(f"  next: {nxt}   last fired: {o['last_fired'] or 'never'}"
+            last = "last attempt failed" if o["last_failed"] else "last fired"
+            lines.append(f"  next: {nxt}   {last}: {o['last_fired'] or 'never'}"
                          + (f" ({o['last_root']})" if o["last_root"] else ""))
             if o.get("formula_error"):
                 lines.append(f"  error: {clean(o['formula_error'])}")

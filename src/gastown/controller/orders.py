@@ -318,7 +318,8 @@ def list_orders(town: Town, led: Ledger, *, now: dt.datetime | None = None,
             "schedule": order.schedule, "on": order.on, "label": order.label,
             "sling": order.sling, "wisp": order.wisp, "vars": order.vars,
             "last_fired": state.get("fired_at"), "last_root": state.get("root"),
-            "last_error": state.get("error") or state.get("sling_error"), "next": None}
+            "last_error": state.get("error") or state.get("sling_error"),
+            "last_failed": bool(state.get("error")), "next": None}
         if order.cron is not None:
             last = _parse(state.get("last")) or at
             nxt = order.cron.next_after(last)
