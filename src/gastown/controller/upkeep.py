@@ -1,4 +1,4 @@
-"""What the controller's tick adds for orders and housekeeping: :func:`upkeep_steps`.
+"""What the controller's tick adds for orders and housekeeping: :func:`upkeep`.
 
 Orders are looked at on every tick (a schedule is kept to within one tick; a
 ``bead.closed`` wakes the ticker at once).  Timer gates and conditional bonds are
@@ -10,18 +10,16 @@ town has several nodes, only the leader calls this (a single entry point).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .daemon import Controller
 
-__all__ = ["upkeep_steps", "upkeep_pass", "orders_pass", "Step"]
+__all__ = ["upkeep", "upkeep_pass", "orders_pass"]
 
 #: events after which worktrees may have become prunable
 _PRUNE_AFTER = ("merge.landed", "done", "hook.cleared", "hook.unpinned", "session.stopped")
-#: one named part of a tick
-Step = tuple[str, Callable[[], Any]]
 
 
 def orders_pass(ctl: Controller) -> list[dict[str, Any]]:
@@ -81,6 +79,19 @@ def _slow(ctl: Controller, at: float) -> dict[str, Any]:
     return out
 
 
-def upkeep_steps(ctl: Controller) -> list[Step]:
-    """The named steps the controller's tick runs after its own (see daemon.tick)."""
-    return [("orders", lambda: orders_pass(ctl)), ("housekeeping", lambda: upkeep_pass(ctl))]
+def upkeep(ctl: Controller) -> dict[str, Any]:
+    """What the controller's tick calls: orders, then housekeeping, each on its own.
+
+    One failing part is logged and does not keep the other from running.
+    """
+    out: dict[str, Any] = {}
+    for name, step in (("orders", lambda: orders_pass(ctl)),
+                       ("housekeeping", lambda: upkeep_pass(ctl))):
+        try:
+            result = step()
+        except Exception:  # noqa: BLE001 - like the tick's own parts
+            ctl.log(f"tick: {name} failed:\n{traceback.format_exc()}")
+            continue
+        if result:
+            out[name] = result
+    return out
