@@ -62,10 +62,28 @@ def _watchdog(town: Town) -> dict[str, str]:
     if info["running"]:
         return _check("watchdog", OK, f"running (pid {info['pid']}, "
                                       f"{info['restarts']} restart(s))")
-    if os.environ.get("INVOCATION_ID") or os.environ.get("GT_SUPERVISED"):
-        return _check("watchdog", OK, "supervised by systemd (or GT_SUPERVISED)")
+    supervisor = _supervisor(town)
+    if supervisor:
+        return _check("watchdog", OK, f"the controller is supervised by {supervisor}")
     return _check("watchdog", WARN, "none: a dead controller stays dead (gt up --watch, or "
                                     "the systemd unit in docs/systemd.md)")
+
+
+def _supervisor(town: Town) -> str | None:
+    """``systemd`` when the running controller's parent is systemd (a unit runs it)."""
+    from .service import controller_info
+
+    pid = controller_info(town).get("pid")
+    if not isinstance(pid, int):
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{ppid}/comm", encoding="ascii", errors="replace") as fh:
+            parent = fh.read().strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return "systemd" if parent == "systemd" else None
 
 
 def _orders(town: Town) -> list[dict[str, str]]:
