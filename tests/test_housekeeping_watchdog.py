@@ -90,7 +90,7 @@ def test_doctor_reports_a_town_without_a_controller_and_bad_things(tmp_path: Pat
         assert perms["status"] == "fail" and "chmod 600" in perms["detail"]
         key.chmod(0o600)
         Path(town.config_path).write_text(Path(town.config_path).read_text().replace(
-            "mol-nowhere", "mol-quick-fix"))
+            '"mol-nowhere"', '"mol-quick-fix"\nvars = { issue = "t-1" }'))
         report = gt_json(town, "doctor")
         assert report["status"] == "warn", report
         assert {c["check"]: c["status"] for c in report["checks"]}["orders"] == "ok"
