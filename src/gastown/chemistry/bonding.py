@@ -148,9 +148,11 @@ def _sinks(t: Txn, parent_id: str, exclude: str) -> list[str]:
     return [k for k in kids if k not in waited]
 
 
-def _check(bond_type: str, phase: str | None) -> None:
+def _check(bond_type: str, phase: str | None, when: str | None = None) -> None:
     if bond_type not in BOND_TYPES:
         raise UsageError(f"invalid bond type {bond_type!r}: use {', '.join(BOND_TYPES)}")
+    if when is not None and (when not in ("success", "failure") or bond_type != "conditional"):
+        raise UsageError(f"--when {when!r}: use success or failure, with --type conditional")
     if phase not in (None, "liquid", "vapor"):
         raise UsageError(f"invalid phase {phase!r}")
 
@@ -158,32 +160,36 @@ def _check(bond_type: str, phase: str | None) -> None:
 def bond(ledger: Ledger, a: str, b: str, *, bond_type: str = "sequential",
          name: str | None = None, vars: dict[str, str] | None = None,
          phase: str | None = None, search_paths: list[str] | None = None,
-         actor: str | None = None) -> dict[str, Any]:
+         actor: str | None = None, when: str | None = None) -> dict[str, Any]:
     """Bond two operands (protos, formulas, mols, wisps); see the module table.
 
     ``phase`` is ``"liquid"`` (``--pour``), ``"vapor"`` (``--wisp``) or None
     (follow the target).  Returns ``{result_id, result_type, bond_type, …}``.
-    One transaction: :func:`bond_in` inside :meth:`Ledger.transaction`.
+    ``when`` (``"success"``/``"failure"``, conditional bonds only) makes B's branch
+    apply only on that outcome of A: the controller's housekeeping closes it as
+    skipped otherwise (controller/housekeeping.py).  One transaction: :func:`bond_in`
+    inside :meth:`Ledger.transaction`.
     """
-    _check(bond_type, phase)
+    _check(bond_type, phase, when)
     given = dict(vars or {})
     paths = formula_paths(ledger, search_paths)
     op_a = bond_operand(ledger, a, paths, given)
     op_b = bond_operand(ledger, b, paths, given)
     with ledger.transaction(actor) as t:
         return bond_in(t, op_a, op_b, bond_type=bond_type, name=name, vars=given,
-                       phase=phase)
+                       phase=phase, when=when)
 
 
 def bond_in(t: Txn, a: BondOperand, b: BondOperand, *, bond_type: str = "sequential",
             name: str | None = None, vars: Mapping[str, str] | None = None,
-            phase: str | None = None) -> dict[str, Any]:
+            phase: str | None = None, when: str | None = None) -> dict[str, Any]:
     """The core of :func:`bond` inside a caller's transaction ``t``.
 
     The operands come from :func:`bond_operand` (reads and formula compiling
     happen before the transaction, as for :func:`~gastown.chemistry.api.pour_in`).
     """
-    _check(bond_type, phase)
+    _check(bond_type, phase, when)
+    edge_meta: dict[str, Any] = {"bond": bond_type, **({"when": when} if when else {})}
     given = dict(vars or {})
     ka, ida, kb, idb = a.kind, a.id, b.kind, b.id
     a_tmpl, b_tmpl = ka in ("proto", "formula"), kb in ("proto", "formula")
@@ -204,13 +210,14 @@ def bond_in(t: Txn, a: BondOperand, b: BondOperand, *, bond_type: str = "sequent
     elif a_tmpl or b_tmpl:
         tmpl, target = (a, b) if a_tmpl else (b, a)
         bp, proto_id = _blueprint(t, tmpl)
-        result = _attach(t, bp, proto_id, target.id, target.kind, bond_type, phase, given)
+        result = _attach(t, bp, proto_id, target.id, target.kind, bond_type, phase, given,
+                         edge_meta)
     elif {ka, kb} == {"mol", "wisp"}:
         t.add_dep(idb, ida, "related", metadata={"bond": bond_type, "reference_only": True})
         result = {"result_id": ida, "result_type": "reference_link", "bond_type": bond_type}
     else:
         edge = _EDGE[bond_type]
-        t.add_dep(idb, ida, edge, metadata={"bond": bond_type})
+        t.add_dep(idb, ida, edge, metadata=edge_meta)
         kind = "compound_wisp" if ka == "wisp" else "compound_molecule"
         result = {"result_id": ida, "result_type": kind, "bond_type": bond_type,
                   "linked": idb, "edge": edge}
@@ -221,7 +228,8 @@ def bond_in(t: Txn, a: BondOperand, b: BondOperand, *, bond_type: str = "sequent
 
 
 def _attach(t: Txn, bp: Blueprint, proto_id: str | None, target: str, target_kind: str,
-            bond_type: str, phase: str | None, given: dict[str, str]) -> dict[str, Any]:
+            bond_type: str, phase: str | None, given: dict[str, str],
+            edge_meta: dict[str, Any] | None = None) -> dict[str, Any]:
     target_bead = t.get(target)
     if "digest" in (target_bead.get("labels") or []):
         raise ConflictError(f"{target} is a digest (a squashed molecule): bond to a live one")
@@ -244,7 +252,8 @@ def _attach(t: Txn, bp: Blueprint, proto_id: str | None, target: str, target_kin
                             proto_id=proto_id, extra_meta=meta)
     if bond_type != "parallel":
         for sink in _sinks(t, target, root["id"]):
-            t.add_dep(root["id"], sink, _EDGE[bond_type], metadata={"bond": bond_type})
+            t.add_dep(root["id"], sink, _EDGE[bond_type],
+                      metadata=edge_meta or {"bond": bond_type})
     return {"result_id": target, "result_type": "compound_wisp" if want_vapor
             else "compound_molecule", "bond_type": bond_type, "spawned": len(ids),
             "attached": root["id"], "id_mapping": ids,

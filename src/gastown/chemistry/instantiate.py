@@ -177,13 +177,17 @@ def instantiate(t: Txn, bp: Blueprint, values: Mapping[str, str], *, wisp: bool 
             deps.append(("waits-for", ids[s.waits_for]))
         if s.gate:
             g = s.gate
-            gate_title = f"Gate ({g.type}{': ' + g.id if g.id else ''}) before: " \
+            # variables reach a gate's id and timeout too (a timer gate's time, say)
+            gid, gwait = substitute(g.id, s.id), substitute(g.timeout, s.id)
+            gspec = {**g.to_dict(), **({"id": gid} if gid else {}),
+                     **({"timeout": gwait} if gwait else {})}
+            gate_title = f"Gate ({g.type}{': ' + gid if gid else ''}) before: " \
                          f"{substitute(s.title, s.id)}"
             t.create(" ".join(gate_title.split())[:200], id=gates[s.id], parent=root_id,
                      issue_type="gate", description=substitute(g.description, s.id),
                      ephemeral=wisp, source_formula=bp.name,
-                     metadata={"gate": g.to_dict(), "step": s.id, "await_type": g.type,
-                               "await_id": g.id, "timeout": g.timeout})
+                     metadata={"gate": gspec, "step": s.id, "await_type": g.type,
+                               "await_id": gid, "timeout": gwait})
             deps.append(("blocks", gates[s.id]))
         labels = [substitute(lb, s.id) for lb in s.labels]
         smeta: dict[str, Any] = {"step": s.id}

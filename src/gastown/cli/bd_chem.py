@@ -224,7 +224,8 @@ def _mol_bond(ctx: Ctx) -> int:
         raise UsageError("use --pour or --wisp, not both")
     phase = "liquid" if a.pour else ("vapor" if a.wisp else None)
     result = bond(ctx.ledger, a.a, a.b, bond_type=a.type, name=a.as_name, vars=_vars(ctx),
-                  phase=phase, search_paths=_paths(ctx), actor=ctx.actor)
+                  phase=phase, search_paths=_paths(ctx), actor=ctx.actor,
+                  when=getattr(a, "when", None))
 
     def text() -> str:
         lines = [f"✓ Bonded: {a.a} + {a.b}",
@@ -391,6 +392,8 @@ def _setup_mol(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--as", dest="as_name", metavar="NAME", help="name of a compound proto")
     sp.add_argument("--type", default="sequential",
                     choices=["sequential", "parallel", "conditional"])
+    sp.add_argument("--when", choices=["success", "failure"],
+                    help="conditional bonds: B's branch applies only on this outcome of A")
     sp.add_argument("--pour", action="store_true", help="spawn as a persistent mol")
     sp.add_argument("--wisp", action="store_true", help="spawn as an ephemeral wisp")
     sp = add("squash", "condense a mol or wisp into a digest", _mol_squash)

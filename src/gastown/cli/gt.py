@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                                 "accept, reject"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
+    "orders": ("gastown.cli.gt_orders", "formulas the town starts on a schedule or an event: "
+                                        "list, run"),
+    "doctor": ("gastown.cli.gt_doctor", "check the town: controller, watchdog, config, "
+                                        "orders, permissions"),
 }
 
 

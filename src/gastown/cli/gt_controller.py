@@ -15,9 +15,19 @@ def _up(ctx: Ctx) -> int:
     town = get_town(ctx)
     if ctx.args.foreground:
         return run_foreground(town)
-    info = up(town, wait=ctx.args.wait)
-    verb = "Controller up" if info["started"] else "Controller already running"
-    ctx.out(info, f"{verb} for {town.name} (pid {info['pid']}); log: {info['log']}")
+    if getattr(ctx.args, "watch", False):
+        from ..controller.watchdog import start_watchdog
+
+        dog = start_watchdog(town, wait=ctx.args.wait)
+        info = {**controller_info(town), "watchdog": dog, "started": dog["started"]}
+        verb = "Watchdog started" if dog["started"] else "Watchdog already running"
+        ctx.out(info, f"{verb} for {town.name} (pid {dog['pid']}), controller pid "
+                      f"{info['pid']}; it restarts the controller if it dies; "
+                      f"log: {dog['log']}")
+    else:
+        info = up(town, wait=ctx.args.wait)
+        verb = "Controller up" if info["started"] else "Controller already running"
+        ctx.out(info, f"{verb} for {town.name} (pid {info['pid']}); log: {info['log']}")
     if ctx.args.wait_tick:
         deadline = time.monotonic() + ctx.args.wait
         while not controller_info(town).get("last_tick") and time.monotonic() < deadline:
@@ -56,6 +66,8 @@ def setup(name: str, sub: Any) -> None:
                        help="how long to wait for the daemon to start (default 20)")
         p.add_argument("--wait-tick", action="store_true",
                        help="also wait until its first pass over the town is done")
+        p.add_argument("--watch", action="store_true",
+                       help="run under a watchdog that restarts the controller if it dies")
         p.set_defaults(func=_up)
     else:
         p.add_argument("--timeout", type=seconds, default=30.0, metavar="S",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFoundError, ValidationError
+from .orders import Housekeeping, Order, parse_housekeeping, parse_orders
 from .policies import TABLES, Policies, parse_policies
 from .presets import load_presets
 from .providers import check_provider
@@ -36,7 +37,7 @@ __all__ = ["CONFIG_FILE", "TownSettings", "RigConfig", "AgentConfig", "PoolConfi
 CONFIG_FILE = "town.toml"
 #: every top-level table town.toml may have
 TOP_TABLES = ("town", "rigs", "agents", "pools", "roles", "groups", "presets", "providers",
-              "federation", *TABLES)
+              "federation", *TABLES, "orders", "housekeeping")
 
 
 @dataclass
@@ -129,6 +130,10 @@ class TownConfig:
     #: the controller's ``[controller]``, ``[patrol]`` and ``[merge]`` tables
     policies: Policies = field(default_factory=Policies)
     raw: dict[str, Any] = field(default_factory=dict)
+    #: ``[orders.NAME]``: formulas started on a schedule or an event (config/orders.py)
+    orders: dict[str, Order] = field(default_factory=dict)
+    #: ``[housekeeping]``: wisp collection, timer gates, worktree pruning
+    housekeeping: Housekeeping = field(default_factory=Housekeeping)
 
     def agent(self, name: str) -> AgentConfig:
         """A configured agent or a pool slot (``POOL-N``) by name."""
@@ -217,6 +222,8 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
     for name, where, g in _named(data, "groups", "group", path, {"members"}):
         cfg.groups[name] = strlist(g, "members", where) or []
     _check_cross(cfg)
+    cfg.orders = parse_orders(data, path)
+    cfg.housekeeping = parse_housekeeping(data, path)
     return cfg
 
 

@@ -331,9 +331,12 @@ class Controller:
         if reloaded is not None:
             self.policies = reloaded
             self.patrol.policy = reloaded.patrol
+        from .upkeep import upkeep
+
         for name, step in (("patrol", self.patrol.run), ("pools", self.feeder.feed),
                            ("convoys", lambda: land_ready(self.town, self.led)),
-                           ("merge", self._wake_refinery)):
+                           ("merge", self._wake_refinery),
+                           ("upkeep", lambda: upkeep(self))):  # orders, housekeeping
             try:
                 out[name] = step()
             except Exception:  # noqa: BLE001 - one failing part must not stop the others

@@ -193,6 +193,13 @@ def up(town: Town, wait: float = 20.0) -> dict[str, Any]:
 def down(town: Town, timeout: float = 30.0, sessions: bool = False) -> dict[str, Any]:
     """Stop the controller (SIGTERM, then SIGKILL after ``timeout``); optionally sessions."""
     out: dict[str, Any] = {"was_running": False, "stopped": False, "killed": False}
+    from .watchdog import stop_watchdog
+
+    # a watchdog would start the controller again: it goes first (and stops it itself)
+    pid_before = read_state(town).get("pid") if is_running(town) else None
+    out["watchdog"] = stop_watchdog(town, timeout)
+    if out["watchdog"]["was_running"] and pid_before and not is_running(town):
+        out.update(was_running=True, stopped=True, pid=pid_before)
     if is_running(town):
         pid = read_state(town).get("pid")
         out["was_running"] = True
