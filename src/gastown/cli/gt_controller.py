@@ -13,11 +13,13 @@ def _up(ctx: Ctx) -> int:
     from ..controller.service import controller_info, run_foreground, up
 
     town = get_town(ctx)
+    node, capacity = ctx.args.node, ctx.args.capacity
     if ctx.args.foreground:
-        return run_foreground(town)
-    info = up(town, wait=ctx.args.wait)
+        return run_foreground(town, node=node, capacity=capacity)
+    info = up(town, wait=ctx.args.wait, node=node, capacity=capacity)
     verb = "Controller up" if info["started"] else "Controller already running"
-    ctx.out(info, f"{verb} for {town.name} (pid {info['pid']}); log: {info['log']}")
+    as_node = f" as node {info['node']}" if info.get("node") else ""
+    ctx.out(info, f"{verb} for {town.name}{as_node} (pid {info['pid']}); log: {info['log']}")
     if ctx.args.wait_tick:
         deadline = time.monotonic() + ctx.args.wait
         while not controller_info(town).get("last_tick") and time.monotonic() < deadline:
@@ -44,6 +46,19 @@ def _down(ctx: Ctx) -> int:
     return 0 if out["stopped"] or not out["was_running"] else 9
 
 
+def _capacity(text: str) -> int:
+    """``--capacity``: a whole number of agents from 1 up."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of agents from 1 to 100000")
+    return value
+
+
 def setup(name: str, sub: Any) -> None:
     """Add the parser for ``up`` or ``down``."""
     from .gt import COMMANDS
@@ -56,6 +71,11 @@ def setup(name: str, sub: Any) -> None:
                        help="how long to wait for the daemon to start (default 20)")
         p.add_argument("--wait-tick", action="store_true",
                        help="also wait until its first pass over the town is done")
+        p.add_argument("--node", metavar="NAME", default=None,
+                       help="run as node NAME of a town whose nodes share one PostgreSQL "
+                            "ledger (agents: node = NAME in town.toml; one node leads)")
+        p.add_argument("--capacity", type=_capacity, default=None, metavar="N",
+                       help="how many agents this node runs (default [nodes] capacity)")
         p.set_defaults(func=_up)
     else:
         p.add_argument("--timeout", type=seconds, default=30.0, metavar="S",

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ..ledger.bus import Subscription
     from ..ledger.core import Ledger
     from ..town.core import Town
+    from .nodes import NodeRuntime
 
 __all__ = ["Controller", "main", "CURSOR_KEY", "LOCK_NAME", "STATE_FILE"]
 
@@ -65,8 +66,13 @@ class Controller:
     """The reconcile loop of one town."""
 
     def __init__(self, town: Town, policies: Policies | None = None,
-                 log_file: Any = None) -> None:
+                 log_file: Any = None, node: str | None = None,
+                 capacity: int | None = None) -> None:
         self.town = town
+        #: ``gt up --node NAME``: one node of a town on a shared PostgreSQL ledger
+        self.node_name = node
+        self.node_capacity = capacity
+        self.node: NodeRuntime | None = None
         self.policies = policies or town.config.policies
         self.actor = controller_actor(town)
         self.stop_event = threading.Event()
@@ -129,7 +135,8 @@ class Controller:
     def _write_state(self, stopped: bool = False) -> None:
         state = {"pid": os.getpid(), "started_at": self.started_at, "ticks": self.ticks,
                  "last_tick": self.last_tick, "cursor": self._cursor, "stopped": stopped,
-                 "tick_s": self.policies.controller.tick, "poll_s": self.policies.controller.poll}
+                 "tick_s": self.policies.controller.tick, "poll_s": self.policies.controller.poll,
+                 "node": self.node_name}
         path = self.town.runtime(STATE_FILE)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -161,6 +168,12 @@ class Controller:
 
         led = self.town.ledger(self.actor)
         self.led = led
+        if self.node_name:  # before anything acts: a refused node does nothing at all
+            from .nodes import NodeRuntime
+
+            self.node = NodeRuntime(self.town, led, self.node_name, self.node_capacity,
+                                    self.actor, self.log, self._tick_wake.set)
+            self.node.start()
         sessions = Sessions(self.town)
         pol = self.policies
         self.memory = Memory()
@@ -172,6 +185,8 @@ class Controller:
         from .service import ConfigWatch
 
         self.config_watch = ConfigWatch(self.town, pol, self.log)  # town.toml edits, per tick
+        if self.node is not None:  # a node supervises and nudges only its own agents
+            self.patrol.owns = self.dispatcher.owns = self.node.owns
         self._cursor = self._load_cursor(led)
         self._saved_cursor = self._cursor
         self._sub: Subscription | None = None
@@ -189,6 +204,8 @@ class Controller:
         self.log(f"controller up for {self.town.root} (pid {os.getpid()}, cursor "
                  f"{self._cursor}, tick {pol.controller.tick:g}s, poll {pol.controller.poll:g}s)")
         self._spawn("ticker", self._ticker)
+        if self.node is not None:
+            self._spawn("node", self.node.loop, self.stop_event)
         self._tick_wake.set()  # the first pass now: resume what a previous run left
         #: the ledger's event bus; in-process subscribers may share it
         self.bus = EventBus(led)
@@ -204,6 +221,8 @@ class Controller:
                 t.join(timeout=30)
             self.dispatcher.close()
             self._save_cursor(force=True)
+            if self.node is not None:
+                self.node.stop()
             # after the cursor: the next controller re-reads it, harmlessly; jumping the
             # cursor past it could skip an agent's event committed in the meantime
             led.emit("controller.stopped", None, {"pid": os.getpid(), "cursor": self._cursor})
@@ -227,8 +246,13 @@ class Controller:
                 self.stop_event.wait(1.0)
 
     # ------------------------------------------------------------- cursor
+    @property
+    def cursor_key(self) -> str:
+        """Where the cursor is kept: one per node when nodes share the ledger."""
+        return f"{CURSOR_KEY}.{self.node_name}" if self.node_name else CURSOR_KEY
+
     def _load_cursor(self, led: Ledger) -> int:
-        value = led.kv_get(CURSOR_KEY)
+        value = led.kv_get(self.cursor_key)
         if value and value.isdigit():
             return int(value)
         return led.last_event_seq()  # first run: what happened before is history
@@ -251,7 +275,7 @@ class Controller:
         if safe == self._saved_cursor or (not force and now - self._last_save < 1.0):
             return
         with self.led.transaction() as t:
-            t.kv_put(CURSOR_KEY, str(safe))
+            t.kv_put(self.cursor_key, str(safe))
         self._saved_cursor, self._last_save = safe, now
 
     def _replay(self, led: Ledger) -> None:
@@ -292,6 +316,10 @@ class Controller:
                                 (str(payload.get("rig")), str(payload.get("base") or "")))
         elif kind in _WAKE_TICKER and ev["actor"] != self.actor:
             self._tick_wake.set()
+        elif kind.startswith("node.") and self.node is not None:
+            if kind == "node.placed":
+                self.node.note(ev)
+            self._tick_wake.set()  # a placement or a change of leader: act on it now
 
     def _between_polls(self) -> bool:
         """After each poll's batch: send the nudges it called for, save the cursor."""
@@ -325,9 +353,16 @@ class Controller:
         if reloaded is not None:
             self.policies = reloaded
             self.patrol.policy = reloaded.patrol
-        for name, step in (("patrol", self.patrol.run), ("pools", self.feeder.feed),
-                           ("convoys", lambda: land_ready(self.town, self.led)),
-                           ("merge", self._wake_refinery)):
+        steps: list[tuple[str, Any]] = [("patrol", self.patrol.run)]
+        if self.node is not None:
+            steps.insert(0, ("nodes", self.node.refresh))
+        if self.leading():  # the one place for what only the town's leader does
+            steps += [("pools", self.feeder.feed),
+                      ("convoys", lambda: land_ready(self.town, self.led)),
+                      ("merge", self._wake_refinery)]
+            if self.node is not None:
+                steps.insert(1, ("placement", self.node.place))
+        for name, step in steps:
             try:
                 out[name] = step()
             except Exception:  # noqa: BLE001 - one failing part must not stop the others
@@ -339,9 +374,16 @@ class Controller:
         self._write_state()
         return out
 
+    def leading(self) -> bool:
+        """True when this controller leads its town: always, unless it is one of several
+        nodes (``gt up --node``), where only the holder of the leader's lease does."""
+        return self.node is None or self.node.is_leader()
+
     # ----------------------------------------------------------- refinery
     def _wake_refinery(self, target: tuple[str, str] | None = None) -> None:
         """Make sure a refinery thread serves ``target`` (every queued one when None)."""
+        if not self.leading():
+            return  # merges happen on the leader only
         wanted = {target} if target and all(target) else targets(self.led)
         # the loop and the ticker both wake refineries: one thread per target, ever
         with self._refinery_lock:
@@ -363,7 +405,8 @@ class Controller:
             if self.stop_event.is_set():
                 return
             refinery.policy = self.policies.merge  # town.toml may have changed
-            refinery.run_target(*key)
+            if self.leading():
+                refinery.run_target(*key)
 
 
 # ---------------------------------------------------------------- state
@@ -384,10 +427,12 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="gastown.controller.daemon")
     parser.add_argument("--town", required=True)
+    parser.add_argument("--node", default=None)
+    parser.add_argument("--capacity", type=int, default=None)
     args = parser.parse_args(argv)
     try:
         town = Town.find(args.town)
-        ctl = Controller(town, log_file=sys.stderr)
+        ctl = Controller(town, log_file=sys.stderr, node=args.node, capacity=args.capacity)
     except GastownError as exc:
         sys.stderr.write(f"controller: {exc}\n")
         return exc.exit_code

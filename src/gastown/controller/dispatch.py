@@ -94,6 +94,8 @@ class Dispatcher:
         self._pending: list[dict[str, Any]] = []
         self._open: set[int] = set()      # queued or in flight, not yet handled
         self._intents: dict[int, dict[str, Any]] = {}  # left by a killed controller
+        #: which agents this dispatcher nudges (a node: only those placed on it)
+        self.owns: Callable[[AgentConfig], bool] = lambda _agent: True
 
     def remember(self, after: int) -> None:
         """A closed step (by its event seq) that was dispatched before (start-up replay)."""
@@ -228,8 +230,8 @@ class Dispatcher:
             return None  # burned meanwhile (a wisp)
         holder = root.get("assignee")
         agent = self.town.agent_by_address(str(holder)) if holder else None
-        if agent is None:
-            return None
+        if agent is None or not self.owns(agent):
+            return None  # nobody's, or another node's agent: that node nudges it
         base = {"agent": agent.name, "root": root_id, "closed": bead_id,
                 "after": event["seq"], "closed_ts": event["ts"]}
         if root["status"] == "closed":
