@@ -308,6 +308,8 @@ class Controller:
         kind = ev["type"]
         self.memory.learn(ev, epoch(ev["ts"]))
         if kind == "bead.closed":
+            if self.node is not None:
+                self.node.on_closed(ev, self.dispatcher.pool.submit)
             self.dispatcher.on_closed(ev)
             self._tick_wake.set()  # a tracked bead may have finished a convoy
         elif kind in ("merge.requested", "merge.retry"):

@@ -136,6 +136,41 @@ class NodeRuntime:
         self.log(f"node {self.name}: " + (f"leader (term {term})" if now else "no longer leader"))
         self.wake()
 
+    # -------------------------------------------------------- checkpoints
+    def checkpoint(self, agent: AgentConfig) -> bool:
+        """Push ``agent``'s work branch to its rig's source (pushing rigs only).
+
+        Called after each step the agent closes, so that if this node dies, the
+        node that takes the agent over starts from the committed steps
+        (:func:`gastown.town.rigs.ensure_worktree` fetches the branch) instead
+        of redoing them.  Never the rig's own branch: that only the merge queue
+        moves.
+        """
+        from ..town.rigs import current_branch, git
+
+        if not agent.rig or not self.town.config.rigs.get(agent.rig) or \
+                not self.town.config.rig(agent.rig).push:
+            return False
+        path = self.town.workdir(agent)
+        if not os.path.isdir(path):
+            return False
+        branch = current_branch(path)
+        if not branch or branch == self.town.config.rig(agent.rig).branch:
+            return False
+        proc = git(["push", "--quiet", "origin", f"HEAD:refs/heads/{branch}"], cwd=path,
+                   check=False)
+        if proc.returncode != 0:
+            self.log(f"node {self.name}: checkpoint of {agent.name}'s {branch} refused: "
+                     f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+        return proc.returncode == 0
+
+    def on_closed(self, event: dict[str, Any], submit: Callable[..., Any]) -> None:
+        """A ``bead.closed`` by one of this node's agents: checkpoint its branch (on
+        ``submit``, the nudge pool: the event loop never waits for git)."""
+        agent = self.town.agent_by_address(str(event.get("actor") or ""))
+        if agent is not None and self.owns(agent):
+            submit(self.checkpoint, agent)
+
     # --------------------------------------------------------- placement
     def owns(self, agent: AgentConfig) -> bool:
         """Whether this node runs ``agent``'s sessions (the leader's placement)."""
