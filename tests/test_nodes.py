@@ -203,3 +203,41 @@ def test_the_leader_places_agents_by_their_node_then_by_free_capacity(
         runtime.stop()
         b.close()
         led.close()
+
+
+def test_a_node_back_from_the_dead_stops_sessions_of_agents_moved_away(
+        pg_database: str, tmp_path: Path) -> None:
+    from gastown.controller.nodes import NodeRuntime
+    from gastown.town.config import append_table
+    from gastown.town.sessions import Sessions
+
+    root = tmp_path / "town"
+    root.mkdir()
+    Ledger.init(str(root), prefix="t", db=pg_database, actor="tester").close()
+    town = init_town(str(root), name="t", prefix="t", provider="subprocess", actor="tester")
+    for name in ("ada", "bob"):
+        append_table(town.config_path, f"agents.{name}",
+                     {"role": "worker", "preset": "command", "node": "A",
+                      "command": [sys.executable, "-c", "import time; time.sleep(60)"]})
+    town.reload()
+    sessions = Sessions(town)
+    led = Ledger.open(pg_database, actor="t/controller")
+    runtime = NodeRuntime(town, led, "A", 4, "t/controller", lambda _m: None, lambda: None)
+    try:
+        # A ran both; while it was down, bob was placed on B (ada stayed on A)
+        for name in ("ada", "bob"):
+            sessions.start(town.agent(name), actor="tester")
+        place(led, "ada", "A", "its node", None)
+        place(led, "bob", "B", "node A is not alive", "A")
+        runtime.start()
+        assert runtime.evict(sessions) == ["bob"]
+        assert not sessions.is_alive(town.agent("bob")) and sessions.is_alive(town.agent("ada"))
+        evicted = led.events(types=["node.evicted"])
+        assert [e["payload"] for e in evicted] == [{"agent": "bob", "node": "A",
+                                                    "placed_on": "B"}]
+        assert runtime.evict(sessions) == [], "checked once, not every tick"
+    finally:
+        runtime.stop()
+        for name in ("ada", "bob"):
+            sessions.stop(town.agent(name))
+        led.close()

@@ -180,6 +180,7 @@ class Controller:
         self.dispatcher = Dispatcher(self.town, led, sessions, self.actor,
                                      pol.controller.nudge_workers, self.log)
         self.feeder = PoolFeeder(self.town, led, sessions, self.actor, self.dispatcher, self.log)
+        self.sessions = sessions
         self.patrol = Patrol(self.town, led, sessions, pol.patrol, self.actor, self.memory,
                              self.log)
         from .service import ConfigWatch
@@ -357,13 +358,14 @@ class Controller:
             self.patrol.policy = reloaded.patrol
         steps: list[tuple[str, Any]] = [("patrol", self.patrol.run)]
         if self.node is not None:
-            steps.insert(0, ("nodes", self.node.refresh))
+            node = self.node
+            steps[:0] = [("nodes", node.refresh), ("evict", lambda: node.evict(self.sessions))]
         if self.leading():  # the one place for what only the town's leader does
             steps += [("pools", self.feeder.feed),
                       ("convoys", lambda: land_ready(self.town, self.led)),
                       ("merge", self._wake_refinery)]
             if self.node is not None:
-                steps.insert(1, ("placement", self.node.place))
+                steps.insert(2, ("placement", self.node.place))
         for name, step in steps:
             try:
                 out[name] = step()

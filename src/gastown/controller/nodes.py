@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..ledger.core import Ledger
     from ..town.config import AgentConfig
     from ..town.core import Town
+    from ..town.sessions import Sessions
 
 __all__ = ["NodeRuntime", "agents_with_work"]
 
@@ -74,6 +75,8 @@ class NodeRuntime:
         self._lead_until = 0.0          # monotonic: when our belief in the lease ends
         self._leading = False
         self._placed: dict[str, str] = {}
+        #: agents placed elsewhere that may still have a session here (checked by evict)
+        self._suspect: set[str] = set()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- life
@@ -84,6 +87,10 @@ class NodeRuntime:
         self.board.register(self.name, self.instance, self.capacity, info, self.policy.lease)
         write_local_node(self.town, self.name, self.instance)
         self.refresh()
+        # a node back from the dead: any of its agents now placed elsewhere may still
+        # have a session here (headless sessions outlive a killed controller)
+        with self._lock:
+            self._suspect = {a for a, n in self._placed.items() if n != self.name}
         self.beat()
 
     def loop(self, stop: threading.Event) -> None:
@@ -181,6 +188,8 @@ class NodeRuntime:
         """Re-read every placement (each tick: a cache, the ledger is the truth)."""
         fresh = {agent: str(rec["node"]) for agent, rec in placements(self.led).items()}
         with self._lock:
+            self._suspect |= {a for a, n in fresh.items()
+                              if n != self.name and self._placed.get(a) == self.name}
             self._placed = fresh
 
     def note(self, event: dict[str, Any]) -> None:
@@ -189,7 +198,31 @@ class NodeRuntime:
         agent, node = payload.get("agent"), payload.get("node")
         if isinstance(agent, str) and isinstance(node, str):
             with self._lock:
+                if node != self.name and self._placed.get(agent) == self.name:
+                    self._suspect.add(agent)
                 self._placed[agent] = node
+
+    def evict(self, sessions: Sessions) -> list[str]:
+        """Stop the sessions here of agents that were moved to another node (this node
+        was taken for dead, or is back after a crash): one hook, one session."""
+        with self._lock:
+            suspects, self._suspect = self._suspect, set()
+            gone = {a for a in suspects if self._placed.get(a) not in (None, self.name)}
+        stopped = []
+        for name in sorted(gone):
+            try:
+                agent = self.town.agent(name)
+                if sessions.is_alive(agent):
+                    sessions.stop(agent, actor=self.actor)
+                    self.led.emit("node.evicted", None, {"agent": name, "node": self.name,
+                                                         "placed_on": self._placed.get(name)})
+                    stopped.append(name)
+            except GastownError as exc:
+                self.log(f"node {self.name}: cannot stop {name}'s session: {exc}")
+        if stopped:
+            self.log(f"node {self.name}: stopped sessions of agents placed elsewhere: "
+                     f"{', '.join(stopped)}")
+        return stopped
 
     def place(self) -> list[str]:
         """The leader's pass: place every agent with work on a live node; returns moves."""
