@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/bench_nodes.py [--quick] [--pg-url URL]``
 
 1. **Ledger write throughput.** 1, 2 and 4 writer processes, each standing for
-   one node's agents: it opens its own ledger on the server and, for a fixed
+   one node's agents (side by side with the same writers on one SQLite file,
+   the one-machine town): it opens its own ledger on the server and, for a fixed
    time, creates a bead, claims it and closes it (three write transactions, each
    with its event) as fast as it can.  Reported: transactions per second in
    all, per process, and the median latency of one create/claim/close cycle.
@@ -142,6 +143,7 @@ def failover(url: str, work: Path, lease: float, rounds: int) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer rounds")
+    ap.add_argument("--no-failover", action="store_true", help="only the write throughput")
     ap.add_argument("--pg-url", help="an empty PostgreSQL database to use")
     args = ap.parse_args()
     seconds = 3.0 if args.quick else 8.0
@@ -159,12 +161,20 @@ def main() -> int:
             url = server.url("bench_nodes")
         (work / "seed").mkdir()
         Ledger.init(str(work / "seed"), prefix="n", db=url, actor="bench").close()
-        results["throughput"] = [throughput(url, n, seconds) for n in (1, 2, 4)]
-        for row in results["throughput"]:
-            print(f"writers={row['writers']}: {row['tx_per_s']} tx/s "
-                  f"({row['tx_per_s_per_writer']}/writer), cycle median "
-                  f"{row['cycle_ms_median']} ms, p95 {row['cycle_ms_p95']} ms", flush=True)
-        results["failover"] = [failover(url, work, lease, rounds) for lease in (3.0, 1.0)]
+        # the peer: the same writers on one machine's SQLite file (what nodes replace)
+        (work / "sqlite").mkdir()
+        Ledger.init(str(work / "sqlite"), prefix="n", actor="bench").close()
+        sqlite = str(work / "sqlite" / ".beads" / "beads.db")
+        results["throughput"] = []
+        for n in (1, 2, 4):
+            for backend, target in (("postgresql", url), ("sqlite", sqlite)):
+                row = {"backend": backend, **throughput(target, n, seconds)}
+                results["throughput"].append(row)
+                print(f"{backend} writers={row['writers']}: {row['tx_per_s']} tx/s "
+                      f"({row['tx_per_s_per_writer']}/writer), cycle median "
+                      f"{row['cycle_ms_median']} ms, p95 {row['cycle_ms_p95']} ms", flush=True)
+        leases = () if args.no_failover else (3.0, 1.0)
+        results["failover"] = [failover(url, work, lease, rounds) for lease in leases]
         for row in results["failover"]:
             print(f"lease {row['lease_s']:g}s: failover median {row['failover_s_median']} s "
                   f"(min {row['failover_s_min']}, max {row['failover_s_max']}, "

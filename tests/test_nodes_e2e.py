@@ -177,6 +177,7 @@ def test_two_nodes_survive_losing_the_leader(tmp_path: Path, pg_database: str) -
     assert {a["name"]: a.get("node") for a in overview["agents"]} == {"ada": "B", "bob": "B"}
     text = render_status(overview)
     assert "Node A: dead" in text and "Node B: alive" in text and "leader (term 2" in text
+    assert "Controller: up (node B, pid" in text
 
 
 def _session_pid(town: Town, agent: str) -> int | None:

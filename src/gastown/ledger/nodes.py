@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConflictError, StorageError, UsageError
+from ..errors import ConflictError, UsageError, ValidationError
 
 if TYPE_CHECKING:
     from .core import Ledger
@@ -286,10 +287,8 @@ def placements(led: Ledger) -> dict[str, dict[str, Any]]:
 def place(led: Ledger, agent: str, node: str, why: str, previous: str | None,
           actor: str | None = None) -> None:
     """Record that ``agent``'s sessions run on ``node`` (one transaction with its event)."""
-    import time
-
     if not node:
-        raise StorageError("place: empty node name")
+        raise ValidationError(f"cannot place {agent!r}: the node name is empty")
     record = {"node": node, "since": time.time(), "why": why}
     with led.transaction(actor) as t:
         t.kv_put(PLACE_PREFIX + agent, json.dumps(record))

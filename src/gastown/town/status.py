@@ -227,7 +227,9 @@ def render_status(data: dict[str, Any], paint: Paint | None = None) -> str:
            f"Rigs: {', '.join(data['rigs']) or '(none: gt rig add NAME PATH)'}"]
     ctl = data.get("controller") or {}
     if ctl.get("running"):
-        out.append(f"Controller: up (pid {ctl['pid']}, last pass {_ago(ctl.get('last_tick'))})")
+        node = f"node {sanitize(str(ctl['node']))}, " if ctl.get("node") else ""
+        out.append(f"Controller: up ({node}pid {ctl['pid']}, last pass "
+                   f"{_ago(ctl.get('last_tick'))})")
     elif ctl:
         out.append("Controller: " + paint("down", "yellow") + " (start it with gt up)")
     if ctl.get("config"):  # town.toml edited since the controller loaded it, or broken
