@@ -401,8 +401,13 @@ class Controller:
     def _refinery_loop(self, key: tuple[str, str], wake: threading.Event) -> None:
         from .refinery import Refinery
 
-        refinery = Refinery(self.town, self.led, self.policies.merge, self.actor,
-                            self.stop_event, self.log)
+        stop = self.stop_event
+        if self.node is not None:  # a node stops landing the moment it stops leading
+            from .nodes import LeaderFence
+
+            stop = LeaderFence(self.stop_event, self.node)
+        refinery = Refinery(self.town, self.led, self.policies.merge, self.actor, stop,
+                            self.log)
         while not self.stop_event.is_set():
             wake.wait(timeout=self.policies.controller.tick * 6)
             wake.clear()

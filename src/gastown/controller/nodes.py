@@ -44,7 +44,22 @@ if TYPE_CHECKING:
     from ..town.core import Town
     from ..town.sessions import Sessions
 
-__all__ = ["NodeRuntime", "agents_with_work"]
+__all__ = ["NodeRuntime", "LeaderFence", "agents_with_work"]
+
+
+class LeaderFence(threading.Event):
+    """The refinery's stop signal on a node: set when the controller stops *or* this
+    node no longer leads, so a landing cut off by a lost lease stops where it is
+    (its durable landing record lets the next leader finish it, never twice)."""
+
+    def __init__(self, stop: threading.Event, node: NodeRuntime) -> None:
+        super().__init__()
+        self._stop = stop
+        self._node = node
+
+    def is_set(self) -> bool:
+        """True when the refinery must stop now."""
+        return self._stop.is_set() or not self._node.is_leader()
 
 
 def agents_with_work(town: Town, led: Ledger) -> set[str]:
