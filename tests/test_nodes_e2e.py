@@ -59,14 +59,16 @@ def _node_town(root: Path, url: str, sample: str, first: bool) -> Town:
     return town
 
 
-def _configure(town: Town, slow_test: str) -> None:
+def _configure(town: Town, slow_test: str,
+               agents: tuple[tuple[str, str, str], ...] = (("ada", "A", "2.5"),
+                                                           ("bob", "B", "0"))) -> None:
     text = Path(town.config_path).read_text()
     test = json.dumps(shlex.join([sys.executable, slow_test]))
     text = text.replace(f"[rigs.{RIG}]\n", f"[rigs.{RIG}]\ntest = {test}\n", 1)
     text += (f"\n[nodes]\nlease = {LEASE}\nheartbeat = 0.5\n"
              "\n[controller]\ntick = 0.5\n")
     Path(town.config_path).write_text(text)
-    for name, node, delay in (("ada", "A", "2.5"), ("bob", "B", "0")):
+    for name, node, delay in agents:
         append_table(town.config_path, f"agents.{name}",
                      {"rig": RIG, "role": "worker", "preset": "command", "node": node,
                       "command": agent_cmd("--nudge-timeout", "60", "--step-delay", delay)})
@@ -178,6 +180,52 @@ def test_two_nodes_survive_losing_the_leader(tmp_path: Path, pg_database: str) -
     text = render_status(overview)
     assert "Node A: dead" in text and "Node B: alive" in text and "leader (term 2" in text
     assert "Controller: up (node B, pid" in text
+
+
+def test_a_follower_node_dies_and_its_agent_finishes_on_the_leader(
+        tmp_path: Path, pg_database: str) -> None:
+    url = pg_database
+    sample = write_sample(str(tmp_path / "sample"))
+    fast = tmp_path / "fasttest.py"
+    fast.write_text(SLOW_TEST.replace("time.sleep(2)", "pass").format(args=TEST_ARGS))
+    town_a = _node_town(tmp_path / "node-a", url, sample, first=True)
+    town_b = _node_town(tmp_path / "node-b", url, sample, first=False)
+    for town in (town_a, town_b):
+        _configure(town, str(fast), agents=(("bob", "B", "1.5"),))
+    towns = [town_a, town_b]
+    try:
+        up(town_a, node="A")
+        _wait(url, "A to lead", lambda evs: [e for e in evs if e["type"] == "node.leader"],
+              10, towns)
+        up(town_b, node="B")
+        bob = sling(town_b, "engineer-in-box", "bob", {"feature": "slugify"}).id
+        _wait(url, "bob's first step", lambda evs: [
+            e for e in evs if e["type"] == "bead.closed" and e["bead_id"] == f"{bob}.1"],
+            60, towns)
+        bob_pid = _session_pid(town_b, "bob")
+        killed_at = time.time()
+        os.kill(json.loads(Path(town_b.gt_dir, "controller.json").read_text())["pid"],
+                signal.SIGKILL)
+        if bob_pid:
+            os.killpg(bob_pid, signal.SIGKILL)
+        _wait(url, "bob's work to land", lambda evs: [
+            e for e in evs if e["type"] == "merge.landed"], 90, towns)
+        evs = _events(url)
+    finally:
+        for town in towns:
+            try:
+                down(town, timeout=10)
+            finally:
+                teardown_town(town)
+    assert [e["payload"]["node"] for e in evs if e["type"] == "node.leader"] == ["A"], \
+        "the leader was not the node that died: it stays the leader"
+    moved = [e for e in evs if e["type"] == "node.placed" and e["payload"]["agent"] == "bob"]
+    assert [m["payload"]["node"] for m in moved] == ["B", "A"]
+    assert _ts(moved[-1]["ts"]) - killed_at <= LEASE + 2.0, "moved once B's heartbeat aged"
+    closes = [e["bead_id"] for e in evs if e["type"] == "bead.closed"
+              and str(e["bead_id"]).startswith(bob + ".")]
+    assert len(closes) == len(set(closes)) == 5, closes
+    assert [e["bead_id"] for e in evs if e["type"] == "done"] == [bob]
 
 
 def _session_pid(town: Town, agent: str) -> int | None:

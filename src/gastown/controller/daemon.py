@@ -136,7 +136,7 @@ class Controller:
         state = {"pid": os.getpid(), "started_at": self.started_at, "ticks": self.ticks,
                  "last_tick": self.last_tick, "cursor": self._cursor, "stopped": stopped,
                  "tick_s": self.policies.controller.tick, "poll_s": self.policies.controller.poll,
-                 "node": self.node_name}
+                 "node": self.node_name, "node_up": self.node is not None}
         path = self.town.runtime(STATE_FILE)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -174,6 +174,7 @@ class Controller:
             self.node = NodeRuntime(self.town, led, self.node_name, self.node_capacity,
                                     self.actor, self.log, self._tick_wake.set)
             self.node.start()
+            self._write_state()  # `gt up --node` returns once the node is registered
         sessions = Sessions(self.town)
         pol = self.policies
         self.memory = Memory()

@@ -211,7 +211,9 @@ def up(town: Town, wait: float = 20.0, node: str | None = None,
                 return {**controller_info(town), "started": False}
             raise TownError(f"the controller exited at once (status {code}): "
                             f"{_tail(log_path)}")
-        if is_running(town) and read_state(town).get("pid") == proc.pid:
+        state = read_state(town)
+        if is_running(town) and state.get("pid") == proc.pid and (
+                node is None or state.get("node_up")):
             return {**controller_info(town), "started": True}
         time.sleep(0.05)
     raise TownError(f"the controller did not start within {wait:g}s; see {log_path}")
