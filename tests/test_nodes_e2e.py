@@ -61,12 +61,13 @@ def _node_town(root: Path, url: str, sample: str, first: bool) -> Town:
 
 def _configure(town: Town, slow_test: str,
                agents: tuple[tuple[str, str, str], ...] = (("ada", "A", "2.5"),
-                                                           ("bob", "B", "0"))) -> None:
+                                                           ("bob", "B", "0")),
+               tick: float = 0.5) -> None:
     text = Path(town.config_path).read_text()
     test = json.dumps(shlex.join([sys.executable, slow_test]))
     text = text.replace(f"[rigs.{RIG}]\n", f"[rigs.{RIG}]\ntest = {test}\n", 1)
     text += (f"\n[nodes]\nlease = {LEASE}\nheartbeat = 0.5\n"
-             "\n[controller]\ntick = 0.5\n")
+             f"\n[controller]\ntick = {tick}\n")
     Path(town.config_path).write_text(text)
     for name, node, delay in agents:
         append_table(town.config_path, f"agents.{name}",
@@ -191,7 +192,8 @@ def test_a_follower_node_dies_and_its_agent_finishes_on_the_leader(
     town_a = _node_town(tmp_path / "node-a", url, sample, first=True)
     town_b = _node_town(tmp_path / "node-b", url, sample, first=False)
     for town in (town_a, town_b):
-        _configure(town, str(fast), agents=(("bob", "B", "1.5"),))
+        # ticks far apart: the leader notices B's death at its heartbeat, not its tick
+        _configure(town, str(fast), agents=(("bob", "B", "1.5"),), tick=20)
     towns = [town_a, town_b]
     try:
         up(town_a, node="A")

@@ -92,6 +92,7 @@ class NodeRuntime:
         self._placed: dict[str, str] = {}
         #: agents placed elsewhere that may still have a session here (checked by evict)
         self._suspect: set[str] = set()
+        self._alive_seen: frozenset[str] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- life
@@ -135,10 +136,23 @@ class NodeRuntime:
                 self.lease = self.board.try_lead(self.name, self.instance, self.policy.lease)
             if self.lease is not None:
                 self._lead_until = sent + min(self.policy.lease, self.lease.expires_in)
+            if self.is_leader():
+                self._watch_nodes()
         except GastownError as exc:
             self.lease = None  # our belief still ends at _lead_until, never later
             self.log(f"node {self.name}: heartbeat failed: {exc}")
         self._changed()
+
+    def _watch_nodes(self) -> None:
+        """The leader notices a node dying (or coming) at its heartbeat, not at its next
+        tick: the ticker is woken and places the dead node's agents at once."""
+        board = read_board(self.led, self.policy.lease)
+        alive = frozenset(n["name"] for n in board["nodes"] if n["alive"])
+        if alive != self._alive_seen:
+            if self._alive_seen is not None:
+                self.log(f"node {self.name}: live nodes now {', '.join(sorted(alive))}")
+                self.wake()
+            self._alive_seen = alive
 
     def is_leader(self) -> bool:
         """True while this node holds the lease (by its own, conservative clock)."""
