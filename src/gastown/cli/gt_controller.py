@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..errors import UsageError
 from ._app import Ctx, seconds
 from .gt_common import add_parser, get_town
 
@@ -13,11 +14,15 @@ def _up(ctx: Ctx) -> int:
     from ..controller.service import controller_info, run_foreground, up
 
     town = get_town(ctx)
+    node, capacity = ctx.args.node, ctx.args.capacity
     if ctx.args.foreground:
-        return run_foreground(town)
+        return run_foreground(town, node=node, capacity=capacity)
     if getattr(ctx.args, "watch", False):
         from ..controller.watchdog import start_watchdog
 
+        if node is not None:
+            raise UsageError("gt up --watch --node: a node is supervised by its machine's "
+                             "service manager (see docs/systemd.md), not by --watch")
         dog = start_watchdog(town, wait=ctx.args.wait)
         info = {**controller_info(town), "watchdog": dog, "started": dog["started"]}
         verb = "Watchdog started" if dog["started"] else "Watchdog already running"
@@ -25,9 +30,11 @@ def _up(ctx: Ctx) -> int:
                       f"{info['pid']}; it restarts the controller if it dies; "
                       f"log: {dog['log']}")
     else:
-        info = up(town, wait=ctx.args.wait)
+        info = up(town, wait=ctx.args.wait, node=node, capacity=capacity)
         verb = "Controller up" if info["started"] else "Controller already running"
-        ctx.out(info, f"{verb} for {town.name} (pid {info['pid']}); log: {info['log']}")
+        as_node = f" as node {info['node']}" if info.get("node") else ""
+        ctx.out(info, f"{verb} for {town.name}{as_node} (pid {info['pid']}); "
+                      f"log: {info['log']}")
     if ctx.args.wait_tick:
         deadline = time.monotonic() + ctx.args.wait
         while not controller_info(town).get("last_tick") and time.monotonic() < deadline:
@@ -54,6 +61,19 @@ def _down(ctx: Ctx) -> int:
     return 0 if out["stopped"] or not out["was_running"] else 9
 
 
+def _capacity(text: str) -> int:
+    """``--capacity``: a whole number of agents from 1 up."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of agents from 1 to 100000")
+    return value
+
+
 def setup(name: str, sub: Any) -> None:
     """Add the parser for ``up`` or ``down``."""
     from .gt import COMMANDS
@@ -68,6 +88,11 @@ def setup(name: str, sub: Any) -> None:
                        help="also wait until its first pass over the town is done")
         p.add_argument("--watch", action="store_true",
                        help="run under a watchdog that restarts the controller if it dies")
+        p.add_argument("--node", metavar="NAME", default=None,
+                       help="run as node NAME of a town whose nodes share one PostgreSQL "
+                            "ledger (agents: node = NAME in town.toml; one node leads)")
+        p.add_argument("--capacity", type=_capacity, default=None, metavar="N",
+                       help="how many agents this node runs (default [nodes] capacity)")
         p.set_defaults(func=_up)
     else:
         p.add_argument("--timeout", type=seconds, default=30.0, metavar="S",

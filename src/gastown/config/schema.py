@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFoundError, ValidationError
+from .nodes import NodePolicy, parse_nodes
 from .orders import Housekeeping, Order, parse_housekeeping, parse_orders
 from .policies import TABLES, Policies, parse_policies
 from .presets import load_presets
@@ -37,7 +38,7 @@ __all__ = ["CONFIG_FILE", "TownSettings", "RigConfig", "AgentConfig", "PoolConfi
 CONFIG_FILE = "town.toml"
 #: every top-level table town.toml may have
 TOP_TABLES = ("town", "rigs", "agents", "pools", "roles", "groups", "presets", "providers",
-              "federation", *TABLES, "orders", "housekeeping")
+              "federation", "nodes", *TABLES, "orders", "housekeeping")
 
 
 @dataclass
@@ -81,6 +82,8 @@ class AgentConfig:
     provider: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     pool: str | None = None
+    #: the node that runs its sessions (``gt up --node``); None: placed by free capacity
+    node: str | None = None
 
 
 @dataclass
@@ -96,12 +99,14 @@ class PoolConfig:
     args: list[str] | None = None
     provider: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    node: str | None = None
 
     def slot(self, n: int) -> AgentConfig:
         """The agent that fills slot ``n`` (1-based) of this pool."""
         return AgentConfig(name=f"{self.name}-{n}", role=self.role, preset=self.preset,
                            rig=self.rig, command=self.command, args=self.args,
-                           provider=self.provider, env=dict(self.env), pool=self.name)
+                           provider=self.provider, env=dict(self.env), pool=self.name,
+                           node=self.node)
 
 
 @dataclass
@@ -129,6 +134,8 @@ class TownConfig:
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the controller's ``[controller]``, ``[patrol]`` and ``[merge]`` tables
     policies: Policies = field(default_factory=Policies)
+    #: ``[nodes]``: the leader's lease and heartbeat (config/nodes.py)
+    nodes: NodePolicy = field(default_factory=NodePolicy)
     raw: dict[str, Any] = field(default_factory=dict)
     #: ``[orders.NAME]``: formulas started on a schedule or an event (config/orders.py)
     orders: dict[str, Order] = field(default_factory=dict)
@@ -210,7 +217,8 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
         escalate_to=string(t, "escalate_to", where),
         default_role=string(t, "default_role", where))
     presets = load_presets(table(data, "presets", path), path)
-    cfg = TownConfig(path=path, town=settings, presets=presets, policies=policies, raw=data)
+    cfg = TownConfig(path=path, town=settings, presets=presets, policies=policies, raw=data,
+                     nodes=parse_nodes(data, path))
     for name, options in table(data, "providers", path).items():
         check_provider(name, f"{path}: providers.{name}")
         if not isinstance(options, dict):
@@ -246,14 +254,14 @@ def _rigs(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
 
 
 def _workers(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
-    worker_keys = {"rig", "role", "preset", "command", "args", "provider", "env"}
+    worker_keys = {"rig", "role", "preset", "command", "args", "provider", "env", "node"}
     for name, where, a in _named(data, "agents", "agent", path, worker_keys):
         agent = AgentConfig(
             name=name, role=string(a, "role", where) or "",
             preset=string(a, "preset", where) or "", rig=string(a, "rig", where),
             command=parse_command(a.get("command"), f"{where}.command"),
             args=strlist(a, "args", where), provider=_provider(a, where, None),
-            env=env(a, where))
+            env=env(a, where), node=_node(a, where))
         _check_worker(cfg, where, agent.role, agent.preset, agent.rig, agent.command)
         cfg.agents[name] = agent
     for name, where, p in _named(data, "pools", "pool", path, worker_keys | {"max"}):
@@ -268,9 +276,17 @@ def _workers(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
             preset=string(p, "preset", where) or "", max=size,
             command=parse_command(p.get("command"), f"{where}.command"),
             args=strlist(p, "args", where), provider=_provider(p, where, None),
-            env=env(p, where))
+            env=env(p, where), node=_node(p, where))
         _check_worker(cfg, where, pool.role, pool.preset, rig, pool.command)
         cfg.pools[name] = pool
+
+
+def _node(t: dict[str, Any], where: str) -> str | None:
+    """``node = "NAME"``: a node name (``gt up --node NAME``), checked like any name."""
+    value = string(t, "node", where)
+    if value is not None:
+        check_name("node", value, f"{where}.node")
+    return value
 
 
 def _check_worker(cfg: TownConfig, where: str, role: str, preset: str, rig: str | None,

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ..ledger.bus import Subscription
     from ..ledger.core import Ledger
     from ..town.core import Town
+    from .nodes import NodeRuntime
 
 __all__ = ["Controller", "main", "CURSOR_KEY", "LOCK_NAME", "STATE_FILE"]
 
@@ -65,8 +66,13 @@ class Controller:
     """The reconcile loop of one town."""
 
     def __init__(self, town: Town, policies: Policies | None = None,
-                 log_file: Any = None) -> None:
+                 log_file: Any = None, node: str | None = None,
+                 capacity: int | None = None) -> None:
         self.town = town
+        #: ``gt up --node NAME``: one node of a town on a shared PostgreSQL ledger
+        self.node_name = node
+        self.node_capacity = capacity
+        self.node: NodeRuntime | None = None
         self.policies = policies or town.config.policies
         self.actor = controller_actor(town)
         self.stop_event = threading.Event()
@@ -133,7 +139,8 @@ class Controller:
     def _write_state(self, stopped: bool = False) -> None:
         state = {"pid": os.getpid(), "started_at": self.started_at, "ticks": self.ticks,
                  "last_tick": self.last_tick, "cursor": self._cursor, "stopped": stopped,
-                 "tick_s": self.policies.controller.tick, "poll_s": self.policies.controller.poll}
+                 "tick_s": self.policies.controller.tick, "poll_s": self.policies.controller.poll,
+                 "node": self.node_name, "node_up": self.node is not None}
         path = self.town.runtime(STATE_FILE)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -165,17 +172,27 @@ class Controller:
 
         led = self.town.ledger(self.actor)
         self.led = led
+        if self.node_name:  # before anything acts: a refused node does nothing at all
+            from .nodes import NodeRuntime
+
+            self.node = NodeRuntime(self.town, led, self.node_name, self.node_capacity,
+                                    self.actor, self.log, self._tick_wake.set)
+            self.node.start()
+            self._write_state()  # `gt up --node` returns once the node is registered
         sessions = Sessions(self.town)
         pol = self.policies
         self.memory = Memory()
         self.dispatcher = Dispatcher(self.town, led, sessions, self.actor,
                                      pol.controller.nudge_workers, self.log)
         self.feeder = PoolFeeder(self.town, led, sessions, self.actor, self.dispatcher, self.log)
+        self.sessions = sessions
         self.patrol = Patrol(self.town, led, sessions, pol.patrol, self.actor, self.memory,
                              self.log)
         from .service import ConfigWatch
 
         self.config_watch = ConfigWatch(self.town, pol, self.log)  # town.toml edits, per tick
+        if self.node is not None:  # a node supervises and nudges only its own agents
+            self.patrol.owns = self.dispatcher.owns = self.node.owns
         self._cursor = self._load_cursor(led)
         self._saved_cursor = self._cursor
         self._sub: Subscription | None = None
@@ -193,6 +210,8 @@ class Controller:
         self.log(f"controller up for {self.town.root} (pid {os.getpid()}, cursor "
                  f"{self._cursor}, tick {pol.controller.tick:g}s, poll {pol.controller.poll:g}s)")
         self._spawn("ticker", self._ticker)
+        if self.node is not None:
+            self._spawn("node", self.node.loop, self.stop_event)
         self._tick_wake.set()  # the first pass now: resume what a previous run left
         #: the ledger's event bus; in-process subscribers may share it
         self.bus = EventBus(led)
@@ -208,6 +227,8 @@ class Controller:
                 t.join(timeout=30)
             self.dispatcher.close()
             self._save_cursor(force=True)
+            if self.node is not None:
+                self.node.stop()
             # after the cursor: the next controller re-reads it, harmlessly; jumping the
             # cursor past it could skip an agent's event committed in the meantime
             led.emit("controller.stopped", None, {"pid": os.getpid(), "cursor": self._cursor})
@@ -231,8 +252,13 @@ class Controller:
                 self.stop_event.wait(1.0)
 
     # ------------------------------------------------------------- cursor
+    @property
+    def cursor_key(self) -> str:
+        """Where the cursor is kept: one per node when nodes share the ledger."""
+        return f"{CURSOR_KEY}.{self.node_name}" if self.node_name else CURSOR_KEY
+
     def _load_cursor(self, led: Ledger) -> int:
-        value = led.kv_get(CURSOR_KEY)
+        value = led.kv_get(self.cursor_key)
         if value and value.isdigit():
             return int(value)
         return led.last_event_seq()  # first run: what happened before is history
@@ -255,7 +281,7 @@ class Controller:
         if safe == self._saved_cursor or (not force and now - self._last_save < 1.0):
             return
         with self.led.transaction() as t:
-            t.kv_put(CURSOR_KEY, str(safe))
+            t.kv_put(self.cursor_key, str(safe))
         self._saved_cursor, self._last_save = safe, now
 
     def _replay(self, led: Ledger) -> None:
@@ -289,6 +315,8 @@ class Controller:
         self.memory.learn(ev, epoch(ev["ts"]))
         self.fed_publish.seen(ev)
         if kind == "bead.closed":
+            if self.node is not None:
+                self.node.on_closed(ev, self.dispatcher.pool.submit)
             self.dispatcher.on_closed(ev)
             self._tick_wake.set()  # a tracked bead may have finished a convoy
         elif kind in ("merge.requested", "merge.retry"):
@@ -297,6 +325,10 @@ class Controller:
                                 (str(payload.get("rig")), str(payload.get("base") or "")))
         elif kind in _WAKE_TICKER and ev["actor"] != self.actor:
             self._tick_wake.set()
+        elif kind.startswith("node.") and self.node is not None:
+            if kind == "node.placed":
+                self.node.note(ev)
+            self._tick_wake.set()  # a placement or a change of leader: act on it now
 
     def _between_polls(self) -> bool:
         """After each poll's batch: send the nudges it called for, save the cursor."""
@@ -333,10 +365,18 @@ class Controller:
             self.patrol.policy = reloaded.patrol
         from .upkeep import upkeep
 
-        for name, step in (("patrol", self.patrol.run), ("pools", self.feeder.feed),
-                           ("convoys", lambda: land_ready(self.town, self.led)),
-                           ("merge", self._wake_refinery),
-                           ("upkeep", lambda: upkeep(self))):  # orders, housekeeping
+        steps: list[tuple[str, Any]] = [("patrol", self.patrol.run)]
+        if self.node is not None:
+            node = self.node
+            steps[:0] = [("nodes", node.refresh), ("evict", lambda: node.evict(self.sessions))]
+        if self.leading():  # the one place for what only the town's leader does
+            steps += [("pools", self.feeder.feed),
+                      ("convoys", lambda: land_ready(self.town, self.led)),
+                      ("merge", self._wake_refinery),
+                      ("upkeep", lambda: upkeep(self))]  # orders, housekeeping
+            if self.node is not None:
+                steps.insert(2, ("placement", self.node.place))
+        for name, step in steps:
             try:
                 out[name] = step()
             except Exception:  # noqa: BLE001 - one failing part must not stop the others
@@ -348,9 +388,16 @@ class Controller:
         self._write_state()
         return out
 
+    def leading(self) -> bool:
+        """True when this controller leads its town: always, unless it is one of several
+        nodes (``gt up --node``), where only the holder of the leader's lease does."""
+        return self.node is None or self.node.is_leader()
+
     # ----------------------------------------------------------- refinery
     def _wake_refinery(self, target: tuple[str, str] | None = None) -> None:
         """Make sure a refinery thread serves ``target`` (every queued one when None)."""
+        if not self.leading():
+            return  # merges happen on the leader only
         wanted = {target} if target and all(target) else targets(self.led)
         # the loop and the ticker both wake refineries: one thread per target, ever
         with self._refinery_lock:
@@ -364,15 +411,21 @@ class Controller:
     def _refinery_loop(self, key: tuple[str, str], wake: threading.Event) -> None:
         from .refinery import Refinery
 
-        refinery = Refinery(self.town, self.led, self.policies.merge, self.actor,
-                            self.stop_event, self.log)
+        stop = self.stop_event
+        if self.node is not None:  # a node stops landing the moment it stops leading
+            from .nodes import LeaderFence
+
+            stop = LeaderFence(self.stop_event, self.node)
+        refinery = Refinery(self.town, self.led, self.policies.merge, self.actor, stop,
+                            self.log)
         while not self.stop_event.is_set():
             wake.wait(timeout=self.policies.controller.tick * 6)
             wake.clear()
             if self.stop_event.is_set():
                 return
             refinery.policy = self.policies.merge  # town.toml may have changed
-            refinery.run_target(*key)
+            if self.leading():
+                refinery.run_target(*key)
 
 
 # ---------------------------------------------------------------- state
@@ -393,10 +446,12 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="gastown.controller.daemon")
     parser.add_argument("--town", required=True)
+    parser.add_argument("--node", default=None)
+    parser.add_argument("--capacity", type=int, default=None)
     args = parser.parse_args(argv)
     try:
         town = Town.find(args.town)
-        ctl = Controller(town, log_file=sys.stderr)
+        ctl = Controller(town, log_file=sys.stderr, node=args.node, capacity=args.capacity)
     except GastownError as exc:
         sys.stderr.write(f"controller: {exc}\n")
         return exc.exit_code

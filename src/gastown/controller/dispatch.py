@@ -57,6 +57,11 @@ WAKE_PREFIX = "gt.controller.wake."
 INTENT_PREFIX = "gt.controller.submitting."
 
 
+def _everyone(_agent: AgentConfig) -> bool:
+    """Who a dispatcher nudges unless it runs on one node of several: every agent."""
+    return True
+
+
 def epoch(ts: str) -> float:
     """Seconds since the epoch of a ledger timestamp."""
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
@@ -94,6 +99,8 @@ class Dispatcher:
         self._pending: list[dict[str, Any]] = []
         self._open: set[int] = set()      # queued or in flight, not yet handled
         self._intents: dict[int, dict[str, Any]] = {}  # left by a killed controller
+        #: which agents this dispatcher nudges (a node: only those placed on it)
+        self.owns: Callable[[AgentConfig], bool] = _everyone
 
     def remember(self, after: int) -> None:
         """A closed step (by its event seq) that was dispatched before (start-up replay)."""
@@ -104,6 +111,10 @@ class Dispatcher:
         """Queue a ``bead.closed`` event; :meth:`flush` decides after the poll's batch."""
         if event["actor"] == self.actor:
             return  # the controller's own closes (merge requests, convoys, patrol wisps)
+        if self.owns is not _everyone:  # gt up --node: another node's agent is its node's
+            closer = self.town.agent_by_address(str(event["actor"] or ""))
+            if closer is not None and not self.owns(closer):
+                return
         with self._lock:
             if event["seq"] in self._done:
                 return
@@ -228,8 +239,8 @@ class Dispatcher:
             return None  # burned meanwhile (a wisp)
         holder = root.get("assignee")
         agent = self.town.agent_by_address(str(holder)) if holder else None
-        if agent is None:
-            return None
+        if agent is None or not self.owns(agent):
+            return None  # nobody's, or another node's agent: that node nudges it
         base = {"agent": agent.name, "root": root_id, "closed": bead_id,
                 "after": event["seq"], "closed_ts": event["ts"]}
         if root["status"] == "closed":

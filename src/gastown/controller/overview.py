@@ -28,6 +28,24 @@ def town_overview(town: Town, led: Ledger, events: int = 10, *, everything: bool
     aging = town.config.policies.merge.aging
     requests = [describe(b, aging)
                 for b in queue(led, aging, statuses=("open", "in_progress", "blocked"))]
-    return town_status(town, led, events, everything=everything, quiet_after=quiet_after,
+    data = town_status(town, led, events, everything=everything, quiet_after=quiet_after,
                        controller=controller_info(town), merge_requests=requests,
                        convoys=list_convoys(led))
+    nodes = nodes_overview(town, led)
+    if nodes is not None:  # a town over several nodes (gt up --node)
+        data["nodes"] = nodes
+        for agent in data["agents"]:
+            agent["node"] = nodes["placement"].get(agent["name"])
+    return data
+
+
+def nodes_overview(town: Town, led: Ledger) -> dict[str, Any] | None:
+    """Nodes (alive/dead, heartbeat age), the leader and its lease, each agent's node;
+    None for a town that never ran a node (SQLite, or a one-machine town)."""
+    from ..ledger.nodes import placements, read_board
+
+    board = read_board(led, town.config.nodes.lease)
+    if not board["nodes"]:
+        return None
+    placed = {agent: str(rec["node"]) for agent, rec in placements(led).items()}
+    return {**board, "lease_s": town.config.nodes.lease, "placement": placed}

@@ -98,6 +98,8 @@ class Patrol:
         self.memory = memory
         self.log = log
         self._foreign_reported: set[str] = set()
+        #: which agents this patrol looks after (a node: only those placed on it)
+        self.owns: Callable[[AgentConfig], bool] = lambda _agent: True
         self._owed: dict[str, str] = {}
         self._quarantine: dict[str, str] = {}
 
@@ -141,7 +143,7 @@ class Patrol:
         for agent in self.town.config.all_agents():
             actor = self.town.actor_of(agent)
             work = hooked.get(actor) or self._owed.get(agent.name)
-            if not work:
+            if not work or not self.owns(agent):
                 continue
             if agent.name in self._quarantine and not self._released(agent):
                 continue

@@ -163,6 +163,11 @@ class Refinery(LandingRecords):
             return self._send_back(mr, "land-failed", f"rig {rig_name!r} is not configured")
         repo = self.town.repo_dir(rig.name)
         commit = str(meta.get("commit") or "")
+        if commit and rig.push and self._rev(repo, commit) is None and meta.get("branch"):
+            # handed in on another node (gt up --node): its branch is at the source
+            branch = str(meta["branch"])
+            self._git(["fetch", "--quiet", "origin",
+                       f"+refs/heads/{branch}:refs/remotes/origin/{branch}"], repo, check=False)
         if not commit or self._rev(repo, commit) is None:
             return self._send_back(mr, "land-failed",
                                    f"commit {commit[:12] or '?'} is not in the rig's clone")

@@ -150,12 +150,30 @@ def controller_info(town: Town) -> dict[str, Any]:
             "started_at": state.get("started_at") if running else None,
             "last_tick": last if running else None, "ticks": state.get("ticks"),
             "tick_s": state.get("tick_s"), "log": os.path.join(town.gt_dir, "logs", LOG_NAME),
+            "node": state.get("node") if running else None,
             "config": config_note(town, running)}
 
 
-def run_foreground(town: Town) -> int:
+def check_node(town: Town, node: str | None) -> None:
+    """Refuse ``--node`` where nodes cannot work (one clear line): a bad name, or a
+    ledger that is not on a PostgreSQL server every node can reach."""
+    if node is None:
+        return
+    from ..config.values import check_name
+    from ..errors import UsageError
+
+    check_name("node", node, "--node")
+    url = town.db_url()
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UsageError(f"gt up --node needs a PostgreSQL ledger that every node shares; "
+                         f"this town's ledger is the SQLite file {url} (a SQLite town is "
+                         "one implicit node: run gt up without --node)")
+
+
+def run_foreground(town: Town, node: str | None = None, capacity: int | None = None) -> int:
     """Run the controller in this process until SIGTERM or Ctrl-C."""
-    ctl = Controller(town, log_file=sys.stderr)
+    check_node(town, node)
+    ctl = Controller(town, log_file=sys.stderr, node=node, capacity=capacity)
 
     def on_signal(_signum: int, _frame: Any) -> None:
         ctl.stop()
@@ -165,15 +183,24 @@ def run_foreground(town: Town) -> int:
     return ctl.run()
 
 
-def up(town: Town, wait: float = 20.0) -> dict[str, Any]:
-    """Start the town's controller daemon unless one runs; returns its info."""
+def up(town: Town, wait: float = 20.0, node: str | None = None,
+       capacity: int | None = None) -> dict[str, Any]:
+    """Start the town's controller daemon unless one runs; returns its info.
+
+    ``node``: run as that node of a town on a shared PostgreSQL ledger
+    (:mod:`.nodes`); ``capacity``: how many agents it runs (default ``[nodes]``).
+    """
+    check_node(town, node)
     if is_running(town):
         return {**controller_info(town), "started": False}
+    extra = ["--node", node] if node else []
+    if capacity is not None:
+        extra += ["--capacity", str(int(capacity))]
     log_path = town.runtime("logs", LOG_NAME)
     env = {k: v for k, v in os.environ.items() if k not in _SESSION_VARS}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gastown.controller.daemon", "--town", town.root],
+            [sys.executable, "-m", "gastown.controller.daemon", "--town", town.root, *extra],
             cwd=town.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True, close_fds=True)
     deadline = time.monotonic() + wait
@@ -184,7 +211,9 @@ def up(town: Town, wait: float = 20.0) -> dict[str, Any]:
                 return {**controller_info(town), "started": False}
             raise TownError(f"the controller exited at once (status {code}): "
                             f"{_tail(log_path)}")
-        if is_running(town) and read_state(town).get("pid") == proc.pid:
+        state = read_state(town)
+        if is_running(town) and state.get("pid") == proc.pid and (
+                node is None or state.get("node_up")):
             return {**controller_info(town), "started": True}
         time.sleep(0.05)
     raise TownError(f"the controller did not start within {wait:g}s; see {log_path}")

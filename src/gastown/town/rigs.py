@@ -220,6 +220,18 @@ def checked_out_in(repo: str, branch: str) -> str | None:
     return None
 
 
+def _adopt_branch(town: Town, repo: str, branch: str) -> None:
+    """A node of a town over several machines takes up work begun on another node:
+    that node pushed the agent's branch to the source at every closed step
+    (:mod:`gastown.controller.nodes`), so start from there, not from scratch."""
+    from .nodes import local_node
+
+    if local_node(town) is None:
+        return
+    git(["fetch", "--quiet", "origin", f"refs/heads/{branch}:refs/heads/{branch}"], cwd=repo,
+        check=False)
+
+
 def ensure_worktree(town: Town, agent: AgentConfig, branch: str,
                     start: str | None = None) -> Workspace:
     """Make sure ``agent`` has its worktree, on ``branch`` when that is safe.
@@ -240,6 +252,8 @@ def ensure_worktree(town: Town, agent: AgentConfig, branch: str,
     if not os.path.isdir(path):
         git(["worktree", "prune"], cwd=repo)
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        if rig.push and not _branch_exists(repo, branch):
+            _adopt_branch(town, repo, branch)
         if _branch_exists(repo, branch):
             git(["worktree", "add", "--quiet", path, branch], cwd=repo)
         else:

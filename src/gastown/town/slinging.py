@@ -168,11 +168,25 @@ def sling(town: Town, what: str, target: str | None = None,
             step("committed")
         result.target = target or result.agent
         if start:
+            start = _start_here(town, led, result)
+        if start:
             _prepare(town, led, sessions, town.agent(result.agent), result, actor)
         by = led.actor
     if nudge and start:
         _nudge(town, result, by)
     return result
+
+
+def _start_here(town: Town, led: Ledger, result: SlingResult) -> bool:
+    """False when the agent's session belongs to another node (``gt up --node``): that
+    node's controller starts it, woken by the sling's event."""
+    from .nodes import session_node
+
+    node = session_node(town, led, town.agent(result.agent))
+    if node is None:
+        return True
+    result.session = f"on node {node}" if node else "waiting for a node"
+    return False
 
 
 def _nudge(town: Town, result: SlingResult, actor: str) -> None:

@@ -198,6 +198,28 @@ def _convoy_lines(convoys: list[dict[str, Any]], paint: Paint) -> list[str]:
     return out
 
 
+def _node_lines(nodes: dict[str, Any], paint: Paint) -> list[str]:
+    """The nodes of a town on a shared ledger (``gt up --node``): state, leader, agents."""
+    leader = nodes.get("leader") or {}
+    placed: dict[str, list[str]] = {}
+    for agent, node in sorted((nodes.get("placement") or {}).items()):
+        placed.setdefault(str(node), []).append(agent)
+    out = []
+    for n in nodes.get("nodes") or []:
+        state = n["state"] if n["state"] == "alive" else paint(n["state"], "yellow")
+        lead = ""
+        if leader.get("node") == n["name"] and leader.get("valid"):
+            lead = f", leader (term {leader['term']}, lease {leader['expires_in_s']:.1f}s left)"
+        agents = ", ".join(placed.get(n["name"], [])) or "no agents"
+        out.append(f"Node {sanitize(str(n['name']))}: {state} (heartbeat "
+                   f"{n['heartbeat_age_s']:.1f}s ago, capacity {n['capacity']}{lead}): "
+                   f"{sanitize(agents)}")
+    if not leader.get("valid"):
+        out.append("  " + paint("no leader: the merge queue waits until a node takes the "
+                                "lease", "yellow"))
+    return out
+
+
 def render_status(data: dict[str, Any], paint: Paint | None = None) -> str:
     """The text of ``gt status`` (``paint`` colours failures; default: no colour)."""
     paint = paint or _plain
@@ -205,11 +227,15 @@ def render_status(data: dict[str, Any], paint: Paint | None = None) -> str:
            f"Rigs: {', '.join(data['rigs']) or '(none: gt rig add NAME PATH)'}"]
     ctl = data.get("controller") or {}
     if ctl.get("running"):
-        out.append(f"Controller: up (pid {ctl['pid']}, last pass {_ago(ctl.get('last_tick'))})")
+        node = f"node {sanitize(str(ctl['node']))}, " if ctl.get("node") else ""
+        out.append(f"Controller: up ({node}pid {ctl['pid']}, last pass "
+                   f"{_ago(ctl.get('last_tick'))})")
     elif ctl:
         out.append("Controller: " + paint("down", "yellow") + " (start it with gt up)")
     if ctl.get("config"):  # town.toml edited since the controller loaded it, or broken
         out.append("  " + paint(sanitize(str(ctl["config"])), "yellow"))
+    if data.get("nodes"):
+        out += _node_lines(data["nodes"], paint)
     out.append("")
     if not data["agents"]:
         out.append("No agents yet: gt agent add NAME --rig RIG --preset PRESET")
