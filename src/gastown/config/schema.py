@@ -36,7 +36,8 @@ __all__ = ["CONFIG_FILE", "TownSettings", "RigConfig", "AgentConfig", "PoolConfi
 CONFIG_FILE = "town.toml"
 #: every top-level table town.toml may have
 TOP_TABLES = ("town", "rigs", "agents", "pools", "roles", "groups", "presets", "providers",
-              "federation", *TABLES)
+              "federation", *TABLES,
+              "mesh")  # [mesh]: relays, acks, skew (gastown.mesh.config)
 
 
 @dataclass
