@@ -131,6 +131,26 @@ def _work(ctx: Ctx) -> int:
     return 0
 
 
+def _follow(ctx: Ctx) -> int:
+    import json
+
+    from ..mesh import kinds, sync
+    from ..mesh.events import sign
+    from ..mesh.store import get_peer
+
+    me = _me(ctx)
+    led = town_ledger(ctx)
+    keys = sorted({*json.loads(led.kv_get("mesh.following") or "[]"),
+                   *(get_peer(led, n)["key"] for n in ctx.args.peers)})
+    ev = sign(me.key()[0], kinds.FOLLOWS, "", [["gt", me.uri], *(["p", k] for k in keys)])
+    led.kv_set("mesh.following", json.dumps(keys))
+    sync.post(led, [ev], max_skew=me.settings.max_skew)
+    res = sync.flush(led, _relays(ctx, me), me.settings.acks)
+    ctx.out({"following": keys, **res}, f"Following {len(keys)} town(s) (NIP-02 list published; "
+                                        f"{res['waiting']} waiting in the outbox)")
+    return 0
+
+
 def _status(ctx: Ctx) -> int:
     import json
 
@@ -195,6 +215,13 @@ def setup(name: str, sub: Any) -> None:
     q = add_action(actions, "work", "work items held (of one PEER)")
     q.add_argument("peer", nargs="?")
     q.set_defaults(func=_work)
+    q = add_action(actions, "follow", "follow pinned peers (a NIP-02 list; it feeds trust)")
+    q.add_argument("peers", nargs="+", metavar="PEER")
+    q.add_argument("--relay", action="append", metavar="ws://…")
+    q.set_defaults(func=_follow)
+    from .gt_mesh_money import add_delegation_actions
+
+    add_delegation_actions(actions)
     q = add_action(actions, "status", "outbox, relay cursors, refused events")
     q.set_defaults(func=_status)
     p.set_defaults(func=_status)

@@ -6,6 +6,8 @@
     relays = ["ws://127.0.0.1:7447", "ws://relay.example:7447"]
     acks = 2          # an event leaves the outbox once this many relays said OK
     max_skew = 300    # seconds an event may be dated ahead of this clock
+    credit_min = 0    # the credit limit of a peer of trust 0 (units) ...
+    credit_max = 1000 # ... and of trust 1: min + (max - min) * trust**2
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .manifest import KeyEntry, build
 
 __all__ = ["MeshSettings", "MeshIdentity", "settings", "load", "SELF"]
 
-MESH_KEYS = {"relays", "acks", "max_skew"}
+MESH_KEYS = {"relays", "acks", "max_skew", "credit_min", "credit_max"}
 #: the peer name this town pins itself under (its own events pass the same checks)
 SELF = "self"
 
@@ -36,6 +38,8 @@ class MeshSettings:
     relays: list[str] = field(default_factory=list)
     acks: int = 1
     max_skew: int = 300
+    credit_min: int = 0
+    credit_max: int = 1000
 
 
 def settings(cfg: TownConfig) -> MeshSettings:
@@ -53,12 +57,14 @@ def settings(cfg: TownConfig) -> MeshSettings:
             isinstance(r, str) and r.startswith(("ws://", "wss://")) for r in relays):
         raise ValidationError(f"{where}.relays must be a list of ws:// or wss:// URLs")
     s = MeshSettings(relays=list(relays))
-    for name in ("acks", "max_skew"):
+    for name in ("acks", "max_skew", "credit_min", "credit_max"):
         v = raw.get(name, getattr(s, name))
         if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "acks" else 0):
             raise ValidationError(f"{where}.{name} must be a whole number"
                                   f"{' of at least 1' if name == 'acks' else ''}")
         setattr(s, name, v)
+    if s.credit_max < s.credit_min:
+        raise ValidationError(f"{where}: credit_max is below credit_min")
     return s
 
 

@@ -7,7 +7,9 @@ With the observer O (this town's key) and the peer P (a town key)::
                lists of town keys; a sub-key's follows count as its town's); else 0
     mutual   = m / (m + 2), m = towns O follows directly that also follow P
                (counted only next to the observer: far-away follows cannot be bought)
-    delivery = accepted / offered of the offers made to P that O holds, and
+    delivery = accepted / offered of the delegations P took part in (offers made to
+               it or by it) that O holds -- the requester's signed acceptance is the
+               receipt -- and
     settled  = on-time / all settlement receipts P signed as payer,
                each weighted by its confidence n / (n + 5) (n = how many)
     trust    = 0.35 social + 0.15 mutual + 0.35 delivery + 0.15 settled   (0..1)
@@ -92,8 +94,10 @@ def compute(ledger: Ledger, observer: str, peer: str) -> dict[str, Any]:
     social = {1: 1.0, 2: 0.5, 3: 0.25}.get(dist or 0, 0.0)
     m = sum(1 for x in g.get(observer, ()) if x != peer and peer in g.get(x, ()))
     mutual = m / (m + 2)
+    # delegations P took part in, either side: made to P, or made by P
     offers = [e for e in store.events(ledger, kinds.OFFER)
-              if any(towns.get(p, p) == peer for p in e.tag_values("p"))]
+              if towns.get(e.pubkey) == peer
+              or any(towns.get(p, p) == peer for p in e.tag_values("p"))]
     offer_by = {e.id: towns.get(e.pubkey) for e in offers}
     # a receipt counts only when the offer's own town signed the acceptance
     accepted = {e.tag("offer") for e in store.events(ledger, kinds.ACCEPTANCE)

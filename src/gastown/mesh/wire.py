@@ -88,12 +88,18 @@ def publish(url: str, evs: list[Event], timeout: float = 10.0) -> dict[str, tupl
 
 def fetch(url: str, flt: dict[str, Any], timeout: float = 20.0,
           limit: int = MAX_FETCH) -> list[dict[str, Any]]:
-    """Every event matching ``flt`` (raw, unchecked), paged by ``until``, newest pages first."""
-    got: dict[str, dict[str, Any]] = {}
+    """Every event matching ``flt`` (raw, unchecked), paged by ``until``, newest pages first.
+
+    Copies with one id are all kept (a forged copy must not push out the genuine one:
+    ingest checks each and drops duplicates after the checks); so is anything malformed,
+    for ingest to refuse and count.
+    """
+    got: list[Any] = []
+    ids: set[str] = set()
     until: int | None = flt.get("until")
     deadline = time.monotonic() + timeout
     with _connect(url, timeout) as ws:
-        while len(got) < limit:
+        while len(got) < limit:  # bounded: a relay cannot make us hold more
             sub = "gt" + secrets.token_hex(6)
             page = {**flt, "limit": PAGE}
             if until is not None:
@@ -108,10 +114,11 @@ def fetch(url: str, flt: dict[str, Any], timeout: float = 20.0,
                 if msg[0] == "EVENT" and len(msg) >= 3 and msg[1] == sub:
                     ev = msg[2]
                     n += 1
+                    got.append(ev)
                     if isinstance(ev, dict) and isinstance(ev.get("id"), str):
-                        if ev["id"] not in got:
+                        if ev["id"] not in ids:
                             new += 1
-                        got[ev["id"]] = ev
+                            ids.add(ev["id"])
                         at = ev.get("created_at")
                         if isinstance(at, int) and (oldest is None or at < oldest):
                             oldest = at
@@ -123,4 +130,4 @@ def fetch(url: str, flt: dict[str, Any], timeout: float = 20.0,
             if n < PAGE or oldest is None or new == 0:
                 break
             until = oldest
-    return list(got.values())
+    return got
