@@ -79,7 +79,7 @@ def _titles(town: Path, peer: str) -> set[str]:
 
 
 def test_work_published_and_synced_and_a_relay_stopped_mid_run(towns: dict[str, Any]) -> None:
-    a, b, (r1, r2) = towns["a"], towns["b"], towns["relays"]
+    a, b, (r1, _r2) = towns["a"], towns["b"], towns["relays"]
     bead(a, "first across")
     out = js(a, "gt", "mesh", "publish")
     assert out["sent"] == 2 and out["waiting"] == 0  # manifest + one work item, both relays
