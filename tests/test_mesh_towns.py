@@ -198,3 +198,19 @@ def test_a_hostile_relay_gets_nothing_into_the_ledger(towns: dict[str, Any]) -> 
     assert res["accepted"] == 0 and res["refused"] == 2 * len(served)  # manifests REQ too
     assert [w["id"] for w in js(b, "gt", "mesh", "work", "a")] == [genuine["id"]]
     assert js(b, "gt", "mesh", "status")["refused"] == 2 * len(served)
+
+
+def test_a_federation_remote_over_a_relay(towns: dict[str, Any]) -> None:
+    a, b, (r1, _r2) = towns["a"], towns["b"], towns["relays"]
+    bid = bead(a, "read me through a relay")
+    js(a, "gt", "mesh", "publish")
+    run(b, "gt", "remote", "add", "alice", "gt://alice.example/atown", "--url", r1.url)
+    out = js(b, "gt", "remote", "sync", "alice")
+    assert out[0]["applied"] == 1
+    shown = js(b, "bd", "show", f"gt://alice.example/atown/_/{bid}")
+    assert shown[0]["title"] == "read me through a relay" and shown[0]["remote"] == "alice"
+    assert [x["id"] for x in js(b, "bd", "list", "--remote=alice")] == [bid]
+    # a relay remote of a town not pinned to a key is refused with one line
+    run(b, "gt", "remote", "add", "carol", "gt://carol.example/c", "--url", r1.url)
+    proc = run(b, "gt", "remote", "sync", "carol", rc=3)
+    assert "not pinned to a key" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
