@@ -17,6 +17,7 @@ most :data:`MAX_CONTENT` characters, fields of their exact types and forms.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -104,18 +105,28 @@ def compute_id(pubkey: str, created_at: int, kind: int, tags: Any, content: str)
     return hashlib.sha256(serialize(pubkey, created_at, kind, tags, content)).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _keypair(secret: bytes) -> tuple[Any, str]:
+    """(coincurve private key, x-only public hex): building them costs two point
+    multiplications, more than a signature, so a town's few keys are kept."""
+    cc = _coincurve()
+    return cc.PrivateKey(secret), bytes(cc.PublicKeyXOnly.from_secret(secret).format()).hex()
+
+
+@functools.lru_cache(maxsize=4096)
+def _xonly(pubkey: str) -> Any:
+    return _coincurve().PublicKeyXOnly(bytes.fromhex(pubkey))
+
+
 def x_only_public(secret: bytes) -> str:
     """The BIP-340 (x-only) public key of a 32-byte secret, hex."""
-    cc = _coincurve()
-    return bytes(cc.PublicKeyXOnly.from_secret(secret).format()).hex()
+    return _keypair(secret)[1]
 
 
 def sign(secret: bytes, kind: int, content: str, tags: list[list[str]] | None = None,
          created_at: int | None = None) -> Event:
     """A new event by the key ``secret``, id computed and signed (BIP-340, fresh aux)."""
-    cc = _coincurve()
-    key = cc.PrivateKey(secret)
-    pubkey = bytes(cc.PublicKeyXOnly.from_secret(secret).format()).hex()
+    key, pubkey = _keypair(secret)
     at = int(time.time()) if created_at is None else int(created_at)
     tag_list = [list(map(str, t)) for t in (tags or [])]
     eid = compute_id(pubkey, at, kind, tag_list, content)
@@ -125,9 +136,8 @@ def sign(secret: bytes, kind: int, content: str, tags: list[list[str]] | None = 
 
 def schnorr_verify(pubkey: str, msg: bytes, sig: str) -> bool:
     """Is ``sig`` (hex) a BIP-340 signature of ``msg`` by x-only ``pubkey`` (hex)?"""
-    cc = _coincurve()
     try:
-        return bool(cc.PublicKeyXOnly(bytes.fromhex(pubkey)).verify(bytes.fromhex(sig), msg))
+        return bool(_xonly(pubkey).verify(bytes.fromhex(sig), msg))
     except (ValueError, TypeError):  # not a point on the curve, wrong lengths
         return False
 
