@@ -176,3 +176,33 @@ def test_item_events_form_a_chain_per_author(ledger: Ledger, tmp_path: Any) -> N
     assert work.chain_gaps(ledger, pk) == {"missing": [evs[1].id], "forks": []}
     ingest(ledger, [evs[1].as_dict()], "r")
     assert work.chain_gaps(ledger, pk) == {"missing": [], "forks": []}
+
+
+def test_trust_weighted_merge_order_has_no_starvation() -> None:
+    from datetime import UTC, datetime
+
+    from gastown.mesh.priority import order_key
+
+    now = 1_800_000_000.0
+
+    def at(secs_ago: float) -> str:
+        return datetime.fromtimestamp(now - secs_ago, UTC).isoformat()
+
+    trusted, stranger = "gt://good.example/g", "gt://new.example/n"
+    trust = {trusted: 1.0, stranger: 0.0}
+    mrs = [
+        {"id": "m-1", "priority": 2, "created_at": at(10), "metadata": {"town": stranger}},
+        {"id": "m-2", "priority": 2, "created_at": at(10),
+         "metadata": {"delegated_from": f"{trusted}/web/x-1"}},
+        {"id": "m-3", "priority": 2, "created_at": at(10), "labels": ["urgent"],
+         "metadata": {"town": stranger}},
+        {"id": "m-4", "priority": 2, "created_at": at(10)},  # local: trust 1
+    ]
+    key = order_key(trust.__getitem__, aging=3600, now=now)
+    assert [m["id"] for m in sorted(mrs, key=key)] == ["m-2", "m-4", "m-3", "m-1"]
+    # a stranger's request that waited (priority + 3) agings beats a trusted newcomer
+    old = {"id": "m-9", "priority": 4, "created_at": at(7 * 3600 + 1),
+           "metadata": {"town": stranger}}
+    fresh = {"id": "m-0", "priority": 0, "created_at": at(0), "labels": ["urgent"],
+             "metadata": {"town": trusted}}
+    assert [m["id"] for m in sorted([fresh, old], key=key)] == ["m-9", "m-0"]
