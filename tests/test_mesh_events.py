@@ -231,3 +231,19 @@ def test_expired_sub_key_is_refused(ledger: Ledger) -> None:
     ingest(ledger, [build(a["sk"], TOWN_A, entries, [], None, now - 5).as_dict()], "r")
     res = ingest(ledger, [_item(a, "a-1", "late", now).as_dict()], "r")
     assert res["refused"] == 1 and "not listed" in res["reasons"][0]
+
+
+def test_reordered_delivery_converges(ledger: Ledger) -> None:
+    a = _town(SEED_A, TOWN_A)
+    store.add_peer(ledger, "alpha", a["uri"], a["pk"])
+    now = int(time.time())
+    man = build(a["sk"], TOWN_A, a["entries"], [], None, now - 100)
+    items = [_item(a, f"a-{i}", f"t{i}", now - 50 + i) for i in range(3)]
+    # an item before its town's manifest (another relay was faster): refused, not lost --
+    # the next catch-up's overlap delivers it again
+    first = ingest(ledger, [items[1].as_dict()], "fast relay")
+    assert first["refused"] == 1 and "no manifest" in first["reasons"][0]
+    # one batch in reverse order, the manifest last: manifests are taken first
+    res = ingest(ledger, [e.as_dict() for e in reversed(items)] + [man.as_dict()], "slow relay")
+    assert res["accepted"] == 4 and res["refused"] == 0
+    assert {e.id for e in store.events(ledger, kinds.WORK_ITEM)} == {e.id for e in items}
