@@ -206,3 +206,17 @@ def test_trust_weighted_merge_order_has_no_starvation() -> None:
     fresh = {"id": "m-0", "priority": 0, "created_at": at(0), "labels": ["urgent"],
              "metadata": {"town": trusted}}
     assert [m["id"] for m in sorted([fresh, old], key=key)] == ["m-9", "m-0"]
+
+
+def test_a_retracted_work_item_is_no_longer_listed(ledger: Ledger) -> None:
+    (t,) = _towns(ledger, 1)
+    item = events.sign(t["sk"], kinds.WORK_ITEM, '{"id": "w-1", "bead": {}}',
+                       [["d", "c0/_/w-1"], ["gt", f"{t['uri']}/_/w-1"]])
+    ingest(ledger, [item.as_dict()], "r")
+    assert [w["event"] for w in work.work_items(ledger, t["uri"])] == [item.id]
+    gone = events.sign(t["sk"], kinds.RETRACTION, "", [["gt", t["uri"]], ["e", item.id]])
+    ingest(ledger, [gone.as_dict()], "r")
+    assert work.work_items(ledger, t["uri"]) == []
+    # delivered again later (another relay): refused, it stays retracted
+    assert ingest(ledger, [item.as_dict()], "late relay")["duplicates"] == 1
+    assert work.work_items(ledger, t["uri"]) == []

@@ -196,7 +196,7 @@ def test_a_hostile_relay_gets_nothing_into_the_ledger(towns: dict[str, Any]) -> 
     finally:
         server.shutdown()
     assert res["accepted"] == 0 and res["refused"] == 2 * len(served)  # manifests REQ too
-    assert [w["id"] for w in js(b, "gt", "mesh", "work", "a")] == [genuine["id"]]
+    assert [w["event"] for w in js(b, "gt", "mesh", "work", "a")] == [genuine["event"]]
     assert js(b, "gt", "mesh", "status")["refused"] == 2 * len(served)
 
 

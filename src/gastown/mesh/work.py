@@ -125,13 +125,20 @@ def work_items(ledger: Ledger, town: str | None = None) -> list[dict[str, Any]]:
     """The work items held (the event in each slot), optionally of one town."""
     out = []
     for _k, v in ledger.kv_scan(f"{store.SLOT}{kinds.WORK_ITEM}:"):
-        ev = store.event(ledger, json.loads(v)["id"])
-        if ev is None:
+        eid = json.loads(v)["id"]
+        ev = store.event(ledger, eid)
+        if ev is None or ledger.kv_get(store.GONE + eid) is not None:  # retracted (NIP-09)
             continue
         scope = ev.tag("gt") or ""
         if town and not scope.startswith(town + "/"):
             continue
-        body = json.loads(ev.content)
-        out.append({"uri": scope, "d": ev.tag("d"), "author": ev.pubkey,
-                    "created_at": ev.created_at, "id": ev.id, **body})
+        try:
+            body = json.loads(ev.content)
+        except (ValueError, RecursionError):  # signed, but not a work item's JSON
+            continue
+        if not isinstance(body, dict):
+            continue
+        # the body is the other town's; the fields that say where it came from are ours
+        out.append({**body, "uri": scope, "d": ev.tag("d"), "author": ev.pubkey,
+                    "created_at": ev.created_at, "event": ev.id})
     return sorted(out, key=lambda w: str(w["uri"]))
