@@ -120,6 +120,14 @@ def _cpu(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _publisher(url: str, towns: list[dict[str, Any]], period: float, seconds: float,
                flood: bool, q: Any) -> None:
     """Scripted agents: every agent one item event per ``period`` (flood: a pre-signed
@@ -190,7 +198,7 @@ def bench_agents(n_agents: int, seconds: float, period: float, flood: bool) -> d
             for t in towns:
                 ws.send(json.dumps(["EVENT", _manifest(t).as_dict()]))
                 assert json.loads(ws.recv(timeout=30))[2] is True
-        relay_cpu0 = _cpu(relay.pid)
+        relay_cpu0, rss0 = _cpu(relay.pid), _rss(relay.pid)
         q: Any = mp.Queue()
         sub = mp.Process(target=_subscriber, args=(url, seconds, q))
         if not flood:
@@ -206,6 +214,7 @@ def bench_agents(n_agents: int, seconds: float, period: float, flood: bool) -> d
         for p in [*pubs, *([] if flood else [sub])]:
             p.join(timeout=30)
         relay_cpu = _cpu(relay.pid) - relay_cpu0
+        rss = _rss(relay.pid) - rss0
     finally:
         relay.terminate()
         relay.wait(timeout=10)
@@ -217,6 +226,7 @@ def bench_agents(n_agents: int, seconds: float, period: float, flood: bool) -> d
     out = {"agents": n_agents, "towns": len(towns), "seconds": duration, "sent": sent,
            "accepted": accepted, "events_per_s": accepted / duration,
            "relay_cpu_share": relay_cpu / wall,
+           "relay_rss_bytes_per_event": rss / max(1, accepted),
            "publisher_cpu_per_town_s": sum(r["cpu"] for r in pub) / len(towns)}
     if lat:
         out.update({"delivered": len(lat), "p50_ms": 1000 * lat[len(lat) // 2],
@@ -239,6 +249,7 @@ def main() -> None:
         s = bench_agents(n, args.seconds, args.period, flood=True)
         r["saturation_events_per_s"] = s["events_per_s"]
         r["saturation_relay_cpu_share"] = s["relay_cpu_share"]
+        r["saturation_relay_rss_bytes_per_event"] = s["relay_rss_bytes_per_event"]
         print(json.dumps(r), flush=True)
         curves.append(r)
     out = {"primitives": prim, "curves": curves, "period_s": args.period,
