@@ -214,3 +214,21 @@ def test_a_federation_remote_over_a_relay(towns: dict[str, Any]) -> None:
     run(b, "gt", "remote", "add", "carol", "gt://carol.example/c", "--url", r1.url)
     proc = run(b, "gt", "remote", "sync", "carol", rc=3)
     assert "not pinned to a key" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bad_input_is_one_line_with_stable_codes(tmp_path: Path) -> None:
+    from helpers.fedtowns import one_line_error
+
+    t = make_town(tmp_path, "ctown", "carol.example")
+    assert "64 hex digits" in one_line_error(
+        run(t, "gt", "mesh", "peer", "add", "x", "gt://a.example/b", "nothex", rc=2))
+    assert "'self' is this town's own" in one_line_error(
+        run(t, "gt", "mesh", "peer", "add", "self", "gt://a.example/b", "ab" * 32, rc=2))
+    assert "no peer 'nobody'" in one_line_error(run(t, "gt", "trust", "nobody", rc=3))
+    assert "no relays" in one_line_error(run(t, "gt", "mesh", "sync", rc=2))
+    with open(t / "town.toml", "a", encoding="utf-8") as fh:
+        fh.write('\n[mesh]\nrelays = ["http://not-a-relay"]\n')
+    assert "ws:// or wss://" in one_line_error(run(t, "gt", "mesh", "id", rc=5))
+    # the secret is owner-only
+    assert (t / ".gt" / "mesh").exists() is False or \
+        (t / ".gt" / "mesh" / "secret").stat().st_mode & 0o077 == 0
