@@ -104,6 +104,13 @@ def test_work_published_and_synced_and_a_relay_stopped_mid_run(towns: dict[str, 
     again = js(b, "gt", "mesh", "sync")
     assert again["accepted"] == 0 and again["refused"] == 0
     assert len(js(b, "gt", "mesh", "work", "a")) == 2
+    # protocol mail: signed, synced, and printed without the terminal escapes it carried
+    js(a, "gt", "mesh", "mail", "b", "deploy at 5\x1b[2J", "--subject", "hi")
+    js(b, "gt", "mesh", "sync")
+    inbox = js(b, "gt", "mesh", "inbox")
+    assert [(m["from"], m["subject"]) for m in inbox] == [("a", "hi")]
+    shown = run(b, "gt", "mesh", "inbox").stdout
+    assert "deploy at 5" in shown and "\x1b" not in shown
 
 
 def test_a_delegation_paid_in_credit_bounded_by_trust(towns: dict[str, Any]) -> None:

@@ -179,6 +179,44 @@ def _settle(ctx: Ctx) -> int:
     return 0
 
 
+MAX_MAIL = 16 * 1024
+
+
+def _mail(ctx: Ctx) -> int:
+    from ..errors import UsageError
+    from ..mesh import kinds
+    from ..mesh.events import sign
+
+    me = _me(ctx)
+    peer = resolve_peer(ctx, ctx.args.peer)
+    text = ctx.args.text
+    if not text.strip() or len(text) > MAX_MAIL:
+        raise UsageError(f"mail text: 1..{MAX_MAIL} characters")
+    tags = [["gt", me.uri], ["p", peer]] + ([["subject", ctx.args.subject[:200]]]
+                                           if ctx.args.subject else [])
+    ev = sign(me.key()[0], kinds.MAIL, text, tags)
+    res = _post(ctx, me, [ev])
+    ctx.out({"mail": ev.id, **res}, f"Sent to {_name_of(ctx, peer)} ({ev.id[:16]}…; "
+                                    f"{res['waiting']} waiting in the outbox)")
+    return 0
+
+
+def _inbox(ctx: Ctx) -> int:
+    from ..mesh import kinds, store
+    from ..mesh.trust import town_of_key
+
+    me = _me(ctx)
+    led = town_ledger(ctx)
+    towns = town_of_key(led)
+    items = [{"id": e.id, "from": _name_of(ctx, towns.get(e.pubkey, e.pubkey)),
+              "at": e.created_at, "subject": e.tag("subject") or "", "text": e.content}
+             for e in store.events(led, kinds.MAIL) if me.public in e.tag_values("p")
+             and led.kv_get(store.GONE + e.id) is None]
+    ctx.out(items, "\n".join(f"{m['at']}  {clean(m['from'])}: {clean(m['subject'])}\n"
+                             f"  {clean(m['text'])}" for m in items) or "No mail")
+    return 0
+
+
 def setup_trust(p: Any) -> None:
     """``gt trust PEER [--fresh]``."""
     p.add_argument("peer", help="a peer name, gt://ENTITY/CHAIN or a town key")
@@ -214,6 +252,13 @@ def add_delegation_actions(actions: Any) -> None:
     q = add_action(actions, "accept", "accept a done result: the signed receipt makes the debt")
     q.add_argument("result", metavar="RESULT-ID")
     _relay_opt(q, _accept)
+    q = add_action(actions, "mail", "protocol mail to a town: PEER TEXT [--subject S]")
+    q.add_argument("peer")
+    q.add_argument("text")
+    q.add_argument("--subject", default="")
+    _relay_opt(q, _mail)
+    q = add_action(actions, "inbox", "protocol mail from other towns, as held")
+    q.set_defaults(func=_inbox)
     q = add_action(actions, "settle", "net and pay what this town owes PEER (simulated)")
     q.add_argument("peer")
     _relay_opt(q, _settle)

@@ -21,7 +21,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import ConflictError, ValidationError
 from . import kinds
 from .events import EventError, check, from_dict
 from .manifest import Manifest
@@ -112,3 +112,9 @@ def serve(host: str, port: int, policy: WritePolicy, ready: Callable[[str], None
         asyncio.run(_run(host, port, policy, ready, stop or asyncio.Event()))
     except KeyboardInterrupt:
         pass
+    except Exception as exc:  # nostr-sdk's errors (a port in use, a bad address)
+        if type(exc).__module__.split(".")[0] != "nostr_sdk":
+            raise
+        raise ConflictError(f"relay {host}:{port} cannot start: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                            ) from None
