@@ -217,6 +217,8 @@ def test_a_federation_remote_over_a_relay(towns: dict[str, Any]) -> None:
     shown = js(b, "bd", "show", f"gt://alice.example/atown/_/{bid}")
     assert shown[0]["title"] == "read me through a relay" and shown[0]["remote"] == "alice"
     assert [x["id"] for x in js(b, "bd", "list", "--remote=alice")] == [bid]
+    # gt trust takes a remote's name too
+    assert js(b, "gt", "trust", "alice")["peer"] == towns["ka"]
     # a relay remote of a town not pinned to a key is refused with one line
     run(b, "gt", "remote", "add", "carol", "gt://carol.example/c", "--url", r1.url)
     proc = run(b, "gt", "remote", "sync", "carol", rc=3)

@@ -12,12 +12,18 @@ from .gt_mesh import _me, _relays
 
 
 def resolve_peer(ctx: Ctx, given: str) -> str:
-    """A town key from a peer name, a ``gt://E/C`` address or a 64-hex key."""
+    """A town key from a peer name, a federation remote's name, a ``gt://E/C`` address
+    or a 64-hex key."""
+    import json
+
     from ..mesh.store import peers
 
-    items = peers(town_ledger(ctx))
+    led = town_ledger(ctx)
+    items = peers(led)
+    remote = led.kv_get(f"fed.remote.{given}")  # gt remote add NAME … (its town's address)
+    uri = json.loads(remote).get("uri") if remote else None
     for p in items:
-        if given in (p["name"], p["uri"], p["key"]):
+        if given in (p["name"], p["uri"], p["key"]) or (uri and p["uri"] == uri):
             return str(p["key"])
     g = given.lower()
     if len(g) == 64 and all(c in "0123456789abcdef" for c in g):
