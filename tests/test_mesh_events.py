@@ -179,17 +179,32 @@ def test_forged_events_of_every_shape_are_refused(ledger: Ledger) -> None:
     assert all("\n" not in r for r in res["reasons"])
 
 
-def test_replacement_newest_then_lowest_id_in_any_order(ledger: Ledger) -> None:
-    a, _ = _setup(ledger)
+def test_replacement_newest_then_lowest_id_in_any_order(tmp_path: Any) -> None:
+    import random
+
     now = int(time.time())
-    versions = [_item(a, "a-9", f"v{i}", now - 10 + i) for i in range(5)]
-    for order in (versions, list(reversed(versions)), versions[2:] + versions[:2]):
-        led = ledger
-        for ev in order:
-            ingest(led, [ev.as_dict()], "relay")
-        held = store.held_slot(led, kinds.WORK_ITEM, a["rig"]["web"] and
-                               keys.entity_secret(SEED_A, "rig", "web")[1], "alpha/web/a-9")
-        assert held is not None and held["id"] == versions[-1].id
+    a = _town(SEED_A, TOWN_A)
+    versions = [_item(a, "a-9", f"v{i}", now - 10 + i) for i in range(4)]
+    # two versions of one second: the lower id wins the tie
+    tied = sorted([_item(a, "a-9", f"tie{i}", now - 2) for i in range(2)], key=lambda e: e.id)
+    evs = versions[:2] + tied
+    want = tied[0].id
+    rng = random.Random(7)
+    for n in range(6):  # shuffled, repeated, one event per batch or all in one
+        (tmp_path / f"l{n}").mkdir()
+        led = Ledger.init(str(tmp_path / f"l{n}"), prefix="t", actor="tester")
+        store.add_peer(led, "alpha", a["uri"], a["pk"])
+        ingest(led, [build(a["sk"], TOWN_A, a["entries"], [], None, now - 100).as_dict()], "m")
+        order = evs + rng.sample(evs, 2)
+        rng.shuffle(order)
+        if n % 2:
+            ingest(led, [e.as_dict() for e in order], "relay")
+        else:
+            for e in order:
+                ingest(led, [e.as_dict()], "relay")
+        held = store.held_slot(led, kinds.WORK_ITEM, keys.entity_secret(SEED_A, "rig", "web")[1],
+                               "alpha/web/a-9")
+        assert held is not None and held["id"] == want, n
 
 
 def test_only_the_owning_key_updates_a_work_item(ledger: Ledger) -> None:
