@@ -262,3 +262,26 @@ def test_reordered_delivery_converges(ledger: Ledger) -> None:
     res = ingest(ledger, [e.as_dict() for e in reversed(items)] + [man.as_dict()], "slow relay")
     assert res["accepted"] == 4 and res["refused"] == 0
     assert {e.id for e in store.events(ledger, kinds.WORK_ITEM)} == {e.id for e in items}
+
+
+def test_relay_write_policy_admits_only_manifest_keys_and_has_a_paid_hook() -> None:
+    from gastown.mesh.relay import WritePolicy
+
+    a = _town(SEED_A, TOWN_A)
+    now = int(time.time())
+    paid: set[str] = set()
+    policy = WritePolicy({a["pk"]: TOWN_A},
+                         extra=lambda ev: None if ev["pubkey"] in paid else "payment required")
+    item = _item(a, "a-1", "x", now).as_dict()
+    assert "not in a manifest" in str(policy.decide(item))  # its manifest is not known yet
+    man = build(a["sk"], TOWN_A, a["entries"], [], None, now).as_dict()
+    assert policy.decide(man) == "payment required"
+    paid.update({a["pk"], a["entries"][0].pubkey})
+    assert policy.decide(man) is None and policy.decide(item) is None
+    stranger = build(keys.derive(b"\x03" * 32, [keys.HARDENED]), "gt://m.example/m", [], [],
+                     None, now).as_dict()
+    assert "not a town of this relay" in str(policy.decide(stranger))
+    assert "not the hash" in str(policy.decide({**item, "content": "swapped"}))
+    # a manifest naming another town than its key's
+    wrong = build(a["sk"], TOWN_B, [], [], None, now + 1).as_dict()
+    assert "another town" in str(policy.decide(wrong))
