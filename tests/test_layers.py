@@ -23,7 +23,7 @@ import gastown
 SRC = Path(gastown.__file__).parent
 #: the library's layers (the adapters above them may import any of these)
 LIBRARY = {"errors", "ledger", "hook", "chemistry", "config", "town", "controller",
-           "federation"}
+           "federation", "mesh"}
 ADAPTER_DEPS = LIBRARY | {"<root>"}
 #: what each component may import besides itself
 ALLOWED: dict[str, set[str]] = {
@@ -34,6 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "chemistry": {"errors", "ledger", "hook"},
     #: towns among towns: identity, signed logs, remotes (beside the town, on the ledger)
     "federation": {"errors", "ledger", "config"},
+    #: Nostr identities, relays as a transport, trust and credit (beside federation)
+    "mesh": {"errors", "ledger", "config", "federation"},
     "town": {"errors", "ledger", "hook", "chemistry", "config"},
     "controller": {"errors", "ledger", "hook", "chemistry", "config", "town",
                    "federation"},

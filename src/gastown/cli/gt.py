@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                               "delegation record)"),
     "delegation": ("gastown.cli.gt_delegation", "delegations to and from this town: list, "
                                                 "accept, reject"),
+    "mesh": ("gastown.cli.gt_mesh", "the town on Nostr relays: id, peer, relay, publish, sync, "
+                                    "work, follow, offer/respond/accept/settle, mail, status"),
+    "trust": ("gastown.cli.gt_mesh", "how far this town trusts a peer (follows, receipts)"),
+    "credit": ("gastown.cli.gt_mesh", "credit between towns: balance, history"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
     "orders": ("gastown.cli.gt_orders", "formulas the town starts on a schedule or an event: "

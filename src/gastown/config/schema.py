@@ -38,7 +38,8 @@ __all__ = ["CONFIG_FILE", "TownSettings", "RigConfig", "AgentConfig", "PoolConfi
 CONFIG_FILE = "town.toml"
 #: every top-level table town.toml may have
 TOP_TABLES = ("town", "rigs", "agents", "pools", "roles", "groups", "presets", "providers",
-              "federation", "nodes", *TABLES, "orders", "housekeeping")
+              "federation", "nodes", *TABLES, "orders", "housekeeping",
+              "mesh")  # [mesh]: relays, acks, skew (gastown.mesh.config)
 
 
 @dataclass

@@ -58,12 +58,16 @@ def effective_priority(mr: Bead, aging: float, now: float | None = None) -> int:
 
 
 def queue(led: Ledger, aging: float, *, rig: str | None = None, base: str | None = None,
-          statuses: tuple[str, ...] = ("open",)) -> list[Bead]:
-    """Requests in the order they will be landed (per target), optionally one target's."""
+          statuses: tuple[str, ...] = ("open",), key: Any = None) -> list[Bead]:
+    """Requests in the order they will be landed (per target), optionally one target's;
+    ``key`` replaces the order (e.g. ``gastown.mesh.priority.order_key``: trust-weighted)."""
     beads = led.list(Filter(issue_type=["merge-request"], status=list(statuses)))
     now = time.time()
     out = [b for b in beads
            if (rig is None or target_of(b)[0] == rig) and (base is None or target_of(b)[1] == base)]
+    if key is not None:
+        out.sort(key=key)
+        return out
     out.sort(key=lambda b: (effective_priority(b, aging, now), b.get("created_at") or "",
                             b["id"]))
     return out

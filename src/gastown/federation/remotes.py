@@ -225,6 +225,8 @@ def sync(ledger: Ledger, name: str, cache_dir: str) -> dict[str, Any]:
     changes nothing.
     """
     remote = get_remote(ledger, name)
+    if transport.is_relay(remote["url"]):
+        return transport.relay_sync(ledger, name, remote)
     st = _load(ledger.kv_get(_S + name))
     known = f"{st.get('count', 0)} records known, last synced {age_text(st.get('synced_at'))}"
     try:

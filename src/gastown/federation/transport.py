@@ -20,7 +20,8 @@ from typing import Any
 from ..errors import NotFoundError, ValidationError
 
 __all__ = ["REF", "LOG_FILE", "TOWN_FILE", "MAX_LOG_BYTES", "MAX_TOWN_BYTES", "is_git",
-           "write_dir", "read_dir", "push_git", "fetch_git", "read", "write"]
+           "write_dir", "read_dir", "push_git", "fetch_git", "read", "write",
+           "is_relay", "relay_sync"]
 
 REF = "refs/gastown/federation"
 LOG_FILE = "log.jsonl"
@@ -166,3 +167,23 @@ def read(url: str, cache_dir: str, name: str) -> tuple[dict[str, Any], bytes]:
     if is_git(url):
         return fetch_git(url, cache_dir, name)
     return read_dir(url)
+
+
+#: a remote whose --url is a Nostr relay is synced by the mesh package (gastown[mesh]),
+#: found through this entry-point group so federation never imports it
+RELAY_SCHEMES = ("ws://", "wss://")
+
+
+def is_relay(url: str) -> bool:
+    """Is ``url`` a Nostr relay (``ws://``/``wss://``) rather than a log?"""
+    return url.startswith(RELAY_SCHEMES)
+
+
+def relay_sync(ledger: Any, name: str, remote: dict[str, Any]) -> dict[str, Any]:
+    """Sync remote ``name`` over its relay with the installed handler."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="gastown.relay_sync"):
+        return dict(ep.load()(ledger, name, remote))
+    raise TransportError(f"remote {name}: {remote['url']} is a relay; relays need "
+                         "pip install 'gastown[mesh]'")
