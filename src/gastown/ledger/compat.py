@@ -383,29 +383,6 @@ def rename_prefix(led: Ledger, new: str, dry_run: bool = False) -> list[tuple[st
         t.emit("ledger.prefix_renamed", None, {"from": old, "to": new, "count": len(pairs)})
     led._prefix, led._prefix_missing = new, False  # noqa: SLF001 - the ledger's own cache
     return pairs
-    mapping = dict(pairs)
-    word = re.compile(r"(?<![A-Za-z0-9_-])(" + re.escape(old)
-                      + r"-[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)(?![A-Za-z0-9_-])")
-    with led.store.write() as tx:
-        for table, cols in (("issues", ("id",)), ("dependencies", ("issue_id", "depends_on_id")),
-                            ("labels", ("issue_id",)), ("comments", ("issue_id",)),
-                            ("events", ("bead_id",)), ("child_counters", ("parent_id",))):
-            for col in cols:
-                tx.executemany(f"UPDATE {table} SET {col} = ? WHERE {col} = ?",
-                               [(n, o) for o, n in pairs])
-        rows = tx.query("SELECT id, title, description, design, acceptance_criteria, notes "
-                        "FROM issues")
-        for row in rows:
-            texts = [word.sub(lambda m: mapping.get(m.group(1), m.group(1)), t or "")
-                     for t in row[1:]]
-            if texts != [t or "" for t in row[1:]]:
-                tx.execute("UPDATE issues SET title = ?, description = ?, design = ?, "
-                           "acceptance_criteria = ?, notes = ? WHERE id = ?", (*texts, row[0]))
-        tx.execute("INSERT INTO retired_ids (id) SELECT id FROM issues WHERE NOT EXISTS "
-                   "(SELECT 1 FROM retired_ids r WHERE r.id = issues.id)")
-    led.set_config("issue_prefix", new)
-    led.emit("ledger.prefix_renamed", None, {"from": old, "to": new, "count": len(pairs)})
-    return pairs
 
 
 def merge_jsonl(base: list[dict[str, Any]], left: list[dict[str, Any]],
