@@ -41,7 +41,12 @@ _SESSION_VARS = ("GT_AGENT", "GT_RIG", "GT_ROLE", "GT_POOL", "BD_ACTOR", "TMUX",
 
 def is_running(town: Town) -> bool:
     """True while some process holds the town's controller lock."""
-    path = os.path.join(town.gt_dir, LOCK_NAME)
+    return lock_held(os.path.join(town.gt_dir, LOCK_NAME))
+
+
+def lock_held(path: str) -> bool:
+    """True while some process holds the ``flock`` on ``path`` (the controller's or
+    the watchdog's lock file)."""
     if not os.path.exists(path):
         return False
     fd = os.open(path, os.O_RDWR)

@@ -42,18 +42,9 @@ _MAX_DELAY = 60.0
 
 
 def _lock_held(path: str) -> bool:
-    if not os.path.exists(path):
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    from .service import lock_held
+
+    return lock_held(path)
 
 
 def _read(town: Town) -> dict[str, Any]:
