@@ -107,7 +107,11 @@ class ControlClient:
         self._reader.start()
         # the first line both proves the connection works and stops pane output
         # from flooding the stream (each keystroke typed would come back)
-        reply = self.run(["refresh-client -f no-output"], timeout=open_timeout)[0]
+        try:
+            reply = self.run(["refresh-client -f no-output"], timeout=open_timeout)[0]
+        except ControlError:
+            self.close()  # e.g. no such session to attach to: reap the client
+            raise
         if not reply.ok:
             self.close()
             raise ControlError(f"tmux -C refused refresh-client: {reply.text}")
