@@ -44,7 +44,7 @@ from gastown.controller.service import down, up  # noqa: E402
 from gastown.demo.run import latencies  # noqa: E402
 from gastown.demo.sample import write_sample  # noqa: E402
 from gastown.town.core import Town, init_town  # noqa: E402
-from gastown.town.providers import TmuxProvider  # noqa: E402
+from gastown.town.providers import SubprocessProvider, TmuxProvider  # noqa: E402
 from gastown.town.rigs import add_rig  # noqa: E402
 from gastown.town.slinging import sling  # noqa: E402
 
@@ -88,10 +88,10 @@ def server_pid(town: Town) -> int | None:
     return int(out) if out.isdigit() else None
 
 
-def make_town(root: Path, agents: int, control: bool = True) -> Town:
+def make_town(root: Path, agents: int, control: bool = True, provider: str = "tmux") -> Town:
     """A town with ``agents`` sleeping command agents (written to town.toml at once)."""
     sample = write_sample(str(root / "sample"))
-    town = init_town(str(root / "town"), name="bench", prefix="b", provider="tmux",
+    town = init_town(str(root / "town"), name="bench", prefix="b", provider=provider,
                      email="bench@example.test", actor="bench")
     add_rig(town, "textkit", sample, actor="bench")
     blocks = [f'\n[agents.s{i:04d}]\nrig = "textkit"\nrole = "worker"\npreset = "command"\n'
@@ -137,28 +137,32 @@ def start_daemon(town: Town) -> int:
 
 
 # ---------------------------------------------------------------- 1. burst
-def bench_burst(n: int, rounds: int, workers: int | None) -> dict[str, Any]:
+def bench_burst(n: int, rounds: int, workers: int | None,
+                provider: str = "tmux") -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="gt-scale-"))
-    town = make_town(root, n)
+    town = make_town(root, n, provider=provider)
     if workers:
         with open(town.config_path, "a", encoding="utf-8") as fh:
             fh.write(f"\n[controller]\nnudge_workers = {workers}\n")
-    out: dict[str, Any] = {"sessions": n, "nudge_workers": workers or "default", "rounds": []}
+    out: dict[str, Any] = {"sessions": n, "provider": provider,
+                           "nudge_workers": workers or "default", "rounds": []}
     try:
         t0 = time.monotonic()
         names = [f"s{i:04d}" for i in range(n)]
         roots = sling_all(town, names)
         out["setup_s"] = round(time.monotonic() - t0, 1)
-        alive = sum(1 for s in TmuxProvider(town.gt_dir).snapshot().values() if s.alive)
+        prov = TmuxProvider(town.gt_dir) if provider == "tmux" else \
+            SubprocessProvider(town.gt_dir)
+        alive = sum(1 for s in prov.snapshot().values() if s.alive)
         assert alive == n, f"{alive} of {n} sessions alive"
         print(f"  {n} sessions up in {out['setup_s']}s", flush=True)
         actors = {name: f"textkit/worker/{name}" for name in names}
         for r in range(rounds):
-            control = r % 2 == 1
+            control = r % 2 == 1 and provider == "tmux"
             set_control(town, control)
             pid = start_daemon(town)
             time.sleep(1.0)
-            server = server_pid(town)
+            server = server_pid(town) if provider == "tmux" else None
             with Ledger.open(town.db_url()) as led:
                 mid = led.last_event_seq()
                 c0 = tree_cpu(pid, server)
@@ -176,7 +180,8 @@ def bench_burst(n: int, rounds: int, workers: int | None) -> dict[str, Any]:
                 evs = led.events(since_seq=mid)
             down(town, timeout=20)
             lat = latencies(evs)
-            row = {"control": control, "closed_at_once": n, "closing_s": round(closing_s, 2),
+            row = {"control": control if provider == "tmux" else None, "closed_at_once": n,
+                   "closing_s": round(closing_s, 2),
                    **stats(lat), "all_delivered_s": round(wall, 2), "cpu_s": round(cpu, 2),
                    "verified": sum(1 for e in evs if e["type"] == "dispatch"
                                    and (e.get("payload") or {}).get("verified")),
@@ -246,6 +251,7 @@ def main() -> int:
     parser.add_argument("--idle-agents", default="100,1000")
     parser.add_argument("--idle-s", type=float, default=60.0)
     parser.add_argument("--skip", default="", help="burst or idle")
+    parser.add_argument("--provider", default="tmux", help="tmux or subprocess (bursts)")
     parser.add_argument("--polls", default="", help="[controller] poll values, e.g. 0.1,1")
     parser.add_argument("--workers", type=int, default=0, help="[controller] nudge_workers")
     args = parser.parse_args()
@@ -263,7 +269,7 @@ def main() -> int:
             print(f"1. burst of {n}", flush=True)
             results["burst"].append(bench_burst(20 if args.quick else n,
                                                 2 if args.quick else rounds,
-                                                args.workers or None))
+                                                args.workers or None, args.provider))
     if "idle" not in args.skip:
         for a in [int(x) for x in args.idle_agents.split(",") if x]:
             print(f"2. idle, {a} agents", flush=True)

@@ -90,14 +90,16 @@ def test_a_killed_connection_is_reopened_and_the_text_still_arrives_once(
         prov: Counted, tmp_path: Path) -> None:
     heard = _echo(prov, "ears", tmp_path)
     assert prov.nudge("ears", "first").verified
-    ctl = prov._ctl
+    ctl = prov.connection
     assert ctl is not None and ctl.alive
     os.kill(ctl.proc.pid, signal.SIGKILL)
     wait_for(lambda: not ctl.alive, 10, what="the connection to be seen dead")
     result = prov.nudge("ears", "second")
     assert result.delivered and result.verified, result
     assert _lines(heard, 2) == ["first", "second"]
-    assert prov.control_opened == 2 and prov._ctl is not ctl and prov._ctl.alive
+    ctl2 = prov.connection
+    assert ctl2 is not None
+    assert prov.control_opened == 2 and prov.connection is not ctl and ctl2.alive
 
 
 def test_the_connection_of_a_killed_session_gives_way_to_a_new_one(
@@ -143,6 +145,16 @@ def test_a_stuck_connection_times_out_and_is_not_used_again(prov: Counted,
             ctl.run(["display-message -p x"])
     finally:
         ctl.close()
+
+
+def test_providers_of_one_town_share_its_connection(prov: Counted, tmp_path: Path) -> None:
+    heard = _echo(prov, "ears", tmp_path)
+    others = [TmuxProvider(str(tmp_path / ".gt")) for _ in range(5)]
+    for i, other in enumerate(others):
+        assert other.nudge("ears", f"from {i}").verified
+    assert _lines(heard, 5) == [f"from {i}" for i in range(5)]
+    assert sum(o.control_opened for o in others) == 1, "one tmux -C process per town"
+    assert all(o.connection is others[0].connection for o in others)
 
 
 def test_quote_refuses_what_a_command_line_cannot_carry() -> None:

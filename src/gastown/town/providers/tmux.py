@@ -68,6 +68,13 @@ def _test_pause(phase: str, name: str) -> None:
     time.sleep(delay)
 
 
+#: the control connections of this process, one per town server (by socket path): every
+#: provider object of a town shares it -- code that makes a provider per operation (a
+#: sling, a status look) must not leave a ``tmux -C`` process behind each time
+_CONNECTIONS: dict[str, ControlClient] = {}
+_CONNECTIONS_LOCK = threading.Lock()
+
+
 def socket_path(gt_dir: str) -> str:
     """The private socket: ``.gt/tmux.sock``, or a short path when that is too long.
 
@@ -103,8 +110,6 @@ class TmuxProvider(Provider):
         self.width = width
         self.height = height
         self.control = control
-        self._ctl: ControlClient | None = None
-        self._ctl_lock = threading.Lock()
         #: how many control connections were opened (tests and benchmarks read it)
         self.control_opened = 0
 
@@ -137,23 +142,24 @@ class TmuxProvider(Provider):
         and ``open_new``."""
         if not self.control:
             return None
-        with self._ctl_lock:
-            ctl = self._ctl
+        with _CONNECTIONS_LOCK:
+            ctl = _CONNECTIONS.get(self.socket)
             if ctl is not None and ctl.alive:
                 return ctl
             if not open_new:
                 return None
             if ctl is not None:
                 ctl.close()  # its session was killed, or the server went away
-                self._ctl = None
+                del _CONNECTIONS[self.socket]
             if not os.path.exists(self.socket):
                 return None
             try:
-                self._ctl = ControlClient(self._argv([]), self._env(), f"={session}")
+                ctl = ControlClient(self._argv([]), self._env(), f"={session}")
             except ControlError:
                 return None  # no such session, or tmux refused: one-shot clients instead
+            _CONNECTIONS[self.socket] = ctl
             self.control_opened += 1
-            return self._ctl
+            return ctl
 
     def _ctl_run(self, session: str, commands: list[list[str]],
                  open_new: bool = True) -> list[Reply] | None:
@@ -177,12 +183,18 @@ class TmuxProvider(Provider):
         except ControlError:
             return None
 
+    @property
+    def connection(self) -> ControlClient | None:
+        """The town server's control connection in this process, if one is open."""
+        with _CONNECTIONS_LOCK:
+            return _CONNECTIONS.get(self.socket)
+
     def close_control(self) -> None:
-        """Close the control connection (a new one opens on the next call)."""
-        with self._ctl_lock:
-            if self._ctl is not None:
-                self._ctl.close()
-                self._ctl = None
+        """Close the town server's control connection (a new one opens on the next call)."""
+        with _CONNECTIONS_LOCK:
+            ctl = _CONNECTIONS.pop(self.socket, None)
+        if ctl is not None:
+            ctl.close()
 
     @staticmethod
     def _target(name: str) -> str:
