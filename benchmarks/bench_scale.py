@@ -18,7 +18,7 @@ Run: ``.venv/bin/python benchmarks/bench_scale.py [--quick] [--sizes 100,500]
    at the default policies, the tmux server's, the events written, and one
    reconcile pass in process.
 
-Writes ``benchmarks/results/scale.json``.
+Writes ``benchmarks/results/scale.json`` (``--out NAME`` for another name).
 """
 
 from __future__ import annotations
@@ -251,6 +251,7 @@ def main() -> int:
     parser.add_argument("--idle-agents", default="100,1000")
     parser.add_argument("--idle-s", type=float, default=60.0)
     parser.add_argument("--skip", default="", help="burst or idle")
+    parser.add_argument("--out", default="scale.json", help="file name under results/")
     parser.add_argument("--provider", default="tmux", help="tmux or subprocess (bursts)")
     parser.add_argument("--polls", default="", help="[controller] poll values, e.g. 0.1,1")
     parser.add_argument("--workers", type=int, default=0, help="[controller] nudge_workers")
@@ -276,7 +277,7 @@ def main() -> int:
             for poll in [float(x) for x in args.polls.split(",") if x] or [None]:
                 results["idle"].append(bench_idle(a, 20, 10.0 if args.quick else args.idle_s,
                                                   poll))
-    out = HERE / "results" / "scale.json"
+    out = HERE / "results" / Path(args.out).name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {out}")
