@@ -243,6 +243,67 @@ def bench_idle(agents: int, live: int, idle_s: float, poll: float | None) -> dic
     return out
 
 
+# ------------------------------------------------------ 3. tmux commands
+def bench_commands(sessions: int, rounds: int) -> dict[str, Any]:
+    """Typing one short text into each of ``sessions`` panes, three ways: a tmux client
+    process per command, one process for all (``tmux c1 \\; c2 …``), control mode."""
+    import subprocess
+
+    from gastown.town.providers.base import SessionSpec
+    from gastown.town.providers.tmuxctl import quote
+
+    root = Path(tempfile.mkdtemp(prefix="gt-scale-cmd-"))
+    prov = TmuxProvider(str(root))
+    names = [f"c{i:03d}" for i in range(sessions)]
+    out: dict[str, Any] = {"sessions": sessions, "commands_per_session": 3}
+    try:
+        for name in names:
+            prov.start(SessionSpec(name, ["cat"], str(root)))
+
+        def cmds(name: str) -> list[list[str]]:
+            t = prov._target(name)
+            return [["display-message", "-p", "-t", t, "#{pane_dead}"],
+                    ["send-keys", "-t", t, "C-u"],
+                    ["send-keys", "-t", t, "-l", "--", f"hello {name}"]]
+
+        def one_shot() -> None:
+            for name in names:
+                for cmd in cmds(name):
+                    subprocess.run(prov._argv(cmd), capture_output=True, check=True,
+                                   env=prov._env())
+
+        def batched() -> None:
+            argv: list[str] = []
+            for name in names:
+                for cmd in cmds(name):
+                    argv += [*cmd, ";"]
+            subprocess.run(prov._argv(argv[:-1]), capture_output=True, check=True,
+                           env=prov._env())
+
+        def control() -> None:
+            ctl = prov._connection(names[0])
+            assert ctl is not None
+            ctl.run([" ".join(quote(a) for a in cmd) for name in names for cmd in cmds(name)])
+
+        for label, fn in (("one_shot", one_shot), ("batched", batched), ("control", control)):
+            walls, cpus = [], []
+            server = int(prov._fmt(names[0], "#{pid}") or 0)
+            for _ in range(rounds):
+                c0, s0, w0 = self_cpu(), proc_cpu(server), time.monotonic()
+                fn()
+                walls.append((time.monotonic() - w0) * 1000)
+                cpus.append((self_cpu() - c0 + proc_cpu(server) - s0) * 1000)
+            n = sessions * 3
+            out[label] = {"wall_ms": round(sorted(walls)[len(walls) // 2], 1),
+                          "cpu_ms": round(sorted(cpus)[len(cpus) // 2], 1),
+                          "cpu_per_command_ms": round(sorted(cpus)[len(cpus) // 2] / n, 3)}
+            print(f"  {label}: {out[label]}", flush=True)
+    finally:
+        prov.kill_server()
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -250,7 +311,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="burst rounds (alternating)")
     parser.add_argument("--idle-agents", default="100,1000")
     parser.add_argument("--idle-s", type=float, default=60.0)
-    parser.add_argument("--skip", default="", help="burst or idle")
+    parser.add_argument("--skip", default="", help="burst, idle, commands (comma-separated)")
     parser.add_argument("--out", default="scale.json", help="file name under results/")
     parser.add_argument("--provider", default="tmux", help="tmux or subprocess (bursts)")
     parser.add_argument("--polls", default="", help="[controller] poll values, e.g. 0.1,1")
@@ -263,7 +324,8 @@ def main() -> int:
         print("bench_scale: tmux is needed", file=sys.stderr)
         return 1
     results: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M"),
-                               "load": os.getloadavg()[0], "burst": [], "idle": []}
+                               "load": os.getloadavg()[0], "burst": [], "idle": [],
+                               "commands": {}}
     rounds = min(args.rounds, STEPS - 1)
     if "burst" not in args.skip:
         for n in [int(x) for x in args.sizes.split(",") if x]:
@@ -271,6 +333,9 @@ def main() -> int:
             results["burst"].append(bench_burst(20 if args.quick else n,
                                                 2 if args.quick else rounds,
                                                 args.workers or None, args.provider))
+    if "commands" not in args.skip:
+        print("3. tmux commands: 100 sessions x 3 commands", flush=True)
+        results["commands"] = bench_commands(100, 3 if args.quick else 7)
     if "idle" not in args.skip:
         for a in [int(x) for x in args.idle_agents.split(",") if x]:
             print(f"2. idle, {a} agents", flush=True)
