@@ -141,6 +141,17 @@ def test_a_stuck_connection_times_out_and_is_not_used_again(prov: Counted,
         finally:
             os.kill(server, signal.SIGCONT)
         assert not ctl.alive, "a late reply must not be taken for the next caller's"
+        ctl.close()
+        # a server that reads nothing: the pipe fills, and the writer gives up in time
+        ctl = ControlClient(prov._argv([]), prov._env(), "=ears")
+        os.kill(server, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(ControlError):
+                ctl.run(["display-message -p " + "x" * 1000] * 300, timeout=1.0)
+            assert time.monotonic() - started < 5
+        finally:
+            os.kill(server, signal.SIGCONT)
         with pytest.raises(ControlError, match="closed"):
             ctl.run(["display-message -p x"])
     finally:

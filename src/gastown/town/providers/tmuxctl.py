@@ -32,8 +32,11 @@ directly anyway.
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -92,9 +95,11 @@ class ControlClient:
         ``argv_prefix`` is the provider's ``tmux -f /dev/null -S SOCKET``.
         Raises ControlError when tmux cannot be started or does not answer.
         """
-        self._lock = threading.Lock()          # one writer at a time, queue order = write order
+        self._write_lock = threading.Lock()    # one writer at a time: queue order = write order
+        self._lock = threading.Lock()          # guards the queue and the closed flag
         self._waiting: deque[_Waiter] = deque()
         self._closed = False
+        self._attached = threading.Event()
         self.reason = ""
         argv = [argv_prefix[0], "-C", *argv_prefix[1:], "attach-session", "-t", attach_to]
         try:
@@ -103,12 +108,24 @@ class ControlClient:
                                          start_new_session=True)
         except OSError as exc:
             raise ControlError(f"cannot start tmux -C: {exc}") from None
+        assert self.proc.stdin is not None
+        os.set_blocking(self.proc.stdin.fileno(), False)  # writes wait in select, bounded
         self._reader = threading.Thread(target=self._read, name="tmux-control", daemon=True)
         self._reader.start()
         # the first line both proves the connection works and stops pane output
         # from flooding the stream (each keystroke typed would come back)
+        deadline = time.monotonic() + open_timeout
         try:
-            reply = self.run(["refresh-client -f no-output"], timeout=open_timeout)[0]
+            # a line read before the attach is done finds "no current client": wait for
+            # the attach (its session-changed notice), and ask again if it came early
+            self._attached.wait(open_timeout)
+            while True:
+                reply = self.run(["refresh-client -f no-output"],
+                                 timeout=max(0.1, deadline - time.monotonic()))[0]
+                if reply.ok or "no current client" not in reply.text \
+                        or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
         except ControlError:
             self.close()  # e.g. no such session to attach to: reap the client
             raise
@@ -133,19 +150,24 @@ class ControlClient:
                 raise ControlError("a line break inside a control-mode command")
         waiters = [_Waiter() for _ in lines]
         data = "".join(f"{line}\n" for line in lines).encode()
-        with self._lock:
-            if self._closed:
-                raise ControlError(f"control connection closed{self._why()}")
-            self._waiting.extend(waiters)
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(data)
-                self.proc.stdin.flush()
-            except (OSError, ValueError) as exc:
-                self._fail(f"write failed: {exc}")
+        deadline = time.monotonic() + timeout
+        # bounded: a server that stops reading must not hold every caller for ever
+        if not self._write_lock.acquire(timeout=timeout):
+            self._fail(f"no write possible within {timeout:g}s")
+            raise ControlError(f"control connection closed{self._why()}")
+        try:
+            with self._lock:
+                if self._closed:
+                    raise ControlError(f"control connection closed{self._why()}")
+                self._waiting.extend(waiters)
+            error = self._write(data, deadline)
+        finally:
+            self._write_lock.release()
+        if error:
+            self._fail(error)
         replies: list[Reply] = []
         for waiter in waiters:
-            if not waiter.done.wait(timeout):
+            if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
                 self._fail(f"no reply within {timeout:g}s")
             if waiter.reply is None:
                 raise ControlError(f"control connection closed{self._why(waiter.error)}")
@@ -167,6 +189,23 @@ class ControlClient:
             self.proc.wait()
 
     # ------------------------------------------------------------ internals
+    def _write(self, data: bytes, deadline: float) -> str:
+        """Write ``data`` to the client's stdin by ``deadline``; an error text, or ''."""
+        assert self.proc.stdin is not None
+        try:
+            fd = self.proc.stdin.fileno()
+            while data:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [fd], [], left)[1]:
+                    return "the control connection takes no more input"
+                try:
+                    data = data[os.write(fd, data):]
+                except BlockingIOError:
+                    continue  # less room than PIPE_BUF: wait in select again
+        except (OSError, ValueError) as exc:
+            return f"write failed: {exc}"
+        return ""
+
     def _why(self, reason: str | None = None) -> str:
         reason = reason or self.reason
         return f" ({reason})" if reason else ""
@@ -198,6 +237,8 @@ class ControlClient:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 if block is None:
+                    if line.startswith(("%session-changed ", "%exit")):
+                        self._attached.set()  # attached (or never will be)
                     if line.startswith("%begin "):
                         begin = line.split(" ")[1:]
                         block = []
@@ -211,6 +252,7 @@ class ControlClient:
                 block.append(line)
         except (OSError, ValueError):
             pass
+        self._attached.set()
         self._fail(f"tmux -C ended (exit status {self.proc.poll()})")
 
     def _deliver(self, begin: list[str], reply: Reply) -> None:
