@@ -84,6 +84,9 @@ def test_nudges_travel_over_one_connection_verbatim(prov: Counted, tmp_path: Pat
     assert prov.control_opened == 1, "one connection carried every nudge"
     assert prov.one_shot == [], f"one-shot tmux clients were used: {prov.one_shot}"
     assert prov.is_alive("ears") and prov.exists("ears")
+    prov.one_shot.clear()
+    state = prov.snapshot()["ears"]  # a format with tabs travels too
+    assert state.alive and state.pid == prov.pid("ears") and prov.one_shot == []
 
 
 def test_a_killed_connection_is_reopened_and_the_text_still_arrives_once(
@@ -170,6 +173,7 @@ def test_providers_of_one_town_share_its_connection(prov: Counted, tmp_path: Pat
 
 def test_quote_refuses_what_a_command_line_cannot_carry() -> None:
     assert quote("it's") == "'it'\\''s'"
+    assert quote("a\tb") == "'a\tb'"
     for bad in ("a\nb", "a\rb", "\x1b[2J", "nul\x00", "del\x7f"):
         with pytest.raises(ControlError):
             quote(bad)
@@ -179,9 +183,9 @@ def test_unsanitised_text_falls_back_to_one_shot_clients(prov: Counted,
                                                          tmp_path: Path) -> None:
     heard = _echo(prov, "ears", tmp_path)
     prov.one_shot.clear()
-    result = prov.nudge("ears", "tab\there")  # a caller that skipped sanitize()
-    assert result.delivered and result.verified, result
-    assert _lines(heard, 1) == ["tab\there"]
+    result = prov.nudge("ears", "bell\x07here")  # a caller that skipped sanitize()
+    assert result.delivered, result  # (the terminal echoes ^G: not seen as typed)
+    assert _lines(heard, 1) == ["bell\x07here"], "typed exactly, through argv"
     assert "send-keys" in prov.one_shot or "display-message" in prov.one_shot
 
 

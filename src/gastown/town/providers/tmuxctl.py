@@ -78,9 +78,10 @@ def quote(arg: str) -> str:
     """``arg`` as one single-quoted word of tmux's command language.
 
     Raises ControlError for text a command line cannot carry (control
-    characters, a line break above all: it would end the command).
+    characters, a line break above all: it would end the command).  A tab is
+    only a character inside quotes (the provider's formats use it).
     """
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in arg):
+    if any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in arg):
         raise ControlError("a control character cannot travel on a control-mode line")
     return "'" + arg.replace("'", "'\\''") + "'"
 
