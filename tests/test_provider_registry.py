@@ -130,7 +130,7 @@ def test_an_unknown_provider_is_one_line_naming_the_known_ones(town: Town,
 
 @pytest.mark.parametrize("table, message", [
     ("[providers.tmux]\ncolour = 1\n", r"providers\.tmux: unknown key\(s\) colour "
-                                       r"\(known: height, width\)"),
+                                       r"\(known: control, height, width\)"),
     ("[providers.tmux]\nwidth = 3\n", r"providers\.tmux\.width must be an integer from 20"),
     ("[providers.subprocess]\nlog = true\n", r"providers\.subprocess: unknown key\(s\) log "
                                              r"\(known: none\)"),

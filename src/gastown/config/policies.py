@@ -28,8 +28,12 @@ class ControllerPolicy:
     """``[controller]``: how often the loop looks at the event log and ticks."""
 
     tick: float = 10.0          # seconds between reconcile ticks (patrol, pools, convoys)
-    poll: float = 0.1           # seconds between event-log polls (dispatch latency)
-    nudge_workers: int = 16     # nudges delivered at once (each is a few tmux calls)
+    # seconds between idle looks: a commit wakes the loop at once (the event bus) and
+    # so does a stop, so this only bounds how stale the saved cursor may get
+    poll: float = 1.0
+    # nudges delivered at once: each mostly waits (its text to show, a settle pause), so
+    # a burst of 100 closes needs many in flight to be delivered within the 1 s budget
+    nudge_workers: int = 64
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,8 @@ def parse_policies(data: dict[str, Any], path: str = "town.toml") -> Policies:
     c = checked_table(data.get("controller", {}), {"tick", "poll", "nudge_workers"}, where)
     controller = ControllerPolicy(
         tick=number(c, "tick", where, 10.0, 0.2, 3600.0),
-        poll=number(c, "poll", where, 0.1, 0.01, 5.0),
-        nudge_workers=integer(c, "nudge_workers", where, 16, 1, 64))
+        poll=number(c, "poll", where, 1.0, 0.01, 5.0),
+        nudge_workers=integer(c, "nudge_workers", where, 64, 1, 256))
     where = f"{path}: patrol"
     p = checked_table(data.get("patrol", {}),
                       {"start_missing", "restart_dead", "stall_after", "restart_after",

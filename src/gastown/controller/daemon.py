@@ -161,6 +161,12 @@ class Controller:
         """Ask the loop and every thread to finish (safe from a signal handler)."""
         self.stop_event.set()
         self._tick_wake.set()
+        # the loop waits on the event bus, not on a short poll: end that wait now
+        sub, bus = getattr(self, "_sub", None), getattr(self, "bus", None)
+        if sub is not None:
+            sub.close()
+        if bus is not None:
+            bus.wake()
         for ev in list(self._refinery_wake.values()):
             ev.set()
 

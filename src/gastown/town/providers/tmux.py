@@ -5,6 +5,14 @@ ignores the user's tmux configuration (``-f /dev/null``); ``$TMUX`` is removed
 from tmux's environment, so the user's own server is never contacted, even
 when ``gt`` runs inside it.  Every call is an argument vector; the only text
 tmux itself parses is escaped with :func:`gastown.town.text.tmux_arg`.
+
+The frequent calls -- a nudge's typing, screen reads and Enter, the liveness
+and activity looks -- travel over one persistent control-mode connection
+(:mod:`.tmuxctl`, ``[providers.tmux] control = true``, the default) instead of
+one ``tmux`` process each; there every argument is single-quoted for tmux's
+command language.  Whenever that connection is down or cannot carry a text,
+the call falls back to a one-shot client as above, and the next call opens a
+new connection.
 """
 
 from __future__ import annotations
@@ -16,15 +24,17 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ...config.values import integer, known
+from ...config.values import boolean, integer, known
 from ...errors import ProviderError
 from ..text import chunks, tmux_arg
 from .base import NudgeResult, Provider, SessionSpec, SessionState
 from .proctree import marker_of, session_pids, stop_tree
+from .tmuxctl import ControlClient, ControlError, Reply, quote
 
 __all__ = ["TmuxProvider", "socket_path"]
 
@@ -58,6 +68,13 @@ def _test_pause(phase: str, name: str) -> None:
     time.sleep(delay)
 
 
+#: the control connections of this process, one per town server (by socket path): every
+#: provider object of a town shares it -- code that makes a provider per operation (a
+#: sling, a status look) must not leave a ``tmux -C`` process behind each time
+_CONNECTIONS: dict[str, ControlClient] = {}
+_CONNECTIONS_LOCK = threading.Lock()
+
+
 def socket_path(gt_dir: str) -> str:
     """The private socket: ``.gt/tmux.sock``, or a short path when that is too long.
 
@@ -80,15 +97,21 @@ class TmuxProvider(Provider):
 
     @classmethod
     def parse_options(cls, options: dict[str, Any], where: str) -> dict[str, Any]:
-        """``[providers.tmux]``: ``width`` and ``height`` of new sessions' windows."""
-        known(options, {"width", "height"}, where)
+        """``[providers.tmux]``: ``width`` and ``height`` of new sessions' windows, and
+        ``control`` (a persistent control-mode connection; default true)."""
+        known(options, {"width", "height", "control"}, where)
         return {"width": integer(options, "width", where, 220, 20, 2000),
-                "height": integer(options, "height", where, 50, 5, 1000)}
+                "height": integer(options, "height", where, 50, 5, 1000),
+                "control": boolean(options, "control", where, True)}
 
-    def __init__(self, gt_dir: str, width: int = 220, height: int = 50) -> None:
+    def __init__(self, gt_dir: str, width: int = 220, height: int = 50,
+                 control: bool = True) -> None:
         self.socket = socket_path(gt_dir)
         self.width = width
         self.height = height
+        self.control = control
+        #: how many control connections were opened (tests and benchmarks read it)
+        self.control_opened = 0
 
     # ------------------------------------------------------------ plumbing
     def _env(self) -> dict[str, str]:
@@ -113,12 +136,77 @@ class TmuxProvider(Provider):
             raise ProviderError(f"tmux {args[0]} failed: {detail}")
         return proc
 
+    # ------------------------------------------------------ control mode
+    def _connection(self, session: str, open_new: bool = True) -> ControlClient | None:
+        """The live control connection, opened (attached to ``session``) when needed
+        and ``open_new``."""
+        if not self.control:
+            return None
+        with _CONNECTIONS_LOCK:
+            ctl = _CONNECTIONS.get(self.socket)
+            if ctl is not None and ctl.alive:
+                return ctl
+            if not open_new:
+                return None
+            if ctl is not None:
+                ctl.close()  # its session was killed, or the server went away
+                del _CONNECTIONS[self.socket]
+            if not os.path.exists(self.socket):
+                return None
+            try:
+                ctl = ControlClient(self._argv([]), self._env(), f"={session}")
+            except ControlError:
+                return None  # no such session, or tmux refused: one-shot clients instead
+            _CONNECTIONS[self.socket] = ctl
+            self.control_opened += 1
+            return ctl
+
+    def _ctl_run(self, session: str, commands: list[list[str]],
+                 open_new: bool = True) -> list[Reply] | None:
+        """Run ``commands`` (argument lists) over the control connection, in order.
+
+        None when the connection is not available (not open and not ``open_new``)
+        or died before answering all of them: the caller then does the same with
+        one-shot clients.  Only calls made often open a connection (a nudge, a
+        screen read): a single look from a short-lived ``gt`` command is cheaper
+        as one process.
+        """
+        ctl = self._connection(session, open_new)
+        if ctl is None:
+            return None
+        try:
+            lines = [" ".join(quote(a) for a in cmd) for cmd in commands]
+        except ControlError:
+            return None  # a control character: only argv can carry it
+        try:
+            return ctl.run(lines)
+        except ControlError:
+            return None
+
+    @property
+    def connection(self) -> ControlClient | None:
+        """The town server's control connection in this process, if one is open."""
+        with _CONNECTIONS_LOCK:
+            return _CONNECTIONS.get(self.socket)
+
+    def close_control(self) -> None:
+        """Close the town server's control connection (a new one opens on the next call)."""
+        with _CONNECTIONS_LOCK:
+            ctl = _CONNECTIONS.pop(self.socket, None)
+        if ctl is not None:
+            ctl.close()
+
     @staticmethod
     def _target(name: str) -> str:
         # '=' asks for an exact session name: 'ab' never matches a session 'abc'
         return f"={name}:"
 
     def _fmt(self, name: str, fmt: str) -> str | None:
+        replies = self._ctl_run(name, [["display-message", "-p", "-t", self._target(name),
+                                        fmt]], open_new=False)
+        if replies is not None:
+            # over control mode a missing target prints nothing instead of failing
+            return replies[0].text.strip() or None if replies[0].ok else None
         proc = self._run(["display-message", "-p", "-t", self._target(name), fmt], check=False)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
@@ -252,11 +340,15 @@ class TmuxProvider(Provider):
         if not os.path.exists(self.socket):
             return ""
         # no separate has-session call: capture-pane fails on a missing session,
-        # and a nudge's verification polls this (each tmux call is a process)
-        proc = self._run(["capture-pane", "-p", "-J", "-t", self._target(name),
-                          "-S", f"-{max(1, lines)}"], check=False)
+        # and a nudge's verification polls this
+        cmd = ["capture-pane", "-p", "-J", "-t", self._target(name), "-S", f"-{max(1, lines)}"]
+        replies = self._ctl_run(name, [cmd], open_new=False)  # a nudge opens it
+        if replies is not None:
+            screen = replies[0].text if replies[0].ok else ""
+        else:
+            screen = self._run(cmd, check=False).stdout
         out: list[str] = []
-        for line in proc.stdout.splitlines():
+        for line in screen.splitlines():
             line = line.rstrip()
             if line or (out and out[-1]):  # a screen is mostly padding: one blank is enough
                 out.append(line)
@@ -272,21 +364,9 @@ class TmuxProvider(Provider):
         pieces = chunks(text)
         if not pieces:
             return NudgeResult(False, False, text=text, detail="nothing to type")
-        target = self._target(name)
         _test_pause("before", name)
-        # one tmux process both checks the pane is alive and types the first chunk
-        # (a burst of nudges is bound by how many tmux processes it starts); keys
-        # sent to a dead pane go nowhere, so typing before the answer is harmless.
-        # The line-kill key first: a nudge torn by a killed sender (typed, never
-        # submitted) is cleared, not glued to this one
-        first = self._run(["display-message", "-p", "-t", target, "#{pane_dead}", ";",
-                           "send-keys", "-t", target, CLEAR_KEY, ";",
-                           "send-keys", "-t", target, "-l", "--", tmux_arg(pieces[0])],
-                          check=False)
-        if first.returncode != 0 or first.stdout.strip() != "0":
+        if not self._type(name, pieces):
             return NudgeResult(False, False, text=text, detail="session is not running")
-        for piece in pieces[1:]:
-            self._run(["send-keys", "-t", target, "-l", "--", tmux_arg(piece)])
         _test_pause("typed", name)
         verified = self._wait_for(name, text, verify_s)
         # a pause lets programs that treat fast input as a paste settle first
@@ -294,10 +374,55 @@ class TmuxProvider(Provider):
         if before_submit is not None:
             before_submit()
         _test_pause("submitting", name)
-        self._run(["send-keys", "-t", self._target(name), "Enter"])
+        enter = ["send-keys", "-t", self._target(name), "Enter"]
+        replies = self._ctl_run(name, [enter], open_new=False)
+        if replies is None:
+            # the connection died (or never was): pressing Enter through a one-shot
+            # client can at worst add an empty line after a submitted one; not
+            # pressing it could leave a verified nudge unsent
+            self._run(enter)
+        elif not replies[0].ok:
+            raise ProviderError(f"tmux send-keys failed: {replies[0].text}")
         _test_pause("entered", name)
         return NudgeResult(True, verified, chunks=len(pieces), text=text,
                            detail="" if verified else "text not seen in the pane before Enter")
+
+    def _type(self, name: str, pieces: list[str]) -> bool:
+        """Check the pane is alive, clear its input line, type ``pieces``; False when dead.
+
+        Keys sent to a dead pane go nowhere, so typing the first piece before the
+        answer is harmless, and it saves a round trip.  The line-kill key comes
+        first: a nudge torn by a killed sender (typed, never submitted) is
+        cleared, not glued to this one -- and so is a half-typed text of this
+        nudge when the control connection died under it and the one-shot path
+        types it all again.
+        """
+        target = self._target(name)
+        head = [["display-message", "-p", "-t", target, "#{pane_dead}"],
+                ["send-keys", "-t", target, CLEAR_KEY],
+                ["send-keys", "-t", target, "-l", "--", pieces[0]]]
+        replies = self._ctl_run(name, head)
+        if replies is not None:
+            if replies[0].text.strip() != "0" or not all(r.ok for r in replies):
+                return False
+            rest = [["send-keys", "-t", target, "-l", "--", p] for p in pieces[1:]]
+            more = self._ctl_run(name, rest, open_new=False) if rest else []
+            if more is not None:
+                if not all(r.ok for r in more):
+                    raise ProviderError(f"tmux send-keys failed: "
+                                        f"{next(r.text for r in more if not r.ok)}")
+                return True
+        # one tmux process both checks the pane and types the first chunk (a burst of
+        # nudges over one-shot clients is bound by how many processes it starts)
+        first = self._run(["display-message", "-p", "-t", target, "#{pane_dead}", ";",
+                           "send-keys", "-t", target, CLEAR_KEY, ";",
+                           "send-keys", "-t", target, "-l", "--", tmux_arg(pieces[0])],
+                          check=False)
+        if first.returncode != 0 or first.stdout.strip() != "0":
+            return False
+        for piece in pieces[1:]:
+            self._run(["send-keys", "-t", target, "-l", "--", tmux_arg(piece)])
+        return True
 
     def _wait_for(self, name: str, text: str, within: float) -> bool:
         """Whether the end of ``text`` shows up in the pane within ``within`` seconds."""
@@ -330,13 +455,18 @@ class TmuxProvider(Provider):
         """Every session's state from one ``list-panes -a`` call (a controller's tick)."""
         if not os.path.exists(self.socket):
             return {}
-        proc = self._run(["list-panes", "-a", "-F",
-                          "#{session_name}\t#{pane_dead}\t#{pane_pid}\t#{window_activity}"],
-                         check=False)
+        cmd = ["list-panes", "-a", "-F",
+               "#{session_name}\t#{pane_dead}\t#{pane_pid}\t#{window_activity}"]
         out: dict[str, SessionState] = {}
-        if proc.returncode != 0:
-            return out  # no server: no sessions
-        for line in proc.stdout.splitlines():
+        replies = self._ctl_run("", [cmd], open_new=False)
+        if replies is not None:
+            listing = replies[0].text if replies[0].ok else ""
+        else:
+            proc = self._run(cmd, check=False)
+            if proc.returncode != 0:
+                return out  # no server: no sessions
+            listing = proc.stdout
+        for line in listing.splitlines():
             parts = line.split("\t")
             if len(parts) != 4 or parts[0] in out:
                 continue  # one pane per session; a person's extra pane is not ours
@@ -349,5 +479,6 @@ class TmuxProvider(Provider):
 
     def kill_server(self) -> None:
         """Stop the town's private server (tests, and a controller shutting down)."""
+        self.close_control()
         if os.path.exists(self.socket):
             self._run(["kill-server"], check=False)
