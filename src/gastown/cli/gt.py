@@ -54,6 +54,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                               "delegation record)"),
     "delegation": ("gastown.cli.gt_delegation", "delegations to and from this town: list, "
                                                 "accept, reject"),
+    "costs": ("gastown.cli.gt_costs", "tokens and dollars per agent, session, molecule, "
+                                      "convoy or day (from the agent programs' own logs)"),
+    "handoff": ("gastown.cli.gt_handoff", "write a handoff record and continue in a fresh "
+                                          "session of the same agent"),
+    "seance": ("gastown.cli.gt_handoff", "what an earlier session of an agent did: events, "
+                                         "last output, handoff notes"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
 }

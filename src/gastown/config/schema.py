@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFoundError, ValidationError
+from .costs import Budget, CostSettings, parse_budgets, parse_costs
 from .policies import TABLES, Policies, parse_policies
 from .presets import load_presets
 from .providers import check_provider
@@ -36,7 +37,7 @@ __all__ = ["CONFIG_FILE", "TownSettings", "RigConfig", "AgentConfig", "PoolConfi
 CONFIG_FILE = "town.toml"
 #: every top-level table town.toml may have
 TOP_TABLES = ("town", "rigs", "agents", "pools", "roles", "groups", "presets", "providers",
-              "federation", *TABLES)
+              "federation", *TABLES, "costs", "budgets")
 
 
 @dataclass
@@ -128,6 +129,10 @@ class TownConfig:
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the controller's ``[controller]``, ``[patrol]`` and ``[merge]`` tables
     policies: Policies = field(default_factory=Policies)
+    #: ``[costs]``: prices per model, where agent programs keep their logs
+    costs: CostSettings = field(default_factory=CostSettings)
+    #: ``[budgets]``: spending limits that pause an agent, a pool or the town
+    budgets: list[Budget] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def agent(self, name: str) -> AgentConfig:
@@ -217,6 +222,8 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
     for name, where, g in _named(data, "groups", "group", path, {"members"}):
         cfg.groups[name] = strlist(g, "members", where) or []
     _check_cross(cfg)
+    cfg.costs = parse_costs(data, path)
+    cfg.budgets = parse_budgets(data, path, set(cfg.agents), set(cfg.pools))
     return cfg
 
 

@@ -167,6 +167,9 @@ class Controller:
         self.dispatcher = Dispatcher(self.town, led, sessions, self.actor,
                                      pol.controller.nudge_workers, self.log)
         self.feeder = PoolFeeder(self.town, led, sessions, self.actor, self.dispatcher, self.log)
+        from .budgets import BudgetWatch
+
+        self.budgets = BudgetWatch(self.town, led, self.log)  # pauses what overspent
         self.patrol = Patrol(self.town, led, sessions, pol.patrol, self.actor, self.memory,
                              self.log)
         from .service import ConfigWatch
@@ -325,7 +328,9 @@ class Controller:
         if reloaded is not None:
             self.policies = reloaded
             self.patrol.policy = reloaded.patrol
-        for name, step in (("patrol", self.patrol.run), ("pools", self.feeder.feed),
+            self.budgets.wake()  # a limit raised or removed resumes at once
+        for name, step in (("patrol", self.patrol.run), ("budgets", self.budgets.check),
+                           ("pools", self.feeder.feed),
                            ("convoys", lambda: land_ready(self.town, self.led)),
                            ("merge", self._wake_refinery)):
             try:

@@ -1,0 +1,169 @@
+"""Cost accounting: tokens and dollars per session, agent, molecule, convoy and day.
+
+Usage records come from the agent programs' own local logs (:mod:`.usage`); each
+is attributed from the ledger's events: its agent (whose worktree, or whose usage
+file, it was found in), its session (the agent's latest ``session.started`` before
+it, numbered from 1), its molecule (what the agent's hook held then: ``sling``
+puts work on it, ``done`` and ``hook.cleared`` take it off) and that molecule's
+convoy (``convoy.created``/``convoy.added``).  Prices come from ``[costs.prices]``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..config.costs import price_of
+from ..errors import UsageError
+from .usage import agent_usage
+
+if TYPE_CHECKING:
+    from ..ledger.core import Ledger
+    from .core import Town
+
+__all__ = ["cost_rows", "summarize", "GROUPS", "History", "render_costs"]
+
+#: what ``gt costs --by`` groups by
+GROUPS = ("agent", "session", "molecule", "convoy", "day", "model")
+_COUNTS = ("input", "output", "cache_write", "cache_read", "tokens")
+
+
+def _epoch(ts: str) -> float:
+    return datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
+
+
+class History:
+    """What the event log says about each agent: its sessions and its hook over time."""
+
+    TYPES = ("session.started", "sling", "done", "hook.cleared", "convoy.created",
+             "convoy.added")
+
+    def __init__(self, led: Ledger) -> None:
+        self.sessions: dict[str, list[float]] = defaultdict(list)
+        self.session_seqs: dict[str, list[int]] = defaultdict(list)
+        self.hooks: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
+        self.convoy_of: dict[str, str] = {}
+        holding: dict[str, str | None] = {}
+        for ev in led.events(types=list(self.TYPES)):
+            payload = ev.get("payload") or {}
+            kind, ts = ev["type"], _epoch(ev["ts"])
+            agent = payload.get("agent") if isinstance(payload.get("agent"), str) else None
+            if kind == "session.started" and agent:
+                self.sessions[agent].append(ts)
+                self.session_seqs[agent].append(int(ev["seq"]))
+            elif kind == "sling" and agent and ev.get("bead_id"):
+                holding[agent] = ev["bead_id"]
+                self.hooks[agent].append((ts, ev["bead_id"]))
+            elif kind == "hook.cleared" and agent:
+                holding[agent] = None
+                self.hooks[agent].append((ts, None))
+            elif kind == "done":
+                for who, held in list(holding.items()):
+                    if held == ev.get("bead_id"):
+                        holding[who] = None
+                        self.hooks[who].append((ts, None))
+            elif kind.startswith("convoy.") and ev.get("bead_id"):
+                for bead in payload.get("beads") or []:
+                    if isinstance(bead, str):
+                        self.convoy_of[bead] = ev["bead_id"]
+
+    def session_at(self, agent: str, ts: float) -> int:
+        """The agent's session number at ``ts`` (1 = first; 0 = before any)."""
+        return bisect.bisect_right(self.sessions.get(agent, []), ts)
+
+    def hook_at(self, agent: str, ts: float) -> str | None:
+        """The work on the agent's hook at ``ts``."""
+        changes = self.hooks.get(agent, [])
+        i = bisect.bisect_right([c[0] for c in changes], ts)
+        return changes[i - 1][1] if i else None
+
+
+def cost_rows(town: Town, led: Ledger, *, since: float | None = None,
+              agents: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per usage record of the town's agents (after ``since``), attributed."""
+    cfg = town.config
+    history = History(led)
+    rows: list[dict[str, Any]] = []
+    wanted = set(agents) if agents is not None else None
+    for agent in cfg.all_agents():
+        if wanted is not None and agent.name not in wanted:
+            continue
+        records = agent_usage(town.gt_dir, agent.name, town.workdir(agent),
+                              claude_dir=cfg.costs.claude_dir, codex_dir=cfg.costs.codex_dir,
+                              gemini_dir=cfg.costs.gemini_dir)
+        for rec in records:
+            if since is not None and rec.ts < since:
+                continue
+            price = price_of(cfg.costs.prices, rec.model)
+            molecule = history.hook_at(agent.name, rec.ts)
+            rows.append({
+                "ts": rec.ts, "agent": agent.name, "pool": agent.pool,
+                "session": history.session_at(agent.name, rec.ts),
+                "molecule": molecule,
+                "convoy": history.convoy_of.get(molecule or ""),
+                "day": datetime.fromtimestamp(rec.ts, UTC).strftime("%Y-%m-%d"),
+                "model": rec.model, "source": rec.source, **rec.usage(), "tokens": rec.tokens,
+                "usd": price.cost(rec.usage()) if price else 0.0, "priced": price is not None,
+            })
+    rows.sort(key=lambda r: r["ts"])
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    """Rows added up per value of ``by`` (``session`` groups by agent and session)."""
+    if by not in GROUPS:
+        raise UsageError(f"--by must be one of {', '.join(GROUPS)}, not {by!r}")
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["agent"], r["session"]) if by == "session" else (r[by],)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {**({"agent": r["agent"], "session": r["session"]}
+                                  if by == "session" else {by: r[by]}),
+                               **dict.fromkeys(_COUNTS, 0), "usd": 0.0, "calls": 0,
+                               "unpriced_tokens": 0, "models": []}
+        for k in _COUNTS:
+            g[k] += r[k]
+        g["usd"] += r["usd"]
+        g["calls"] += 1
+        if not r["priced"]:
+            g["unpriced_tokens"] += r["tokens"]
+        if r["model"] not in g["models"]:
+            g["models"].append(r["model"])
+    out = list(groups.values())
+    for g in out:
+        g["usd"] = round(g["usd"], 6)
+    out.sort(key=lambda g: -g["usd"] if by not in ("day", "session") else 0)
+    return out
+
+
+def _tok(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else (f"{n / 1e3:.1f}k" if n >= 1e3 else str(n))
+
+
+def render_costs(groups: list[dict[str, Any]], by: str) -> str:
+    """The text of ``gt costs``: one line per group and a total."""
+    from .text import sanitize
+
+    if not groups:
+        return ("No usage found: no agent program has written usage records for this "
+                "town's worktrees (see 'Costs' in the README for where they are read).\n")
+    head = "AGENT/SESSION" if by == "session" else by.upper()
+    lines = [f"{head:<28} {'CALLS':>6} {'INPUT':>8} {'OUTPUT':>8} {'CACHE W':>8} "
+             f"{'CACHE R':>8} {'USD':>10}"]
+    for g in groups:
+        label = f"{g['agent']} #{g['session']}" if by == "session" else str(g[by] or "-")
+        note = f"  ({_tok(g['unpriced_tokens'])} tokens unpriced)" if g["unpriced_tokens"] else ""
+        lines.append(f"{sanitize(label)[:28]:<28} {g['calls']:>6} {_tok(g['input']):>8} "
+                     f"{_tok(g['output']):>8} {_tok(g['cache_write']):>8} "
+                     f"{_tok(g['cache_read']):>8} {g['usd']:>10.4f}{note}")
+    total = sum(g["usd"] for g in groups)
+    lines.append(f"{'TOTAL':<28} {sum(g['calls'] for g in groups):>6} "
+                 f"{_tok(sum(g['input'] for g in groups)):>8} "
+                 f"{_tok(sum(g['output'] for g in groups)):>8} "
+                 f"{_tok(sum(g['cache_write'] for g in groups)):>8} "
+                 f"{_tok(sum(g['cache_read'] for g in groups)):>8} {total:>10.4f}")
+    return "\n".join(lines) + "\n"
+
