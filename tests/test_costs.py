@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from agents.townkit import add_agent, gt, gt_json, sleeper
+from agents.usagekit import claude_line, iso
 from gastown.config.costs import DEFAULT_PRICES, parse_limit, price_of
 from gastown.config.schema import parse_config
 from gastown.errors import ValidationError
@@ -26,23 +27,6 @@ from gastown.town.slinging import sling
 from gastown.town.usage import claude_project_dir, usage_file
 
 pytest_plugins = ("agents.fixtures",)
-
-
-def iso(ts: float) -> str:
-    """A timestamp as the agent programs write them."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def claude_line(ts: float, mid: str, model: str, inp: int, out: int, cw: int = 0,
-                cr: int = 0) -> str:
-    """One line of a Claude Code transcript carrying usage."""
-    return json.dumps({
-        "type": "assistant", "timestamp": iso(ts), "requestId": f"req_{mid}",
-        "sessionId": "0b9e4c1e", "message": {
-            "id": mid, "model": model, "role": "assistant",
-            "content": [{"type": "text", "text": "working"}],
-            "usage": {"input_tokens": inp, "output_tokens": out,
-                      "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr}}})
 
 
 def set_costs(town: Town, text: str) -> None:
