@@ -237,3 +237,23 @@ def test_budget_pauses_then_resumes_when_raised_or_next_period(town: Town) -> No
         assert [e["payload"]["key"] for e in led.events(types=["budget.resumed"])] == [
             "budgets.agent.w", "budgets.agent.w"]
     assert "Paused by budget" not in gt(town, "status").stdout
+
+
+def test_agents_sharing_the_town_folder_split_its_records_by_session(
+        town: Town, tmp_path: Path) -> None:
+    set_costs(town, f'[costs]\nclaude_dir = "{tmp_path / "claude"}"\n')
+    add_agent(town, "mayor", sleeper(), rig=None)
+    add_agent(town, "deacon", sleeper(), rig=None)
+    assert town.workdir(town.agent("mayor")) == town.workdir(town.agent("deacon"))
+    proj = Path(claude_project_dir(str(tmp_path / "claude"), town.root))
+    proj.mkdir(parents=True)
+    Sessions(town).start(town.agent("mayor"), actor="tester")
+    time.sleep(0.05)
+    t1 = time.time()
+    Sessions(town).start(town.agent("deacon"), actor="tester")
+    time.sleep(0.05)
+    t2 = time.time()
+    (proj / "x.jsonl").write_text(claude_line(t1, "m1", "claude-sonnet-4", 100, 1) + "\n"
+                                  + claude_line(t2, "m2", "claude-sonnet-4", 200, 2) + "\n")
+    by = {g["agent"]: g["input"] for g in gt_json(town, "costs")["groups"]}
+    assert by == {"mayor": 100, "deacon": 200}, "each record once, to the latest session"

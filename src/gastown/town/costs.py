@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.costs import price_of
 from ..errors import UsageError
-from .usage import agent_usage
+from .usage import UsageRecord, file_usage, program_usage
 
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
@@ -80,33 +80,60 @@ class History:
         return changes[i - 1][1] if i else None
 
 
+def _owners(town: Town, history: History, names: list[str], ts: float) -> str:
+    """Which of the agents sharing a working directory a program's record belongs to:
+    the one whose latest session started last before it (the first when none had one)."""
+    best, best_ts = names[0], float("-inf")
+    for name in names:
+        starts = history.sessions.get(name, [])
+        i = bisect.bisect_right(starts, ts)
+        if i and starts[i - 1] > best_ts:
+            best, best_ts = name, starts[i - 1]
+    return best
+
+
 def cost_rows(town: Town, led: Ledger, *, since: float | None = None,
               agents: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per usage record of the town's agents (after ``since``), attributed."""
+    """One row per usage record of the town's agents (after ``since``), attributed.
+
+    Agents without a rig share the town's folder as their working directory; a
+    program's record found there goes to the one of them whose session was the
+    latest to start before it.
+    """
     cfg = town.config
     history = History(led)
-    rows: list[dict[str, Any]] = []
+    by_cwd: dict[str, list[str]] = defaultdict(list)
+    configs = {a.name: a for a in cfg.all_agents()}
+    for agent in configs.values():
+        by_cwd[town.workdir(agent)].append(agent.name)
+    found: list[tuple[str, UsageRecord]] = []
     wanted = set(agents) if agents is not None else None
-    for agent in cfg.all_agents():
-        if wanted is not None and agent.name not in wanted:
+    for cwd, names in by_cwd.items():
+        if wanted is not None and not wanted & set(names):
             continue
-        records = agent_usage(town.gt_dir, agent.name, town.workdir(agent),
-                              claude_dir=cfg.costs.claude_dir, codex_dir=cfg.costs.codex_dir,
-                              gemini_dir=cfg.costs.gemini_dir)
-        for rec in records:
-            if since is not None and rec.ts < since:
-                continue
-            price = price_of(cfg.costs.prices, rec.model)
-            molecule = history.hook_at(agent.name, rec.ts)
-            rows.append({
-                "ts": rec.ts, "agent": agent.name, "pool": agent.pool,
-                "session": history.session_at(agent.name, rec.ts),
-                "molecule": molecule,
-                "convoy": history.convoy_of.get(molecule or ""),
-                "day": datetime.fromtimestamp(rec.ts, UTC).strftime("%Y-%m-%d"),
-                "model": rec.model, "source": rec.source, **rec.usage(), "tokens": rec.tokens,
-                "usd": price.cost(rec.usage()) if price else 0.0, "priced": price is not None,
-            })
+        for rec in program_usage(cwd, claude_dir=cfg.costs.claude_dir,
+                                 codex_dir=cfg.costs.codex_dir,
+                                 gemini_dir=cfg.costs.gemini_dir):
+            owner = names[0] if len(names) == 1 else _owners(town, history, names, rec.ts)
+            found.append((owner, rec))
+        for name in names:
+            found += [(name, rec) for rec in file_usage(town.gt_dir, name)]
+    rows: list[dict[str, Any]] = []
+    for name, rec in found:
+        if (since is not None and rec.ts < since) or (wanted is not None
+                                                      and name not in wanted):
+            continue
+        price = price_of(cfg.costs.prices, rec.model)
+        molecule = history.hook_at(name, rec.ts)
+        rows.append({
+            "ts": rec.ts, "agent": name, "pool": configs[name].pool,
+            "session": history.session_at(name, rec.ts),
+            "molecule": molecule,
+            "convoy": history.convoy_of.get(molecule or ""),
+            "day": datetime.fromtimestamp(rec.ts, UTC).strftime("%Y-%m-%d"),
+            "model": rec.model, "source": rec.source, **rec.usage(), "tokens": rec.tokens,
+            "usd": price.cost(rec.usage()) if price else 0.0, "priced": price is not None,
+        })
     rows.sort(key=lambda r: r["ts"])
     return rows
 

@@ -41,9 +41,9 @@ from datetime import datetime
 from typing import Any
 
 __all__ = ["UsageRecord", "claude_project_dir", "read_claude", "read_codex", "read_gemini",
-           "usage_file", "agent_usage", "SOURCES"]
+           "usage_file", "program_usage", "file_usage", "SOURCES"]
 
-#: what :func:`agent_usage` reads, in this order
+#: where usage is read from
 SOURCES = ("claude", "codex", "gemini", "file")
 #: lines longer than this are not usage records (a transcript line can hold a file)
 MAX_LINE = 4 * 1024 * 1024
@@ -227,20 +227,26 @@ def usage_file(gt_dir: str, agent: str) -> str:
     return os.path.join(gt_dir, "usage", f"{agent}.jsonl")
 
 
-def agent_usage(gt_dir: str, agent: str, cwd: str, *, claude_dir: str | None = None,
-                codex_dir: str | None = None, gemini_dir: str | None = None
-                ) -> list[UsageRecord]:
-    """Every usage record of one agent (its worktree ``cwd``), oldest first, each once."""
+def program_usage(cwd: str, *, claude_dir: str | None = None, codex_dir: str | None = None,
+                  gemini_dir: str | None = None) -> list[UsageRecord]:
+    """Every usage record the agent programs wrote for sessions run in ``cwd``, each once."""
     home = os.path.expanduser("~")
     claude = claude_dir or os.environ.get("CLAUDE_CONFIG_DIR") or os.path.join(home, ".claude")
     codex = codex_dir or os.environ.get("CODEX_HOME") or os.path.join(home, ".codex")
     gemini = gemini_dir or os.path.join(home, ".gemini")
+    return _unique((read_claude(os.path.expanduser(claude), cwd),
+                    read_codex(os.path.expanduser(codex), cwd),
+                    read_gemini(os.path.expanduser(gemini), cwd)))
+
+
+def file_usage(gt_dir: str, agent: str) -> list[UsageRecord]:
+    """The records in the agent's own usage file (:func:`usage_file`), each once."""
+    return _unique((_claude_lines(usage_file(gt_dir, agent), "file"),))
+
+
+def _unique(streams: tuple[Iterator[UsageRecord], ...]) -> list[UsageRecord]:
     seen: set[tuple[str, str]] = set()
     out: list[UsageRecord] = []
-    streams = (read_claude(os.path.expanduser(claude), cwd),
-               read_codex(os.path.expanduser(codex), cwd),
-               read_gemini(os.path.expanduser(gemini), cwd),
-               _claude_lines(usage_file(gt_dir, agent), "file"))
     for stream in streams:
         for rec in stream:
             if (rec.source, rec.key) not in seen:
