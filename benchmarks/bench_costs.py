@@ -31,11 +31,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+from agents.townkit import make_repo  # noqa: E402
 from agents.usagekit import claude_line  # noqa: E402
 
 from gastown.config.edit import append_table  # noqa: E402
 from gastown.town.budgets import check_budgets  # noqa: E402
 from gastown.town.core import init_town  # noqa: E402
+from gastown.town.rigs import add_rig  # noqa: E402
 from gastown.town.usage import claude_project_dir  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -62,11 +64,12 @@ def main() -> int:
         root = Path(tmp)
         claude = root / "claude"
         town = init_town(str(root / "town"), name="bench", prefix="b", actor="bench")
-        os.makedirs(os.path.join(town.root, "rigs"), exist_ok=True)
+        add_rig(town, "app", str(make_repo(root / "src")), actor="bench")
         names = [f"a{i}" for i in range(a.agents)]
         for n in names:
             append_table(town.config_path, f"agents.{n}",
-                         {"role": "worker", "preset": "command", "command": ["true"]})
+                         {"rig": "app", "role": "worker", "preset": "command",
+                          "command": ["true"]})
         with open(town.config_path, "a", encoding="utf-8") as fh:
             fh.write(f'\n[costs]\nclaude_dir = "{claude}"\n[budgets]\ntown = "$1000/day"\n')
         town.reload()

@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -90,15 +90,16 @@ def _int(value: Any) -> int:
     return max(0, min(int(value), 10**12))
 
 
-def _lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` of each JSON object line of ``path``."""
+def _lines(path: str, needle: bytes = b"") -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each JSON object line of ``path`` that holds ``needle``
+    (most lines of a transcript are text and tool output: they are not parsed)."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError:
         return
     with fh:
         for n, raw in enumerate(fh, 1):
-            if len(raw) > MAX_LINE:
+            if len(raw) > MAX_LINE or needle not in raw:
                 continue
             try:
                 obj = json.loads(raw)
@@ -114,8 +115,34 @@ def claude_project_dir(claude_dir: str, cwd: str) -> str:
     return os.path.join(claude_dir, "projects", re.sub(r"[^A-Za-z0-9]", "-", cwd))
 
 
+#: records of files read before, by path: (size, mtime, records); a transcript only grows,
+#: so a long-running reader (the controller's budget watch) parses each file once per change
+_CACHE: dict[str, tuple[int, int, list[UsageRecord]]] = {}
+_CACHE_MAX = 4096
+
+
+def _cached(path: str, key: str, read: Callable[[], Iterator[UsageRecord]]
+            ) -> list[UsageRecord]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        return hit[2]
+    records = list(read())
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = (st.st_size, st.st_mtime_ns, records)
+    return records
+
+
 def _claude_lines(path: str, source: str) -> Iterator[UsageRecord]:
-    for n, obj in _lines(path):
+    yield from _cached(path, f"{source}\0{path}", lambda: _claude_file(path, source))
+
+
+def _claude_file(path: str, source: str) -> Iterator[UsageRecord]:
+    for n, obj in _lines(path, b'"usage"'):
         msg = obj.get("message")
         if not isinstance(msg, dict) or not isinstance(msg.get("usage"), dict):
             continue
@@ -142,6 +169,10 @@ def read_claude(claude_dir: str, cwd: str) -> Iterator[UsageRecord]:
 
 # ------------------------------------------------------------------ Codex CLI
 def _codex_file(path: str, cwd: str) -> Iterator[UsageRecord]:
+    yield from _cached(path, f"codex\0{path}\0{cwd}", lambda: _codex_read(path, cwd))
+
+
+def _codex_read(path: str, cwd: str) -> Iterator[UsageRecord]:
     model = "unknown"
     seen_meta = False
     prev: dict[str, int] = {}
