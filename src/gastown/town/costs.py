@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..config.costs import price_of
+from ..config.costs import Price, price_of
 from ..errors import UsageError
 from .usage import UsageRecord, file_usage, program_usage
 
@@ -45,6 +45,7 @@ class History:
         self.session_seqs: dict[str, list[int]] = defaultdict(list)
         self.hooks: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
         self.convoy_of: dict[str, str] = {}
+        self._hook_times: dict[str, list[float]] = {}
         holding: dict[str, str | None] = {}
         for ev in led.events(types=list(self.TYPES)):
             payload = ev.get("payload") or {}
@@ -75,8 +76,13 @@ class History:
 
     def hook_at(self, agent: str, ts: float) -> str | None:
         """The work on the agent's hook at ``ts``."""
-        changes = self.hooks.get(agent, [])
-        i = bisect.bisect_right([c[0] for c in changes], ts)
+        changes = self.hooks.get(agent)
+        if not changes:
+            return None
+        times = self._hook_times.get(agent)
+        if times is None or len(times) != len(changes):
+            times = self._hook_times[agent] = [c[0] for c in changes]
+        i = bisect.bisect_right(times, ts)
         return changes[i - 1][1] if i else None
 
 
@@ -119,11 +125,14 @@ def cost_rows(town: Town, led: Ledger, *, since: float | None = None,
         for name in names:
             found += [(name, rec) for rec in file_usage(town.gt_dir, name)]
     rows: list[dict[str, Any]] = []
+    prices: dict[str, Price | None] = {}
     for name, rec in found:
         if (since is not None and rec.ts < since) or (wanted is not None
                                                       and name not in wanted):
             continue
-        price = price_of(cfg.costs.prices, rec.model)
+        if rec.model not in prices:
+            prices[rec.model] = price_of(cfg.costs.prices, rec.model)
+        price = prices[rec.model]
         molecule = history.hook_at(name, rec.ts)
         rows.append({
             "ts": rec.ts, "agent": name, "pool": configs[name].pool,
