@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.costs import Price, price_of
 from ..errors import UsageError
-from .usage import UsageRecord, file_usage, program_usage
+from .usage import UsageRecord, codex_index, file_usage, homes, program_usage
 
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
@@ -114,12 +114,14 @@ def cost_rows(town: Town, led: Ledger, *, since: float | None = None,
         by_cwd[town.workdir(agent)].append(agent.name)
     found: list[tuple[str, UsageRecord]] = []
     wanted = set(agents) if agents is not None else None
+    codex = codex_index(homes(cfg.costs.claude_dir, cfg.costs.codex_dir,
+                              cfg.costs.gemini_dir)[1])
     for cwd, names in by_cwd.items():
         if wanted is not None and not wanted & set(names):
             continue
         for rec in program_usage(cwd, claude_dir=cfg.costs.claude_dir,
                                  codex_dir=cfg.costs.codex_dir,
-                                 gemini_dir=cfg.costs.gemini_dir):
+                                 gemini_dir=cfg.costs.gemini_dir, codex=codex):
             owner = names[0] if len(names) == 1 else _owners(town, history, names, rec.ts)
             found.append((owner, rec))
         for name in names:

@@ -30,6 +30,7 @@ included), ``cache_write`` and ``cache_read`` token counts with a time and a mod
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -41,7 +42,7 @@ from datetime import datetime
 from typing import Any
 
 __all__ = ["UsageRecord", "claude_project_dir", "read_claude", "read_codex", "read_gemini",
-           "usage_file", "program_usage", "file_usage", "SOURCES"]
+           "usage_file", "program_usage", "file_usage", "codex_index", "homes", "SOURCES"]
 
 #: where usage is read from
 SOURCES = ("claude", "codex", "gemini", "file")
@@ -168,25 +169,23 @@ def read_claude(claude_dir: str, cwd: str) -> Iterator[UsageRecord]:
 
 
 # ------------------------------------------------------------------ Codex CLI
-def _codex_file(path: str, cwd: str) -> Iterator[UsageRecord]:
-    yield from _cached(path, f"codex\0{path}\0{cwd}", lambda: _codex_read(path, cwd))
+#: the working directory each rollout file's ``session_meta`` names
+_CODEX_CWD: dict[str, str] = {}
 
 
-def _codex_read(path: str, cwd: str) -> Iterator[UsageRecord]:
+def _codex_read(path: str) -> Iterator[UsageRecord]:
     model = "unknown"
-    seen_meta = False
     prev: dict[str, int] = {}
+    _CODEX_CWD[path] = ""
     for n, obj in _lines(path):
         kind, payload = obj.get("type"), obj.get("payload")
         if not isinstance(payload, dict):
             continue
         if kind == "session_meta":
-            if os.path.normpath(str(payload.get("cwd") or "")) != os.path.normpath(cwd):
-                return  # another directory's session
-            seen_meta = True
+            _CODEX_CWD[path] = os.path.normpath(str(payload.get("cwd") or "")[:4096])
         elif kind == "turn_context" and isinstance(payload.get("model"), str):
             model = payload["model"][:200]
-        elif kind == "event_msg" and payload.get("type") == "token_count" and seen_meta:
+        elif kind == "event_msg" and payload.get("type") == "token_count":
             info = payload.get("info")
             total = info.get("total_token_usage") if isinstance(info, dict) else None
             if not isinstance(total, dict):
@@ -205,12 +204,21 @@ def _codex_read(path: str, cwd: str) -> Iterator[UsageRecord]:
                               delta["output_tokens"], 0, cached, "codex", f"{path}:{n}")
 
 
-def read_codex(codex_dir: str, cwd: str) -> Iterator[UsageRecord]:
-    """The Codex CLI's usage records of sessions run in ``cwd``."""
+def codex_index(codex_dir: str) -> dict[str, list[UsageRecord]]:
+    """The Codex CLI's usage records by the working directory of their session
+    (read once for all of a town's agents: every rollout file names its own)."""
     pattern = os.path.join(glob.escape(os.path.join(codex_dir, "sessions")), "**",
                            "rollout-*.jsonl")
+    index: dict[str, list[UsageRecord]] = {}
     for path in sorted(glob.glob(pattern, recursive=True)):
-        yield from _codex_file(path, cwd)
+        records = _cached(path, f"codex\0{path}", functools.partial(_codex_read, path))
+        index.setdefault(_CODEX_CWD.get(path, ""), []).extend(records)
+    return index
+
+
+def read_codex(codex_dir: str, cwd: str) -> Iterator[UsageRecord]:
+    """The Codex CLI's usage records of sessions run in ``cwd``."""
+    yield from codex_index(codex_dir).get(os.path.normpath(cwd), [])
 
 
 # ------------------------------------------------------------------ Gemini CLI
@@ -231,7 +239,7 @@ def read_gemini(gemini_dir: str, cwd: str) -> Iterator[UsageRecord]:
     for chats in _gemini_dirs(gemini_dir, cwd):
         for path in sorted(glob.glob(os.path.join(glob.escape(chats), "session-*.json"))):
             try:
-                if os.path.getsize(path) > 64 * MAX_LINE:
+                if os.path.getsize(path) > 16 * MAX_LINE:
                     continue
                 with open(path, encoding="utf-8") as fh:
                     data = json.load(fh)
@@ -258,16 +266,27 @@ def usage_file(gt_dir: str, agent: str) -> str:
     return os.path.join(gt_dir, "usage", f"{agent}.jsonl")
 
 
-def program_usage(cwd: str, *, claude_dir: str | None = None, codex_dir: str | None = None,
-                  gemini_dir: str | None = None) -> list[UsageRecord]:
-    """Every usage record the agent programs wrote for sessions run in ``cwd``, each once."""
+def homes(claude_dir: str | None = None, codex_dir: str | None = None,
+          gemini_dir: str | None = None) -> tuple[str, str, str]:
+    """Where Claude Code, Codex and Gemini keep their logs (given, from the environment,
+    else their defaults in the home directory)."""
     home = os.path.expanduser("~")
-    claude = claude_dir or os.environ.get("CLAUDE_CONFIG_DIR") or os.path.join(home, ".claude")
-    codex = codex_dir or os.environ.get("CODEX_HOME") or os.path.join(home, ".codex")
-    gemini = gemini_dir or os.path.join(home, ".gemini")
-    return _unique((read_claude(os.path.expanduser(claude), cwd),
-                    read_codex(os.path.expanduser(codex), cwd),
-                    read_gemini(os.path.expanduser(gemini), cwd)))
+    return (os.path.expanduser(claude_dir or os.environ.get("CLAUDE_CONFIG_DIR")
+                               or os.path.join(home, ".claude")),
+            os.path.expanduser(codex_dir or os.environ.get("CODEX_HOME")
+                               or os.path.join(home, ".codex")),
+            os.path.expanduser(gemini_dir or os.path.join(home, ".gemini")))
+
+
+def program_usage(cwd: str, *, claude_dir: str | None = None, codex_dir: str | None = None,
+                  gemini_dir: str | None = None,
+                  codex: dict[str, list[UsageRecord]] | None = None) -> list[UsageRecord]:
+    """Every usage record the agent programs wrote for sessions run in ``cwd``, each once
+    (``codex``: a :func:`codex_index` read before, for many directories)."""
+    claude, codex_home, gemini = homes(claude_dir, codex_dir, gemini_dir)
+    index = codex if codex is not None else codex_index(codex_home)
+    return _unique((read_claude(claude, cwd), iter(index.get(os.path.normpath(cwd), [])),
+                    read_gemini(gemini, cwd)))
 
 
 def file_usage(gt_dir: str, agent: str) -> list[UsageRecord]:
