@@ -91,9 +91,12 @@ def test_handoff_from_outside_restarts_the_session_with_the_notes(
     assert "Handoff from" not in (out / "prime-3").read_text()
 
 
-def test_handoff_from_inside_the_agents_own_session(town: Town, tmp_path: Path) -> None:
+@pytest.mark.parametrize("provider", ["tmux", "subprocess"])
+def test_handoff_from_inside_the_agents_own_session(town: Town, tmp_path: Path,
+                                                    provider: str) -> None:
     script, out = agent_files(tmp_path)
-    add_agent(town, "w", [sys.executable, str(script), str(out), "left off at the lexer"])
+    add_agent(town, "w", [sys.executable, str(script), str(out), "left off at the lexer"],
+              provider=provider)
     with town.ledger("tester") as led:
         bead = led.create("fix the lexer")
     sling(town, bead["id"], "w", nudge=False, actor="tester")
