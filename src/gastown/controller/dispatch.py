@@ -324,7 +324,8 @@ class PoolFeeder:
         full: set[str] = set()
         from ..town.budgets import paused, paused_reason
 
-        held = paused(self.led)  # budgets spent: no new work goes there this period
+        # budgets spent: no new work goes there this period (read only when there is work)
+        held = paused(self.led) if work else {}
         for bead_id, target in work.items():
             if target is None or target in full or (
                     held and paused_reason(self.town, held, target) is not None):

@@ -128,6 +128,7 @@ def cost_rows(town: Town, led: Ledger, *, since: float | None = None,
             found += [(name, rec) for rec in file_usage(town.gt_dir, name)]
     rows: list[dict[str, Any]] = []
     prices: dict[str, Price | None] = {}
+    days: dict[int, str] = {}
     for name, rec in found:
         if (since is not None and rec.ts < since) or (wanted is not None
                                                       and name not in wanted):
@@ -136,14 +137,19 @@ def cost_rows(town: Town, led: Ledger, *, since: float | None = None,
             prices[rec.model] = price_of(cfg.costs.prices, rec.model)
         price = prices[rec.model]
         molecule = history.hook_at(name, rec.ts)
+        usage = rec.usage()
+        day_no = int(rec.ts // 86400)  # UTC days: one date string per day, not per row
+        day = days.get(day_no)
+        if day is None:
+            day = days[day_no] = datetime.fromtimestamp(day_no * 86400, UTC).strftime("%Y-%m-%d")
         rows.append({
             "ts": rec.ts, "agent": name, "pool": configs[name].pool,
             "session": history.session_at(name, rec.ts),
             "molecule": molecule,
             "convoy": history.convoy_of.get(molecule or ""),
-            "day": datetime.fromtimestamp(rec.ts, UTC).strftime("%Y-%m-%d"),
-            "model": rec.model, "source": rec.source, **rec.usage(), "tokens": rec.tokens,
-            "usd": price.cost(rec.usage()) if price else 0.0, "priced": price is not None,
+            "day": day, "model": rec.model, "source": rec.source, **usage,
+            "tokens": rec.tokens, "usd": price.cost(usage) if price else 0.0,
+            "priced": price is not None,
         })
     rows.sort(key=lambda r: r["ts"])
     return rows
