@@ -33,7 +33,6 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from agents.townkit import make_repo  # noqa: E402
 from agents.usagekit import claude_line  # noqa: E402
-
 from gastown.config.edit import append_table  # noqa: E402
 from gastown.town.budgets import check_budgets  # noqa: E402
 from gastown.town.core import init_town  # noqa: E402
@@ -59,7 +58,10 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=5000, help="API messages per agent")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--ccusage", help="the ccusage binary, to time it side by side")
-    a = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="4 agents x 1,000 messages, 3 rounds")
+    a, _rest = ap.parse_known_args()  # ./run bench passes its options to every script
+    if a.quick:
+        a.agents, a.records, a.rounds = 4, 1000, 3
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         claude = root / "claude"
@@ -118,6 +120,10 @@ def main() -> int:
               f"({2 * total} transcript lines, {size / 1e6:.1f} MB); medians of {a.rounds}")
         for k, v in results.items():
             print(f"| {k} | {v:,.0f} ms | {total / v * 1000:,.0f} records/s |")
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "costs.json").write_text(json.dumps(
+            {"agents": a.agents, "records": total, "bytes": size, "rounds": a.rounds,
+             "median_ms": results}, indent=2) + "\n")
     return 0
 
 
