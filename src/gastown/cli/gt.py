@@ -58,6 +58,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                     "work, follow, offer/respond/accept/settle, mail, status"),
     "trust": ("gastown.cli.gt_mesh", "how far this town trusts a peer (follows, receipts)"),
     "credit": ("gastown.cli.gt_mesh", "credit between towns: balance, history"),
+    "costs": ("gastown.cli.gt_costs", "tokens and dollars per agent, session, molecule, "
+                                      "convoy or day (from the agent programs' own logs)"),
+    "handoff": ("gastown.cli.gt_handoff", "write a handoff record and continue in a fresh "
+                                          "session of the same agent"),
+    "seance": ("gastown.cli.gt_handoff", "what an earlier session of an agent did: events, "
+                                         "last output, handoff notes"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
     "orders": ("gastown.cli.gt_orders", "formulas the town starts on a schedule or an event: "

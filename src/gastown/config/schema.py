@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotFoundError, ValidationError
+from .costs import Budget, CostSettings, parse_budgets, parse_costs
 from .nodes import NodePolicy, parse_nodes
 from .orders import Housekeeping, Order, parse_housekeeping, parse_orders
 from .policies import TABLES, Policies, parse_policies
@@ -38,8 +39,8 @@ __all__ = ["CONFIG_FILE", "TownSettings", "RigConfig", "AgentConfig", "PoolConfi
 CONFIG_FILE = "town.toml"
 #: every top-level table town.toml may have
 TOP_TABLES = ("town", "rigs", "agents", "pools", "roles", "groups", "presets", "providers",
-              "federation", "nodes", *TABLES, "orders", "housekeeping",
-              "mesh")  # [mesh]: relays, acks, skew (gastown.mesh.config)
+              "federation", "nodes", *TABLES, "orders", "housekeeping", "costs",
+              "budgets", "mesh")  # [mesh]: relays, acks, skew (gastown.mesh.config)
 
 
 @dataclass
@@ -137,6 +138,10 @@ class TownConfig:
     policies: Policies = field(default_factory=Policies)
     #: ``[nodes]``: the leader's lease and heartbeat (config/nodes.py)
     nodes: NodePolicy = field(default_factory=NodePolicy)
+    #: ``[costs]``: prices per model, where agent programs keep their logs
+    costs: CostSettings = field(default_factory=CostSettings)
+    #: ``[budgets]``: spending limits that pause an agent, a pool or the town
+    budgets: list[Budget] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     #: ``[orders.NAME]``: formulas started on a schedule or an event (config/orders.py)
     orders: dict[str, Order] = field(default_factory=dict)
@@ -233,6 +238,8 @@ def parse_config(data: dict[str, Any], path: str = CONFIG_FILE) -> TownConfig:
     _check_cross(cfg)
     cfg.orders = parse_orders(data, path)
     cfg.housekeeping = parse_housekeeping(data, path)
+    cfg.costs = parse_costs(data, path)
+    cfg.budgets = parse_budgets(data, path, set(cfg.agents), set(cfg.pools))
     return cfg
 
 

@@ -192,6 +192,9 @@ class Controller:
                                      pol.controller.nudge_workers, self.log)
         self.feeder = PoolFeeder(self.town, led, sessions, self.actor, self.dispatcher, self.log)
         self.sessions = sessions
+        from .budgets import BudgetWatch
+
+        self.budgets = BudgetWatch(self.town, led, self.log)  # pauses what overspent
         self.patrol = Patrol(self.town, led, sessions, pol.patrol, self.actor, self.memory,
                              self.log)
         from .service import ConfigWatch
@@ -369,6 +372,7 @@ class Controller:
         if reloaded is not None:
             self.policies = reloaded
             self.patrol.policy = reloaded.patrol
+            self.budgets.wake()  # a limit raised or removed resumes at once
         from .upkeep import upkeep
 
         steps: list[tuple[str, Any]] = [("patrol", self.patrol.run)]
@@ -376,7 +380,7 @@ class Controller:
             node = self.node
             steps[:0] = [("nodes", node.refresh), ("evict", lambda: node.evict(self.sessions))]
         if self.leading():  # the one place for what only the town's leader does
-            steps += [("pools", self.feeder.feed),
+            steps += [("budgets", self.budgets.check), ("pools", self.feeder.feed),
                       ("convoys", lambda: land_ready(self.town, self.led)),
                       ("merge", self._wake_refinery),
                       ("upkeep", lambda: upkeep(self))]  # orders, housekeeping

@@ -338,8 +338,13 @@ class PoolFeeder:
             work.setdefault(item["id"], target)
             from_convoys.add(item["id"])
         full: set[str] = set()
+        from ..town.budgets import paused, paused_reason
+
+        # budgets spent: no new work goes there this period (read only when there is work)
+        held = paused(self.led) if work else {}
         for bead_id, target in work.items():
-            if target is None or target in full:
+            if target is None or target in full or (
+                    held and paused_reason(self.town, held, target) is not None):
                 waiting.append(bead_id)
             elif self._sling(bead_id, target):
                 slung.append(bead_id)

@@ -75,9 +75,7 @@ def _load(raw: str | None) -> dict[str, Any]:
 def order_state(led: Ledger | Txn, name: str) -> dict[str, Any]:
     """The kv state of one order (``{}`` before it was first seen)."""
     key = STATE_PREFIX + name
-    if hasattr(led, "kv_get"):
-        return _load(led.kv_get(key))
-    return _load(dict(led.kv_with_prefix(key)).get(key))
+    return _load(led.kv_get(key))
 
 
 def _expand(value: str, values: dict[str, str]) -> str:

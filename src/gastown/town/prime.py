@@ -110,7 +110,15 @@ def prime_data(town: Town, led: Ledger, agent: AgentConfig,
         "molecule": {k: v for k, v in mol.items() if k != "current"} if mol else None,
         "step": step, "mail": unread(led, actor), "nudges": nudges,
         "instruction": instruction,
+        "handoff": _handoff(led, agent.name),
     }
+
+
+def _handoff(led: Ledger, agent: str) -> dict[str, Any] | None:
+    """The notes a previous session of this agent handed over (see :mod:`.handoff`)."""
+    from .handoff import prime_handoff
+
+    return prime_handoff(led, agent)
 
 
 def _clean(text: Any) -> str:
@@ -153,6 +161,12 @@ def render_prime(data: dict[str, Any]) -> str:
             text = _clean_block(step.get(key))
             if text:
                 out += ["", ("Acceptance: " if key == "acceptance_criteria" else "") + text]
+    handoff = data.get("handoff")
+    if handoff:
+        out += ["", f"## Handoff from your session {handoff.get('session')}"]
+        if handoff.get("step"):
+            out.append(f"You were on {handoff['step']} {_clean(handoff.get('step_title'))}.")
+        out.append(_clean_block(handoff.get("notes")) or "(no notes)")
     if data["mail"]:
         out += ["", f"## Mail: {len(data['mail'])} unread (gt mail read ID)"]
         for m in data["mail"]:

@@ -149,6 +149,10 @@ class Sessions:
         preset = self.preset(agent)
         setup_files(preset, workdir, os.path.join(self.town.bin_dir(), "gt"))
         spec = self.spec(agent)
+        if provider.exists(name):  # a dead session's screen, kept for gt seance
+            from .seance import keep_output
+
+            keep_output(self, agent)
         try:
             os.remove(self.status_path(agent))  # a status from an earlier run means nothing
         except FileNotFoundError:
@@ -200,6 +204,9 @@ class Sessions:
         # that saw the session gone before the event would start it again
         with self.town.ledger(actor) as led:
             led.emit("session.stopped", None, {"agent": agent.name, "provider": provider.kind})
+        from .seance import keep_output
+
+        keep_output(self, agent)  # its last screen, for gt seance
         return provider.stop(name)
 
     def info(self, agent: AgentConfig) -> SessionInfo:

@@ -33,6 +33,7 @@ Paint = Callable[[str, str], str]
 MILESTONES = ("bead.closed", "dispatch", "merge.*", "patrol.restarted", "patrol.started",
               "patrol.quarantined", "patrol.released", "session.started", "session.stopped",
               "convoy.created", "convoy.landed", "convoy.stranded", "sling", "done",
+              "budget.paused", "budget.resumed", "handoff",
               "controller.started", "controller.stopped")
 _MQ_ORDER = {"landing": 1, "queued": 2}  # everything else is sent back: listed first
 
@@ -123,7 +124,15 @@ def town_status(town: Town, led: Ledger, events: int = 10, *, everything: bool =
             "agents": _agents(town, led, quiet_after),
             "merge_queue": _merge_queue(merge_requests) if merge_requests is not None else None,
             "convoys": shown, "convoys_in_flight": len(shown) if shown is not None else None,
-            "events": recent_events(led, events, everything)}
+            "events": recent_events(led, events, everything),
+            "budgets_paused": _budgets_paused(led)}
+
+
+def _budgets_paused(led: Ledger) -> list[dict[str, Any]]:
+    """Budgets spent this period: what they stop (see :mod:`.budgets`)."""
+    from .budgets import paused
+
+    return sorted(paused(led).values(), key=lambda r: str(r.get("key")))
 
 
 def _ago(ts: float | None) -> str:
@@ -248,6 +257,11 @@ def render_status(data: dict[str, Any], paint: Paint | None = None) -> str:
         out += _queue_lines(data["merge_queue"], paint)
     if data.get("convoys") is not None:
         out += _convoy_lines(data["convoys"], paint)
+    for b in data.get("budgets_paused") or []:
+        out.append(paint(f"Paused by budget: {sanitize(str(b.get('key')))} = "
+                         f"{sanitize(str(b.get('budget')))} (spent {b.get('spent')} "
+                         f"{b.get('unit')} this {b.get('period')}): no new work is slung "
+                         "there until the period ends or the limit is raised", "yellow"))
     if data["events"]:
         out += ["", "Recent events:"]
         out += [render_event(ev) for ev in data["events"]]
