@@ -49,8 +49,8 @@ def load(spec: str) -> Callable[..., Any]:
 
 def run(txn: Txn) -> None:
     """Call the configured hook with ``txn`` and its events, if both exist."""
-    if not txn.emitted:
-        return
+    if not txn.emitted or all(e[0] == "config.set" for e in txn.emitted):
+        return  # nothing happened, or only configuration: a broken hook stays repairable
     spec = txn.tx.scalar("SELECT value FROM config WHERE key = ?", (HOOK_KEY,))
     if spec:
         events, txn.emitted = txn.emitted, []
