@@ -20,7 +20,7 @@ from gastown.chains.log import check_proof, checkpoint, consistency, prove
 from gastown.chains.merkle import Tree, leaf_hash, verify_consistency, verify_inclusion
 from gastown.chains.read import find
 from gastown.chains.setup import enable
-from gastown.chains.verify import ChainError, verify_ledger
+from gastown.chains.verify import verify_ledger
 from gastown.errors import ValidationError
 from gastown.federation.log import canonical
 
@@ -139,7 +139,8 @@ def test_each_change_writes_its_record_in_the_same_transaction(
         ("created", ids["own"]), ("completed", ids["own"])]
     assert [r["seq"] for r in mine] == [1, 2, 3, 4, 5]
     assert mine[0]["prev"] == "" and all(
-        r["prev"] == hashlib.sha256(canonical(p)).hexdigest() for p, r in zip(mine, mine[1:]))
+        r["prev"] == hashlib.sha256(canonical(p)).hexdigest()
+        for p, r in zip(mine, mine[1:], strict=False))
     assert mine[0]["signer"] == agent and mine[0]["on_behalf"] is False
     assert mine[2]["quality"]["revisions"] == 1 and mine[1]["quality"]["revisions"] == 0
     assert mine[0]["work"]["labels"] == ["parser"] and mine[0]["work"]["priority"] == 1
