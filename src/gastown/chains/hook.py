@@ -12,6 +12,7 @@ event                 kind        entity, subject
 ====================  ==========  ==============================================
 bead.created          created     the creator (not mail, wisps or templates)
 bead.claimed          claimed     the assignee
+sling                 claimed     the agent given the work (``by``: who slung it)
 bead.closed           completed   the assignee (else the closer); not mail or MRs
 bead.reopened         reopened    the one reopening; subject: the assignee
 merge.landed          validated   the refinery; subject: the request's author
@@ -115,6 +116,14 @@ def _claimed(t: Txn, bead_id: str, p: Mapping[str, Any], actor: str) -> Iterator
         yield {"actor": who, "kind": "claimed", "bead": bead, "by_itself": who == actor}
 
 
+def _slung(t: Txn, bead_id: str, p: Mapping[str, Any], actor: str) -> Iterator[Spec]:
+    who = p.get("actor")
+    bead = t.get(bead_id)
+    if isinstance(who, str) and who and _recordable(bead):
+        yield {"actor": who, "kind": "claimed", "bead": bead, "by_itself": who == actor,
+               "extra": {"by": actor}}
+
+
 def _completed(t: Txn, bead_id: str, p: Mapping[str, Any], actor: str) -> Iterator[Spec]:
     bead = t.get(bead_id)
     if not _recordable(bead) or bead.get("issue_type") == "merge-request":
@@ -214,7 +223,7 @@ def _kv_set(t: Txn, _id: str | None, p: Mapping[str, Any], actor: str) -> Iterat
 
 
 HANDLERS: dict[str, Callable[[Txn, Any, Mapping[str, Any], str], Iterator[Spec]]] = {
-    "bead.created": _created, "bead.claimed": _claimed, "bead.closed": _completed,
+    "bead.created": _created, "bead.claimed": _claimed, "sling": _slung, "bead.closed": _completed,
     "bead.reopened": _reopened, "merge.landed": _landed, "merge.sent_back": _sent_back,
     "review.verdict": _verdict, "mol.squashed": _squashed, "kv.set": _kv_set,
 }
