@@ -89,6 +89,7 @@ class Keyring:
         self.org = org
         self.town = town_entity(org)
         self._keys: dict[str, object] = {}
+        self._own: dict[str, str] = {}
 
     def _load(self, path: str) -> object:
         key = self._keys.get(path)
@@ -110,8 +111,13 @@ class Keyring:
         """
         if entity == self.town:
             return self._load(self.town_key_path), self.town, False
-        if by_itself and os.path.exists(key_path(self.dir, entity)):
-            return self._load(key_path(self.dir, entity)), entity, False
+        if by_itself:
+            path = self._own.get(entity)
+            if path is None and os.path.exists(key_path(self.dir, entity)):
+                # remembered once found (a key is never taken away while a process runs)
+                path = self._own[entity] = key_path(self.dir, entity)
+            if path is not None:
+                return self._load(path), entity, False
         return self._load(self.town_key_path), self.town, True
 
     def create(self, entity: str) -> str:
