@@ -16,7 +16,23 @@ Reading (for CVs, skills and reputation built on top): :func:`records`,
 
 from __future__ import annotations
 
-from .flags import flags
-from .read import about, entities, records
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .flags import flags
+    from .read import about, entities, records
 
 __all__ = ["records", "about", "entities", "flags"]
+
+
+def __getattr__(name: str) -> object:
+    """The public functions, imported on first use (the ledger's hook imports this
+    package in every agent's ``bd close``, which needs none of them)."""
+    if name == "flags":
+        from . import flags as _flags
+
+        return _flags.flags
+    if name in ("records", "about", "entities"):
+        from . import read
+
+        return getattr(read, name)
+    raise AttributeError(name)

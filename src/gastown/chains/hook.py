@@ -31,18 +31,23 @@ self-validation (author = refinery) is not a validation and is not recorded;
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from ..errors import ValidationError
 from ..ledger import chainlog
-from ..ledger.ops import Txn
 from .entity import Keyring, entity_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing only for type checkers: this runs in every agent's bd close
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Any
+
+    from ..ledger.ops import Txn
+
+    Spec = dict[str, Any]
 
 __all__ = ["record", "context", "Context"]
 
-_SKIP_TYPES = ("message", "event", "agent", "role", "rig")
-Spec = dict[str, Any]
+_SKIP_TYPES = ("message", "event", "agent", "role", "rig", "gate", "convoy")
 
 
 class Context:
@@ -64,11 +69,21 @@ class Context:
 
     def uri(self, bead: Mapping[str, Any] | None, bead_id: str) -> str:
         """The bead's ``gt://`` address (``gt:///_/ID`` style when the town has no owner)."""
-        from ..federation.uris import rig_of
-
-        rig = rig_of(dict(bead)) if bead is not None else "_"
+        rig = _rig_of(bead) if bead is not None else "_"
         base = self.town_uri or f"gt://local/{self.org}"
         return f"{base}/{rig}/{bead_id}"
+
+
+def _rig_of(bead: Mapping[str, Any]) -> str:
+    """The bead's rig as :func:`gastown.federation.uris.rig_of` reads it (repeated here:
+    importing that module costs an agent's ``bd close`` ``dataclasses``)."""
+    meta = bead.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("rig"), str) and meta["rig"]:
+        return str(meta["rig"])
+    for label in bead.get("labels") or ():
+        if isinstance(label, str) and label.startswith("rig:") and len(label) > 4:
+            return label[4:]
+    return "_"
 
 
 _rings: dict[tuple[str, str, str], Keyring] = {}
