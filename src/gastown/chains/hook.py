@@ -247,7 +247,7 @@ HANDLERS: dict[str, Callable[[Txn, Any, Mapping[str, Any], str], Iterator[Spec]]
 def record(txn: Txn, events: list[tuple[str, str | None, Mapping[str, Any] | None, str]]
            ) -> int:
     """Append the chain records ``events`` call for, in ``txn``; how many were written."""
-    from .records import append
+    from .entry import append
 
     ctx: Context | None = None
     written = 0
