@@ -207,3 +207,22 @@ def test_a_plain_bd_ledger_has_no_chains_and_never_loads_cryptography(tmp_path: 
     with sqlite3.connect(tmp_path / ".beads" / "beads.db") as con:
         assert con.execute("SELECT COUNT(*) FROM chain_log").fetchone()[0] == 0
     assert not os.path.exists(tmp_path / ".gt")
+
+
+def test_a_town_without_chains_says_so_and_enable_adds_them_to_an_old_ledger(
+        tmp_path: Path) -> None:
+    run(tmp_path, "gt", "init", "town", "--name", "gamma", "--no-chains")
+    root = tmp_path / "town"
+    with _db(root) as con:  # as a ledger made before the chain tables existed
+        for table in ("chain_log", "chain_heads", "chain_checkpoints"):
+            con.execute(f"DROP TABLE {table}")
+    run(root, "bd", "create", "before", actor=PERSON)
+    for argv in (["list"], ["verify"], ["consistency", "1"], ["export", PERSON, "-o", "x"]):
+        proc = run(root, "gt", "chain", *argv, check=False)
+        assert proc.returncode == 5 and "no entity chains" in proc.stderr, argv
+    run(root, "gt", "chain", "enable")
+    run(root, "bd", "create", "after", actor=PERSON)
+    listed = json.loads(run(root, "gt", "chain", "list", "--json").stdout)
+    assert listed == [{"entity": "entity://gt/gamma/alice", "length": 1,
+                       "head": listed[0]["head"]}]
+    assert "ok: 1 records" in run(root, "gt", "chain", "verify").stdout
