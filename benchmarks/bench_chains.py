@@ -6,7 +6,8 @@ Run: ``.venv/bin/python benchmarks/bench_chains.py [--quick] [--rounds N]``
 1. **Added cost of close/claim, whole process.**  Two SQLite ledgers built the
    same way, one with chains enabled (the agent has a key of its own); ``python -m
    gastown.cli.bd close ID`` and ``update ID --claim`` run as separate processes,
-   the two ledgers alternating run by run; medians.
+   the two ledgers alternating run by run; medians of wall time and of the
+   process's CPU time (user + system: steadier on a shared, busy machine).
 2. **In process.**  Transactions that each claim or close a bead (one chain record
    each) against the same without chains: records appended per second and the
    added time per transaction.
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -62,17 +64,23 @@ def whole_process(tmp: Path, rounds: int) -> dict[str, dict[str, float]]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(BD_ACTOR=AGENT, PYTHONPATH=str(src))
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True, env=env)
-    times: dict[str, dict[str, list[float]]] = {n: {"claim": [], "close": []} for n in sides}
+    times: dict[str, dict[str, list[float]]] = {
+        n: {"claim": [], "close": [], "claim_cpu": [], "close_cpu": []} for n in sides}
     for r in range(-1, rounds):  # round -1 warms the caches and is not counted
         for name, (led, ids) in sides.items():
             bead = ids[r + 1]
             db = str(Path(led.store.path))  # type: ignore[attr-defined]
             for op, argv in (("claim", ["update", bead, "--claim"]), ("close", ["close", bead])):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "gastown.cli.bd", "--db", db, *argv],
                                env=env, check=True, capture_output=True)
+                wall = (time.perf_counter() - t0) * 1000
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
                 if r >= 0:
-                    times[name][op].append((time.perf_counter() - t0) * 1000)
+                    times[name][op].append(wall)
+                    times[name][op + "_cpu"].append(cpu)
     return {n: {op: round(statistics.median(v), 1) for op, v in ops.items()}
             for n, ops in times.items()}
 

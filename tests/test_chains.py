@@ -255,3 +255,23 @@ def test_merges_digests_and_delegations_become_records(
     kinds = [(r["kind"], r.get("to")) for r in records(led)][-2:]
     assert kinds == [("digest", None), ("delegated", "gt://b@y/z")]
     assert verify_ledger(led)["ok"]
+
+
+def test_keys_are_read_without_cryptographys_serialization_package(
+        chained: tuple[Ledger, Keyring], tmp_path: Path) -> None:
+    """The federation helper writes PKCS#8 PEM; the chains read it directly, the same key."""
+    import subprocess
+    import sys
+
+    from gastown.chains.entity import _load_fast, key_path
+    from gastown.federation.keys import load_or_create_at, public_b64
+
+    _, keys = chained
+    path = key_path(keys.dir, entity_of(AGENT, "acme"))
+    assert public_b64(_load_fast(path)) == public_b64(load_or_create_at(path))
+    code = ("import sys\nfrom gastown.chains.entity import _load_fast\n"
+            f"_load_fast({path!r}).sign(b'x')\n"
+            "print('cryptography.hazmat.primitives.serialization' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "False"

@@ -177,7 +177,7 @@ def _load_fast(path: str) -> object:
     missing file, goes through :func:`gastown.federation.keys.load_or_create_at`."""
     try:
         with open(path, "rb") as fh:
-            lines = fh.read().split()
+            lines = fh.read().splitlines()
         der = base64.b64decode(b"".join(ln for ln in lines if not ln.startswith(b"-----")))
     except (OSError, ValueError):
         der = b""
