@@ -30,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing only for type checkers: this runs in every agent's bd close
     from typing import Any
 
-    from ..ledger.store import Tx
+    from ..ledger.queries import Reads
     from .entity import Keyring
 
 __all__ = ["VERSION", "KINDS", "JUDGED", "unsigned", "digest_of", "append", "signed_bytes"]
@@ -57,10 +57,11 @@ def digest_of(rec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(rec)).hexdigest()
 
 
-def append(tx: Tx, keys: Keyring, *, entity: str, kind: str, uri: str, bead: str | None,
+def append(tx: Reads, keys: Keyring, *, entity: str, kind: str, uri: str, bead: str | None,
            at: str, work: dict[str, Any], quality: dict[str, Any], by_itself: bool,
            subject: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Sign and store the next record of ``entity``'s chain in transaction ``tx``.
+    """Sign and store the next record of ``entity``'s chain in ``tx`` (an open
+    :class:`~gastown.ledger.ops.Txn`).
 
     ``by_itself``: the entity is the one acting (it signs with its own key when
     it has one); otherwise the town signs on its behalf.

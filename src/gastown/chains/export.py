@@ -38,9 +38,13 @@ FORMAT = "gastown-cv/1"
 MAX_FILE = 256 * 1024 * 1024
 
 
-def export_cv(ledger: Ledger, who: str, town_uri: str = "") -> dict[str, Any]:
+def export_cv(ledger: Ledger, who: str) -> dict[str, Any]:
     """The CV document of ``who`` (an entity or a town actor)."""
+    from ..ledger import chainlog
+
     keys = keyring(ledger)
+    with ledger.snapshot() as view:
+        town_uri = chainlog.settings(view).get("chains.town", "")
     own = indexed(ledger, entity=who)
     if not own:
         raise ValidationError(f"{who}: no chain records to export")

@@ -96,9 +96,9 @@ def _keyring(chains_dir: str, town_key: str, org: str) -> Keyring:
     return ring
 
 
-def context(tx: Any) -> Context:
+def context(txn: Txn) -> Context:
     """The hook's context from the open transaction's config."""
-    return Context(chainlog.settings(tx))
+    return Context(chainlog.settings(txn))
 
 
 def work_of(bead: Mapping[str, Any], files: list[str] | None = None) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _completed(t: Txn, bead_id: str, p: Mapping[str, Any], actor: str) -> Iterat
     who = str(bead.get("assignee") or actor)
     due, done = bead.get("due_at"), bead.get("closed_at")
     quality = {"on_time": (str(done) <= str(due)) if due and done else None,
-               "revisions": chainlog.event_count(t.tx, bead_id, "bead.reopened")}
+               "revisions": chainlog.event_count(t, bead_id, "bead.reopened")}
     yield {"actor": who, "kind": "completed", "bead": bead, "quality": quality,
            "by_itself": who == actor}
 
@@ -155,7 +155,7 @@ def _reopened(t: Txn, bead_id: str, p: Mapping[str, Any], actor: str) -> Iterato
     bead = t.get(bead_id)
     if not _recordable(bead):
         return
-    quality = {"revisions": chainlog.event_count(t.tx, bead_id, "bead.reopened")}
+    quality = {"revisions": chainlog.event_count(t, bead_id, "bead.reopened")}
     subject = bead.get("assignee")
     yield {"actor": actor, "kind": "reopened", "bead": bead, "quality": quality,
            "by_itself": True, "subject": str(subject) if subject else None}
@@ -181,7 +181,7 @@ def _landed(t: Txn, mr_id: str, p: Mapping[str, Any], actor: str) -> Iterator[Sp
         return  # no author, or one's own merge: not a validation
     meta = mr.get("metadata") if isinstance(mr.get("metadata"), dict) else {}
     mq = (meta or {}).get("mq") if isinstance((meta or {}).get("mq"), dict) else {}
-    activity = chainlog.comment_count(t.tx, mr_id) + (1 if p.get("checked") else 0)
+    activity = chainlog.comment_count(t, mr_id) + (1 if p.get("checked") else 0)
     quality = {"verdict": "merged", "review_activity": activity,
                "revisions": max(int((mq or {}).get("attempts", 1) or 1) - 1, 0)}
     yield {"actor": actor, "kind": "validated", "bead": _source(t, mr), "quality": quality,
@@ -197,7 +197,7 @@ def _sent_back(t: Txn, mr_id: str, p: Mapping[str, Any], actor: str) -> Iterator
     if not author or author == actor:
         return
     quality = {"verdict": str(p.get("why") or "rejected"),
-               "review_activity": chainlog.comment_count(t.tx, mr_id) + 1}
+               "review_activity": chainlog.comment_count(t, mr_id) + 1}
     yield {"actor": actor, "kind": "rejected", "bead": _source(t, mr), "quality": quality,
            "by_itself": True, "subject": author, "files": p.get("files") or [],
            "extra": {"mr": mr_id}}
@@ -256,10 +256,10 @@ def record(txn: Txn, events: list[tuple[str, str | None, Mapping[str, Any] | Non
         if handler is None or (bead_id is None and type_ != "kv.set"):
             continue
         for spec in handler(txn, bead_id, payload or {}, actor):
-            ctx = ctx or context(txn.tx)
+            ctx = ctx or context(txn)
             bead = spec["bead"]
             subject = spec.get("subject")
-            append(txn.tx, ctx.keys, entity=ctx.entity(spec["actor"]), kind=spec["kind"],
+            append(txn, ctx.keys, entity=ctx.entity(spec["actor"]), kind=spec["kind"],
                    uri=ctx.uri(bead, str(bead["id"])), bead=str(bead["id"]), at=txn._now,  # noqa: SLF001
                    work=work_of(bead, spec.get("files")), quality=spec.get("quality") or {},
                    by_itself=spec["by_itself"],

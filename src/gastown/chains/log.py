@@ -33,7 +33,7 @@ __all__ = ["keyring", "tree", "checkpoint", "latest_checkpoint", "prove", "consi
 
 def keyring(ledger: Ledger) -> Keyring:
     """The town's keys, from where the ledger's config says they are."""
-    with ledger.store.read() as tx:
+    with ledger.snapshot() as tx:
         s = chainlog.settings(tx)
     if not s.get("chains.dir") or not s.get("chains.town_key") or not s.get("chains.org"):
         raise ValidationError("this ledger has no entity chains: enable them with "
@@ -45,7 +45,7 @@ def tree(ledger: Ledger) -> Tree:
     """The town log's Merkle tree over every stored record."""
     from .read import org_in
 
-    with ledger.store.read() as tx:
+    with ledger.snapshot() as tx:
         org_in(tx)  # refused with one line where chains were never enabled
         hexes = chainlog.leaves(tx)
     return Tree([bytes.fromhex(h) for h in hexes])
@@ -65,7 +65,7 @@ def checkpoint(ledger: Ledger, keys: Keyring | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"v": 1, "log": keys.town, "size": t.size, "root": t.root().hex(),
                             "at": _now(), "signer": signer, "public_key": public_b64(key)}
     body["sig"] = sign(key, canonical(body))
-    with ledger.store.write() as tx:
+    with ledger.transaction() as tx:
         chainlog.checkpoint_add(tx, t.size, body["root"], canonical(body).decode("utf-8"))
     return body
 
@@ -74,7 +74,7 @@ def latest_checkpoint(ledger: Ledger, at_least: int = 0) -> dict[str, Any] | Non
     """The newest stored checkpoint covering ``at_least`` records, if any."""
     import json
 
-    with ledger.store.read() as tx:
+    with ledger.snapshot() as tx:
         rows = chainlog.checkpoints(tx)
     for size, _root, body in reversed(rows):
         if size >= at_least:
@@ -139,7 +139,7 @@ def consistency(ledger: Ledger, old: int, new: int | None = None) -> dict[str, A
 def _checkpoints(ledger: Ledger) -> list[tuple[int, str, dict[str, Any]]]:
     import json
 
-    with ledger.store.read() as tx:
+    with ledger.snapshot() as tx:
         return [(s, r, dict(json.loads(b))) for s, r, b in chainlog.checkpoints(tx)]
 
 

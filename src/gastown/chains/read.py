@@ -43,7 +43,7 @@ def _parse(idx: int, text: str) -> dict[str, Any]:
 def indexed(ledger: Ledger, entity: str | None = None, subject: str | None = None,
             digest: str | None = None) -> list[tuple[int, dict[str, Any]]]:
     """``(log index, record)`` pairs, in log order (see :func:`records`)."""
-    with ledger.store.read() as tx:
+    with ledger.snapshot() as tx:
         org_in(tx)  # refused with one line where chains were never enabled
         if entity is not None:
             entity = resolve(tx, entity)
@@ -67,7 +67,7 @@ def about(ledger: Ledger, subject: str) -> list[dict[str, Any]]:
 
 def entities(ledger: Ledger) -> list[dict[str, Any]]:
     """Every chain: ``{"entity", "length", "head"}`` (head: its last record's sha256)."""
-    with ledger.store.read() as tx:
+    with ledger.snapshot() as tx:
         org_in(tx)
         return [{"entity": e, "length": n, "head": h} for e, n, h in chainlog.entities(tx)]
 

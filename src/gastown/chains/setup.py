@@ -34,7 +34,7 @@ def chains_dir(gt_dir: str) -> str:
 def enable(ledger: Ledger, gt_dir: str, org: str, town_uri: str,
            actors: Iterable[str] = ()) -> Keyring:
     """Enable chains (idempotent): tables, the town key, keys for ``actors``, config rows."""
-    chainlog.ensure(ledger.store)
+    chainlog.ensure(ledger)
     folder = chains_dir(gt_dir)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     keys = Keyring(os.path.abspath(folder), os.path.abspath(os.path.join(gt_dir, KEY_FILE)),

@@ -135,7 +135,7 @@ def verify_ledger(ledger: Ledger, entity: str | None = None) -> dict[str, Any]:
     keys = keyring(ledger)
     public = keys.public_keys()
     sigs = Signatures(public, keys.town)
-    with ledger.store.read() as tx:
+    with ledger.snapshot() as tx:
         want = resolve(tx, entity) if entity else None
         rows = chainlog.rows(tx, entity=want)
         heads = {e: (n, h) for e, n, h in chainlog.entities(tx)}

@@ -157,11 +157,7 @@ def _export(ctx: Ctx) -> int:
 
     town = get_town(ctx)
     led = town_ledger(ctx)
-    from ..ledger import chainlog
-
-    with led.store.read() as tx:
-        uri = chainlog.settings(tx).get("chains.town", "")
-    doc = export_cv(led, ctx.args.entity, uri)
+    doc = export_cv(led, ctx.args.entity)
     write_cv(doc, ctx.args.output)
     ctx.out({"path": ctx.args.output, "entity": doc["entity"], "records": len(doc["records"])},
             f"Exported the CV of {doc['entity']} ({len(doc['records'])} records, proofs "
