@@ -275,3 +275,38 @@ def test_keys_are_read_without_cryptographys_serialization_package(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_concurrent_claims_and_closes_keep_one_gapless_log(
+        chained: tuple[Ledger, Keyring]) -> None:
+    """Claims on PostgreSQL skip the global writer lock; the log's head row orders them."""
+    import threading
+
+    from helpers.ledgertools import open_again
+
+    led, _ = chained
+    with led.transaction() as t:
+        for i in range(24):
+            t.create(f"work {i}")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def worker(n: int) -> None:
+        try:
+            with open_again(led, f"rig1/polecat/w{n}") as mine:
+                barrier.wait()
+                while (bead := mine.claim_next()) is not None:
+                    mine.close_bead(bead["id"])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not errors, errors
+    res = verify_ledger(led)
+    assert res["records"] == 24 + 2 * 24  # created, then a claim and a completion each
+    assert sorted(r["kind"] for r in records(led) if r["kind"] != "created") == \
+        ["claimed"] * 24 + ["completed"] * 24
