@@ -19,9 +19,10 @@ from .entity import Keyring, entity_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..config import TownConfig
     from ..ledger.core import Ledger
 
-__all__ = ["HOOK", "enable", "disable", "add_keys", "chains_dir"]
+__all__ = ["HOOK", "enable", "enable_town", "disable", "add_keys", "chains_dir"]
 
 HOOK = "gastown.chains.hook:record"
 
@@ -47,6 +48,22 @@ def enable(ledger: Ledger, gt_dir: str, org: str, town_uri: str,
                            (chainlog.HOOK_KEY, HOOK)):
             t.kv_set(key, value, table="config")
     return keys
+
+
+def enable_town(ledger: Ledger, root: str, gt_dir: str, cfg: TownConfig,
+                actors: Iterable[str]) -> dict[str, object]:
+    """:func:`enable` for the town at ``root`` (configured by ``cfg``): its public name
+    and address from its federation identity, keys for ``actors`` (the controller and
+    the named agents, say), and ``.town.json`` republished with the entity keys when
+    the town has one.  What ``gt init`` and ``gt chain enable`` run."""
+    from ..federation.identity import TOWN_JSON, load_identity, write_town_json
+
+    ident = load_identity(cfg, gt_dir)
+    keys = enable(ledger, gt_dir, ident.public_name, str(ident.uri), actors)
+    if os.path.exists(os.path.join(root, TOWN_JSON)):  # a federated town: republish
+        write_town_json(root, load_identity(cfg, gt_dir))
+    return {"org": ident.public_name, "town": keys.town, "keys_dir": keys.dir,
+            "entities": sorted(keys.public_keys())}
 
 
 def add_keys(keys: Keyring, actors: Iterable[str]) -> list[str]:

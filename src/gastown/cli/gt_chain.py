@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from ..errors import UsageError, ValidationError
@@ -14,18 +13,11 @@ from .gt_common import add_action, add_actions, add_parser, clean, get_town, tow
 def enable_for_town(town: Any, led: Any) -> dict[str, Any]:
     """Turn chains on for ``town`` (also run by ``gt init``): keys for the town, the
     controller and every named agent; the ledger's hook config; ``.town.json``."""
-    from ..chains.setup import enable
+    from ..chains.setup import enable_town
     from ..controller.mergeq import controller_actor
-    from ..federation.identity import TOWN_JSON, load_identity, write_town_json
 
-    ident = load_identity(town.config, town.gt_dir)
     actors = [controller_actor(town)] + [town.actor_of(a) for a in town.config.agents.values()]
-    keys = enable(led, town.gt_dir, ident.public_name, str(ident.uri), actors)
-    ident = load_identity(town.config, town.gt_dir)  # now with the entity keys
-    if os.path.exists(os.path.join(town.root, TOWN_JSON)):  # a federated town: republish
-        write_town_json(town.root, ident)
-    return {"org": ident.public_name, "town": keys.town, "keys_dir": keys.dir,
-            "entities": sorted(keys.public_keys())}
+    return enable_town(led, town.root, town.gt_dir, town.config, actors)
 
 
 def _enable(ctx: Ctx) -> int:
