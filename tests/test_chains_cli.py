@@ -226,3 +226,18 @@ def test_a_town_without_chains_says_so_and_enable_adds_them_to_an_old_ledger(
     assert listed == [{"entity": "entity://gt/gamma/alice", "length": 1,
                        "head": listed[0]["head"]}]
     assert "ok: 1 records" in run(root, "gt", "chain", "verify").stdout
+
+
+def test_a_federated_town_publishes_its_entity_keys_in_town_json(tmp_path: Path) -> None:
+    run(tmp_path, "gt", "init", "town", "--name", "delta", "--owner", "me@example.com")
+    root = tmp_path / "town"
+    run(root, "gt", "chain", "keys", PERSON)
+    run(root, "gt", "identity")
+    doc = json.loads((root / ".town.json").read_text())
+    pubs = json.loads((root / ".gt" / "chains" / "public.json").read_text())
+    assert doc["entity_keys"] == pubs
+    assert doc["entity_keys"]["entity://gt/delta/@town"] == doc["public_key"]
+    assert {"entity://gt/delta/alice", "entity://gt/delta/delta/controller"} <= set(pubs)
+    out = json.loads(run(root, "bd", "create", "x", "--json", actor=PERSON).stdout)["id"]
+    [rec] = json.loads(run(root, "gt", "chain", "show", PERSON, "--json").stdout)["records"]
+    assert rec["uri"] == f"gt://me@example.com/delta/_/{out}"
