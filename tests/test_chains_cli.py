@@ -241,3 +241,16 @@ def test_a_federated_town_publishes_its_entity_keys_in_town_json(tmp_path: Path)
     out = json.loads(run(root, "bd", "create", "x", "--json", actor=PERSON).stdout)["id"]
     [rec] = json.loads(run(root, "gt", "chain", "show", PERSON, "--json").stdout)["records"]
     assert rec["uri"] == f"gt://me@example.com/delta/_/{out}"
+
+
+def test_a_missing_town_key_refuses_the_change_with_one_line(town: Path) -> None:
+    key = town / ".gt" / "federation" / "signing-key.pem"
+    key.rename(town / "moved.pem")
+    bead = json.loads(run(town, "bd", "create", "x", "--json", actor=AGENT).stdout)["id"]
+    proc = run(town, "bd", "close", bead, actor="rig1/polecat/pool-2", check=False)
+    assert proc.returncode == 5 and "signing key" in proc.stderr and "missing" in proc.stderr
+    assert "Traceback" not in proc.stderr and not key.exists(), "no stranger's key minted"
+    shown = json.loads(run(town, "bd", "show", bead, "--json").stdout)
+    assert (shown[0] if isinstance(shown, list) else shown)["status"] == "open"
+    run(town, "bd", "config", "unset", "chains.hook")
+    run(town, "bd", "close", bead, actor="rig1/polecat/pool-2")

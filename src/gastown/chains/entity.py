@@ -115,9 +115,15 @@ class Keyring:
         self._keys: dict[str, object] = {}
         self._own: dict[str, str] = {}
 
-    def _load(self, path: str) -> object:
+    def _load(self, path: str, create: bool = False) -> object:
         key = self._keys.get(path)
         if key is None:
+            if not create and not os.path.exists(path):
+                # never mint a stranger's key where the town's should be (a ledger
+                # reached from another machine, a restored backup without .gt/)
+                raise ValidationError(
+                    f"entity chains: the signing key {path} is missing on this machine; "
+                    "restore it, or stop recording with 'bd config unset chains.hook'")
             key = self._keys[path] = _load_fast(path)
         return key
 
@@ -149,7 +155,7 @@ class Keyring:
         os.makedirs(os.path.join(self.dir, "keys"), mode=0o700, exist_ok=True)
         os.chmod(self.dir, 0o700)
         path = self.town_key_path if entity == self.town else key_path(self.dir, entity)
-        public = public_b64(self._load(path))
+        public = public_b64(self._load(path, create=True))
         pubs = self.public_keys()
         if pubs.get(entity) != public:
             pubs[entity] = public
