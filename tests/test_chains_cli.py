@@ -193,6 +193,11 @@ def test_a_review_of_ones_own_work_exits_non_zero(town: Path) -> None:
     shown = json.loads(run(town, "gt", "chain", "show", AGENT, "--json").stdout)
     assert [(r["kind"], r["quality"]["verdict"]) for r in shown["about"]] == [
         ("validated", "approved")]
+    other = json.loads(run(town, "bd", "create", "Yours", "--json", actor=PERSON).stdout)["id"]
+    run(town, "gt", "chain", "review", other, "approve", "--author", PERSON, actor=AGENT)
+    checked = run(town, "gt", "chain", "verify")
+    assert checked.returncode == 0 and "flag: " in checked.stdout and "reciprocal" in \
+        checked.stdout, "toast and alice approve each other: flagged, not failed"
 
 
 def test_a_plain_bd_ledger_has_no_chains_and_never_loads_cryptography(tmp_path: Path) -> None:

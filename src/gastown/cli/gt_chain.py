@@ -80,11 +80,18 @@ def _verify(ctx: Ctx) -> int:
                      f"judgements verified against the signed log of {res['town']} "
                      f"({res['log_size']} records)")
         return 0
+    from ..chains import about, flags, records
     from ..chains.verify import verify_ledger
 
-    res = verify_ledger(town_ledger(ctx), a.entity)
-    ctx.out(res, f"ok: {res['records']} records on {res['entities']} chain(s) verified "
-                 f"(hashes, links, signatures; {res['checkpoints']} checkpoint(s))")
+    led = town_ledger(ctx)
+    res = verify_ledger(led, a.entity)
+    # verified, yet worth a look: rubber stamps and validation loops (not failures)
+    recs = records(led, a.entity) + about(led, a.entity) if a.entity else records(led)
+    res["flags"] = flags(recs)
+    lines = [f"ok: {res['records']} records on {res['entities']} chain(s) verified "
+             f"(hashes, links, signatures; {res['checkpoints']} checkpoint(s))"]
+    lines += [f"flag: {clean(json.dumps(f, sort_keys=True))}" for f in res["flags"]]
+    ctx.out(res, "\n".join(lines))
     return 0
 
 
