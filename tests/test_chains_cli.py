@@ -259,3 +259,48 @@ def test_a_missing_town_key_refuses_the_change_with_one_line(town: Path) -> None
     assert (shown[0] if isinstance(shown, list) else shown)["status"] == "open"
     run(town, "bd", "config", "unset", "chains.hook")
     run(town, "bd", "close", bead, actor="rig1/polecat/pool-2")
+
+
+def test_a_peer_town_cosigns_checkpoints_only_along_one_history(
+        town: Path, tmp_path: Path) -> None:
+    run(tmp_path, "gt", "init", "peer", "--name", "witness")
+    peer = tmp_path / "peer"
+    cp1 = json.loads(run(town, "gt", "chain", "checkpoint", "--json").stdout)
+    (tmp_path / "cp1.json").write_text(json.dumps(cp1))
+    key = cp1["public_key"]
+    run(peer, "gt", "chain", "cosign", str(tmp_path / "cp1.json"), "--peer-key", key,
+        "-o", str(tmp_path / "co1.json"))
+    ok = run(tmp_path, "gt", "chain", "check-proof", "co1.json", "--town-key", key)
+    assert "cosigned by 1 witness" in ok.stdout
+    run(town, "bd", "create", "more", actor=PERSON)
+    cp2 = json.loads(run(town, "gt", "chain", "checkpoint", "--json").stdout)
+    (tmp_path / "cp2.json").write_text(json.dumps(cp2))
+    no_proof = run(peer, "gt", "chain", "cosign", str(tmp_path / "cp2.json"), "--peer-key",
+                   key, check=False)
+    assert no_proof.returncode == 5 and "consistency proof from size 6 to 7" in no_proof.stderr
+    run(town, "gt", "chain", "consistency", "6", "7", "-o", str(tmp_path / "c.json"))
+    run(peer, "gt", "chain", "cosign", str(tmp_path / "cp2.json"), "--peer-key", key,
+        "--proof", str(tmp_path / "c.json"), "-o", str(tmp_path / "co2.json"))
+    # a head altered in transit fails its signature; a fork the town itself signed (same
+    # size as the head the witness cosigned, another root) is refused all the same
+    (tmp_path / "fork.json").write_text(json.dumps(dict(cp2, root="ab" * 32)))
+    bad = run(peer, "gt", "chain", "cosign", str(tmp_path / "fork.json"), "--peer-key", key,
+              check=False)
+    assert bad.returncode == 5 and "bad signature" in bad.stderr
+    from gastown.federation.keys import load_or_create_at, sign
+
+    body = {k: v for k, v in cp2.items() if k != "sig"} | {"root": "ab" * 32}
+    body["sig"] = sign(load_or_create_at(str(town / ".gt/federation/signing-key.pem")),
+                       canonical(body))
+    (tmp_path / "fork.json").write_text(json.dumps(body))
+    fork = run(peer, "gt", "chain", "cosign", str(tmp_path / "fork.json"), "--peer-key", key,
+               check=False)
+    assert fork.returncode == 5 and "(a fork?)" in fork.stderr
+    stale = run(peer, "gt", "chain", "cosign", str(tmp_path / "cp1.json"), "--peer-key", key,
+                check=False)
+    assert stale.returncode == 5 and "does not extend" in stale.stderr
+    doc = json.loads((tmp_path / "co2.json").read_text())
+    doc["cosignatures"][0]["size"] = 6
+    (tmp_path / "co2.json").write_text(json.dumps(doc))
+    tampered = run(tmp_path, "gt", "chain", "check-proof", "co2.json", check=False)
+    assert tampered.returncode == 5 and "for another checkpoint" in tampered.stderr

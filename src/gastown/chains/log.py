@@ -174,13 +174,28 @@ def _int(value: Any, what: str) -> int:
 
 def check_proof(doc: Any, public_key: str | None = None) -> str:
     """Check a proof document offline; a one-line summary, or :class:`ValidationError`."""
-    if not isinstance(doc, dict) or doc.get("kind") not in ("inclusion", "consistency"):
-        raise ValidationError("proof: expected a JSON object with kind inclusion or consistency")
+    if not isinstance(doc, dict) or doc.get("kind") not in ("inclusion", "consistency",
+                                                            "checkpoint"):
+        raise ValidationError("proof: expected a JSON object with kind inclusion, consistency "
+                              "or checkpoint")
     cp = doc.get("checkpoint")
     if cp is not None:
         check_checkpoint(cp, public_key)
     elif public_key:
         raise ValidationError("proof: no signed checkpoint to check against the pinned key")
+    cosigs = doc.get("cosignatures") or []
+    if cosigs:
+        from .witness import check_cosignature
+
+        if cp is None or not isinstance(cosigs, list) or len(cosigs) > 64:
+            raise ValidationError("proof: cosignatures need a checkpoint (at most 64)")
+        for c in cosigs:
+            check_cosignature(cp, c)
+    if doc["kind"] == "checkpoint":
+        if cp is None:
+            raise ValidationError("proof: no checkpoint")
+        return f"ok: checkpoint of size {cp['size']} (root {str(cp['root'])[:16]}…) signed" \
+               f"{_by(cosigs)}"
     if doc["kind"] == "inclusion":
         index, size = _int(doc.get("index"), "index"), _int(doc.get("size"), "size")
         leaf = _hex32(doc.get("leaf"), "leaf")
@@ -193,7 +208,7 @@ def check_proof(doc: Any, public_key: str | None = None) -> str:
             raise ValidationError(f"proof: log #{index} is NOT included in the tree of "
                                   f"{size} records with root {root.hex()[:16]}…")
         return f"ok: log #{index} is included in the tree of {size} records " \
-               f"(root {root.hex()[:16]}…{', signed' if cp else ''})"
+               f"(root {root.hex()[:16]}…{', signed' if cp else ''}{_by(cosigs)})"
     old, new = doc.get("old"), doc.get("new")
     if not isinstance(old, dict) or not isinstance(new, dict):
         raise ValidationError("proof: old and new must be {size, root}")
@@ -204,4 +219,8 @@ def check_proof(doc: Any, public_key: str | None = None) -> str:
     if not verify_consistency(m, n, r1, r2, _hexes(doc, "path")):
         raise ValidationError(f"proof: the log of {m} records is NOT a prefix of the log "
                               f"of {n}")
-    return f"ok: the log of {m} records is a prefix of the log of {n}"
+    return f"ok: the log of {m} records is a prefix of the log of {n}{_by(cosigs)}"
+
+
+def _by(cosigs: Any) -> str:
+    return f", cosigned by {len(cosigs)} witness(es)" if cosigs else ""

@@ -151,6 +151,34 @@ def _check_proof(ctx: Ctx) -> int:
     return 0
 
 
+def _read_json(path: str) -> Any:
+    from ..chains.export import MAX_FILE
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(MAX_FILE + 1)
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"{path}: not JSON ({exc})") from None
+
+
+def _cosign(ctx: Ctx) -> int:
+    from ..chains.witness import cosign
+
+    a = ctx.args
+    doc = _read_json(a.file)
+    cp = doc.get("checkpoint", doc) if isinstance(doc, dict) else doc
+    proof = _read_json(a.proof) if a.proof else None
+    cosig = cosign(town_ledger(ctx), cp, a.peer_key, proof)
+    out = {"kind": "checkpoint", "checkpoint": cp, "cosignatures": [cosig]}
+    if isinstance(doc, dict) and "checkpoint" in doc:  # a proof: keep it, add the cosignature
+        out = {**doc, "cosignatures": [*(doc.get("cosignatures") or []), cosig]}
+    return _write(ctx, out, f"Cosigned {cp.get('log')} at size {cp.get('size')}")
+
+
 def _export(ctx: Ctx) -> int:
     from ..chains.export import export_cv, write_cv
 
@@ -224,6 +252,13 @@ def setup(name: str, sub: Any) -> None:
     q.add_argument("file")
     q.add_argument("--town-key", help="pin the town's public key (base64)")
     q.set_defaults(func=_check_proof)
+    q = add_action(actions, "cosign", "witness a peer town's checkpoint: check it, then "
+                                      "cosign it with this town's key")
+    q.add_argument("file", help="the peer's checkpoint (or a proof carrying one)")
+    q.add_argument("--peer-key", required=True, help="the peer town's public key (base64)")
+    q.add_argument("--proof", help="consistency proof from the head cosigned last time")
+    q.add_argument("-o", "--output", help="write the cosigned document to this file")
+    q.set_defaults(func=_cosign)
     q = add_action(actions, "export", "write ENTITY's verifiable CV to a file")
     q.add_argument("entity", metavar="ENTITY|ACTOR")
     q.add_argument("-o", "--output", required=True)
