@@ -35,6 +35,7 @@ CONFIG_LOADING = {
     "ledger/autoflush.py",  # BD_NO_AUTO_FLUSH and friends
     "chemistry/search.py",  # the formula search path (GT_FORMULA_PATH, XDG_CONFIG_HOME)
     "town/setup.py",  # where codex keeps its configuration (CODEX_HOME)
+    "town/usage.py:homes",  # where Claude Code and Codex keep their logs (CLAUDE_CONFIG_DIR, …)
     "town/core.py:Town.find",  # which town ($GT_TOWN), like BEADS_DIR for a ledger
     "town/core.py:Town.session_env",  # a session's PATH starts from ours
 }

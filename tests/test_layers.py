@@ -23,7 +23,7 @@ import gastown
 SRC = Path(gastown.__file__).parent
 #: the library's layers (the adapters above them may import any of these)
 LIBRARY = {"errors", "ledger", "hook", "chemistry", "config", "town", "controller",
-           "federation", "mesh"}
+           "federation", "mesh", "chains"}
 ADAPTER_DEPS = LIBRARY | {"<root>"}
 #: what each component may import besides itself
 ALLOWED: dict[str, set[str]] = {
@@ -36,9 +36,11 @@ ALLOWED: dict[str, set[str]] = {
     "federation": {"errors", "ledger", "config"},
     #: Nostr identities, relays as a transport, trust and credit (beside federation)
     "mesh": {"errors", "ledger", "config", "federation"},
+    #: entity chains and the town's Merkle log (issue 14: beside the town, on the ledger)
+    "chains": {"errors", "ledger", "config", "federation"},
     "town": {"errors", "ledger", "hook", "chemistry", "config"},
     "controller": {"errors", "ledger", "hook", "chemistry", "config", "town",
-                   "federation"},
+                   "federation", "chains"},
     "demo": ADAPTER_DEPS,
     "dashboard": ADAPTER_DEPS,
     "mcp_server": ADAPTER_DEPS | {"dashboard"},

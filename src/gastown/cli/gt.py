@@ -64,6 +64,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                           "session of the same agent"),
     "seance": ("gastown.cli.gt_handoff", "what an earlier session of an agent did: events, "
                                          "last output, handoff notes"),
+    "chain": ("gastown.cli.gt_chain", "entity chains of signed work records: verify, prove, "
+                                      "export a CV, checkpoint the town log"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
     "orders": ("gastown.cli.gt_orders", "formulas the town starts on a schedule or an event: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -37,8 +38,13 @@ def _handoff(ctx: Ctx) -> int:
         raise UsageError("which agent? run gt handoff inside an agent's session, or pass "
                          "--agent NAME")
     agent = town.agent(name)
+    # inside the agent's own session (its GT_AGENT and GT_TOWN): stopping that
+    # session would end this very process, so the restart is detached
+    inside = (os.environ.get("GT_AGENT") == agent.name
+              and os.path.realpath(os.environ.get("GT_TOWN") or "")
+              == os.path.realpath(town.root))
     result = handoff(town, town_ledger(ctx), agent, _notes(ctx),
-                     restart=not ctx.args.no_restart, actor=ctx.actor)
+                     restart=not ctx.args.no_restart, actor=ctx.actor, inside=inside)
     said = {"detached": "a fresh session starts in a moment",
             "done": "a fresh session has started",
             "none": "the session was left running (--no-restart)"}[result["restart"]]

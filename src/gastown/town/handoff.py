@@ -112,12 +112,6 @@ def restart_session(town: Town, agent: AgentConfig, *, actor: str | None = None)
         sessions.confirm_started(agent)
 
 
-def _inside(town: Town, agent: AgentConfig) -> bool:
-    """True when this process runs inside ``agent``'s own session."""
-    return (os.environ.get("GT_AGENT") == agent.name
-            and os.path.realpath(os.environ.get("GT_TOWN") or "") == os.path.realpath(town.root))
-
-
 def _detach(town: Town, agent: AgentConfig, actor: str | None) -> None:
     """Start the restarter outside the session (see the module's docstring)."""
     env = {k: v for k, v in os.environ.items() if k not in ("GT_TOWN", "GT_AGENT", "TMUX",
@@ -131,17 +125,19 @@ def _detach(town: Town, agent: AgentConfig, actor: str | None) -> None:
 
 
 def handoff(town: Town, led: Ledger, agent: AgentConfig, notes: str, *,
-            restart: bool = True, actor: str | None = None) -> dict[str, Any]:
+            restart: bool = True, actor: str | None = None,
+            inside: bool = False) -> dict[str, Any]:
     """Write the handoff record, then restart the agent's session (``restart``).
 
-    From inside the agent's own session the restart is left to a detached
+    From inside the agent's own session (``inside``: the caller knows, e.g. from
+    the session's ``GT_AGENT``/``GT_TOWN``) the restart is left to a detached
     restarter (``restart`` in the result is ``"detached"``); from outside it is
     done before this returns (``"done"``).
     """
     record = write_handoff(town, led, agent, notes, actor=actor)
     if not restart:
         return {**record, "restart": "none"}
-    if _inside(town, agent):
+    if inside:
         _detach(town, agent, actor)
         return {**record, "restart": "detached"}
     restart_session(town, agent, actor=actor)
