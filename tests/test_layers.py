@@ -23,7 +23,7 @@ import gastown
 SRC = Path(gastown.__file__).parent
 #: the library's layers (the adapters above them may import any of these)
 LIBRARY = {"errors", "ledger", "hook", "chemistry", "config", "town", "controller",
-           "federation"}
+           "federation", "chains"}
 ADAPTER_DEPS = LIBRARY | {"<root>"}
 #: what each component may import besides itself
 ALLOWED: dict[str, set[str]] = {
@@ -34,8 +34,10 @@ ALLOWED: dict[str, set[str]] = {
     "chemistry": {"errors", "ledger", "hook"},
     #: towns among towns: identity, signed logs, remotes (beside the town, on the ledger)
     "federation": {"errors", "ledger", "config"},
+    #: entity chains and the town's Merkle log (issue 14: beside the town, on the ledger)
+    "chains": {"errors", "ledger", "config", "federation"},
     "town": {"errors", "ledger", "hook", "chemistry", "config"},
-    "controller": {"errors", "ledger", "hook", "chemistry", "config", "town"},
+    "controller": {"errors", "ledger", "hook", "chemistry", "config", "town", "chains"},
     "demo": ADAPTER_DEPS,
     "dashboard": ADAPTER_DEPS,
     "mcp_server": ADAPTER_DEPS | {"dashboard"},
