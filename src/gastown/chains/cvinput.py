@@ -101,6 +101,10 @@ def _text(value: object, where: str, field: str, *, empty: bool = True) -> str:
     return value
 
 
+def _or_empty(value: object) -> object:
+    return "" if value is None else value
+
+
 def _texts(value: object, where: str, field: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -121,8 +125,8 @@ def _work(value: object, where: str) -> Work:
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
         raise ValidationError(f"chain record {_short(where)}: 'work.priority' must be an integer")
     return Work(
-        title=_text(value.get("title") or "", where, "work.title"),
-        type=_text(value.get("type") or "", where, "work.type"),
+        title=_text(_or_empty(value.get("title")), where, "work.title"),
+        type=_text(_or_empty(value.get("type")), where, "work.type"),
         labels=_texts(value.get("labels"), where, "work.labels"),
         formula=None if formula is None else _text(formula, where, "work.formula"),
         files=_texts(value.get("files"), where, "work.files"),
@@ -150,11 +154,12 @@ def _one(i: int, raw: object) -> Record:
     subject = raw.get("subject")
     if subject is not None:
         subject = _text(subject, where, "subject", empty=False)
-    quality = raw.get("quality") or {}
+    quality = raw.get("quality")
+    quality = {} if quality is None else quality
     if not isinstance(quality, dict):
         raise ValidationError(f"chain record {_short(where)}: 'quality' must be an object")
     return Record(index=i, entity=entity, seq=seq, kind=kind,
-                  bead=_text(raw.get("bead") or "", where, "bead"),
+                  bead=_text(_or_empty(raw.get("bead")), where, "bead"),
                   at=parse_time(raw.get("at"), where, "at"), subject=subject,
                   work=_work(raw.get("work"), where), quality=quality)
 

@@ -31,8 +31,8 @@ from .skills import SkillModel, Skills, all_skills, build_model, work_vectors
 __all__ = ["EXPANSION", "NEIGHBOURS", "Candidates", "candidates", "expand", "rank"]
 
 #: how many similar past beads expand a new bead's vector, and with what weight
-NEIGHBOURS = 10
-EXPANSION = 0.7
+NEIGHBOURS = 5
+EXPANSION = 1.5
 
 
 @dataclass
