@@ -54,6 +54,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                               "delegation record)"),
     "delegation": ("gastown.cli.gt_delegation", "delegations to and from this town: list, "
                                                 "accept, reject"),
+    "chain": ("gastown.cli.gt_chain", "entity chains of signed work records: verify, prove, "
+                                      "export a CV, checkpoint the town log"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
 }

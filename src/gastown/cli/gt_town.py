@@ -23,6 +23,11 @@ def _init(ctx: Ctx) -> int:
         from ..federation.identity import load_identity, write_town_json
 
         write_town_json(town.root, load_identity(town.config, town.gt_dir))
+    if not a.no_chains:  # every piece of work leaves a signed trace (gastown.chains)
+        from .gt_chain import enable_for_town
+
+        with town.ledger(ctx.actor) as led:
+            enable_for_town(town, led)
     ctx.out({"town": town.root, "name": town.name, "prefix": town.config.town.prefix,
              "config": town.config_path},
             f"Created town {town.name} in {town.root}\n"
@@ -192,6 +197,8 @@ def setup(name: str, sub: Any) -> None:
         p.add_argument("--prefix", help="id prefix of the town ledger's beads")
         p.add_argument("--owner", help="the entity owning the town (an email or domain), "
                                        "its gt://OWNER/NAME address")
+        p.add_argument("--no-chains", action="store_true",
+                       help="no entity chains (turn them on later with 'gt chain enable')")
         p.add_argument("--provider", help="default session provider: tmux, subprocess or "
                                           "any registered one (default: tmux)")
         p.add_argument("--email", help="git author email of the agents "

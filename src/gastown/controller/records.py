@@ -87,7 +87,8 @@ class LandingRecords:
             t.emit("merge.landing", mr["id"], {"old": old, "new": new})
 
     def _finish(self, mr: Bead, old: str, new: str, *, resumed: bool = False,
-                note: str = "") -> Outcome:
+                note: str = "", checked: bool = False,
+                files: list[str] | None = None) -> Outcome:
         """The request landed: close it and what it settles (one transaction).
 
         Settled with it: older sent-back requests of the same branch, its fix
@@ -111,7 +112,8 @@ class LandingRecords:
             t.emit("merge.landed", mr["id"], {
                 "rig": rig, "base": base, "branch": branch, "old": old, "new": new,
                 "source_bead": meta.get("source_bead"), "agent": meta.get("agent"),
-                "resumed": resumed, "note": note, "closed": sorted(stale)})
+                "resumed": resumed, "note": note, "closed": sorted(stale),
+                "checked": checked, "files": files or []})
         return Outcome(mr["id"], "merged", note, old, new)
 
     def _superseded(self, mr: Bead) -> dict[str, str]:

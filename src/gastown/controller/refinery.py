@@ -206,6 +206,9 @@ class Refinery(LandingRecords):
                                        f"does not rebase cleanly onto {base}", files=files)
             new = self._rev(path, "HEAD")
             assert new is not None
+            # what the work touched: recorded with the landing (entity chains, skills)
+            files = self._git(["diff", "--name-only", old, new], path,
+                              check=False).stdout.split()[:500]
             if rig.test:
                 code, tail = self._run_test(rig.test, path, mr["id"])
                 if code != 0:
@@ -218,7 +221,8 @@ class Refinery(LandingRecords):
                 if code != 0:
                     return self._send_back(mr, "land-failed",
                                            f"the land command exited {code}", output=tail)
-                return self._finish(mr, old, new, note="landed by the rig's land command")
+                return self._finish(mr, old, new, note="landed by the rig's land command",
+                                    checked=bool(rig.test), files=files)
             if rig.push:
                 push = self._push(rig, repo, new, base)
                 if push.returncode != 0:
@@ -232,7 +236,7 @@ class Refinery(LandingRecords):
             cas = self._git(["update-ref", f"refs/heads/{base}", new, old], repo, check=False)
             if cas.returncode != 0 and self._rev(repo, f"refs/heads/{base}") != new:
                 return None
-            return self._finish(mr, old, new)
+            return self._finish(mr, old, new, checked=bool(rig.test), files=files)
         finally:
             self._drop_scratch(repo, path)
 

@@ -46,6 +46,8 @@ class Identity:
     publish_to: list[str] = field(default_factory=list)
     member_of: list[str] = field(default_factory=list)
     public_key: str = ""
+    #: the entity chains' public keys (``{entity: base64}``, :mod:`gastown.chains`)
+    entity_keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def uri(self) -> BeadURI:
@@ -56,7 +58,8 @@ class Identity:
         """The ``.town.json`` document."""
         return {"owner": self.owner, "name": self.name, "public_name": self.public_name,
                 "uri": str(self.uri), "public_key": self.public_key, "key_type": "ed25519",
-                "publishes": self.publish, "member_of": list(self.member_of)}
+                "publishes": self.publish, "member_of": list(self.member_of),
+                **({"entity_keys": dict(self.entity_keys)} if self.entity_keys else {})}
 
 
 def _strings(value: Any, where: str) -> list[str]:
@@ -101,7 +104,21 @@ def load_identity(cfg: TownConfig, gt_dir: str | None = None) -> Identity:
                      member_of=_strings(fed.get("member_of", []), f"{where}.member_of"))
     if gt_dir is not None:
         ident.public_key = keys.public_b64(keys.load_or_create(gt_dir))
+        ident.entity_keys = _entity_keys(gt_dir)
     return ident
+
+
+def _entity_keys(gt_dir: str) -> dict[str, str]:
+    """The public keys entity chains publish (``.gt/chains/public.json``), if any."""
+    path = os.path.join(gt_dir, "chains", "public.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
 
 
 def write_town_json(root: str, ident: Identity) -> str:

@@ -7,7 +7,7 @@ import os
 
 from ..errors import ValidationError
 
-__all__ = ["KEY_FILE", "load_or_create", "public_b64", "sign", "verify"]
+__all__ = ["KEY_FILE", "load_or_create", "load_or_create_at", "public_b64", "sign", "verify"]
 
 #: the private key, under the town's machine-local ``.gt/`` (never committed)
 KEY_FILE = os.path.join("federation", "signing-key.pem")
@@ -25,8 +25,12 @@ def _crypto() -> tuple[object, object]:
 
 def load_or_create(gt_dir: str) -> object:
     """The town's private key, created (mode 0600) on first use."""
+    return load_or_create_at(os.path.join(gt_dir, KEY_FILE))
+
+
+def load_or_create_at(path: str) -> object:
+    """The private key in the PEM file ``path``, created (mode 0600, folder 0700) if absent."""
     serialization, ed25519 = _crypto()
-    path = os.path.join(gt_dir, KEY_FILE)
     if os.path.exists(path):
         with open(path, "rb") as fh:
             pem = fh.read()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from . import discovery
+from . import discovery, txhook
 from .ops import Txn
 from .queries import Reads
 from .store import Store, Tx
@@ -68,6 +68,7 @@ class LedgerBase:
             txn = Txn(tx, actor or self.actor, self._prefix_in(tx))
             txn.prefix_missing = self._prefix_missing
             yield txn
+            txhook.run(txn)  # in the transaction: its records commit with the change
 
     @contextmanager
     def snapshot(self) -> Iterator[Reads]:

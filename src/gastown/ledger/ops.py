@@ -98,11 +98,15 @@ class Txn(Writes):
         #: rather than given a made-up prefix
         self.prefix_missing = False
         self._now = timefmt.now()
+        #: ``(type, bead id, payload, actor)`` of each event so far, for the
+        #: transaction hook (:mod:`.txhook`) that runs before commit
+        self.emitted: list[tuple[str, str | None, Mapping[str, Any] | None, str]] = []
 
     # ----------------------------------------------------------------- events
     def emit(self, type_: str, bead_id: str | None, payload: Mapping[str, Any] | None = None,
              actor: str | None = None) -> int:
         """Append one event in this transaction; returns its ``seq``."""
+        self.emitted.append((type_, bead_id, payload, actor or self.actor))
         return self.tx.insert_event_returning_seq(
             "INSERT INTO events (ts, type, actor, bead_id, payload) VALUES (?, ?, ?, ?, ?)",
             (self._now, type_, actor or self.actor, bead_id,

@@ -467,6 +467,10 @@ class PostgresStore(Store):
     dialect = "postgresql"
     autoincrement_pk = "BIGSERIAL PRIMARY KEY"
 
+    def ddl(self, statement: str) -> str:
+        """Text columns with the ``"C"`` collation (see :func:`_ddl`)."""
+        return _ddl(statement)
+
     def __init__(self, url: str, passfile: str | None = None) -> None:
         self._pg = _psycopg()
         self._conninfo = url

@@ -109,4 +109,7 @@ INDEXES = [
 
 def statements(auto_pk: str) -> list[str]:
     """All DDL statements for a backend whose auto-increment key is ``auto_pk``."""
-    return [t.replace("{AUTO}", auto_pk) for t in TABLES] + INDEXES
+    from . import chainlog  # the entity chains' tables (gastown.chains; empty until enabled)
+
+    return ([t.replace("{AUTO}", auto_pk) for t in TABLES] + INDEXES
+            + chainlog.TABLES + chainlog.INDEXES)

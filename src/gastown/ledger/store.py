@@ -161,6 +161,10 @@ class Store(abc.ABC):
     # DDL words differ slightly between backends
     autoincrement_pk: str = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
+    def ddl(self, statement: str) -> str:
+        """A schema statement in this backend's words (a table added after creation)."""
+        return statement
+
 
 def open_store(url: str, create: bool = True, passfile: str | None = None) -> Store:
     """Open the backend a URL names.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 
 from . import ready as _ready
+from . import txhook
 from .base import LedgerBase
 from .model import Bead
 from .ops import Txn
@@ -40,7 +41,10 @@ class LedgerWrites(LedgerBase):
     def claim(self, bead_id: str, assignee: str | None = None) -> Bead:
         """Atomically claim an open, unassigned bead (DESIGN §3.5)."""
         with self.store.claim() as tx:
-            return Txn(tx, self.actor, self._prefix_in(tx)).claim(bead_id, assignee)
+            txn = Txn(tx, self.actor, self._prefix_in(tx))
+            bead = txn.claim(bead_id, assignee)
+            txhook.run(txn)
+            return bead
 
     def claim_next(self, f: Filter | None = None, assignee: str | None = None) -> Bead | None:
         """Claim the first ready bead (matching ``f``); None when nothing is ready."""
@@ -48,8 +52,10 @@ class LedgerWrites(LedgerBase):
         extra, params = where_sql(f)
         from_sql = ready_sql(extra, bool(f.mol), self.store.ready_index_hint)
         with self.store.claim() as tx:
-            return Txn(tx, self.actor, self._prefix_in(tx)).claim_next(from_sql, params,
-                                                                         assignee)
+            txn = Txn(tx, self.actor, self._prefix_in(tx))
+            got = txn.claim_next(from_sql, params, assignee)
+            txhook.run(txn)
+            return got
 
     def close_beads(self, bead_ids: Sequence[str], reason: str | None = None,
                     force: bool = False) -> builtins.list[Bead]:
