@@ -111,9 +111,9 @@ def test_a_rubber_stamp_earns_half() -> None:
 
 def test_a_newcomer_has_the_base_value_and_the_factor_saturates() -> None:
     assert reputation([], ME, T0).value == rp.R0 == 1.0
-    assert factor(1.0) == pytest.approx(1 / 3)
-    assert factor(0.0) == 0.0
-    assert factor(18.0) == pytest.approx(0.9)
+    assert factor(1.0) == pytest.approx(2 / 3)
+    assert factor(0.0) == 0.5
+    assert factor(18.0) == pytest.approx(0.95)
 
 
 def test_the_same_records_and_now_give_the_same_history() -> None:

@@ -1,8 +1,9 @@
 """Capability matching: who has demonstrably done work like this, and how well.
 
-``score = cosine(bead vector, entity skills) × R / (R + K)`` -- the similarity of a new
-bead's TF-IDF vector (:mod:`.skills`) to each candidate's quality-weighted skill vector,
-times the reputation factor of :mod:`.reputation`.  Ties go to the smaller entity name.
+``score = cosine(bead vector, entity skills) × (1/2 + 1/2 · R / (R + K))`` -- the
+similarity of a new bead's TF-IDF vector (:mod:`.skills`) to each candidate's
+quality-weighted skill vector, times the reputation factor of :mod:`.reputation`.  Ties
+go to the smaller entity name.
 Each match carries its evidence: the shared terms that gave most of the similarity and
 the past beads behind each.  Pure: records in, ranking out.
 

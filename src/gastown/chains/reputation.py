@@ -19,10 +19,13 @@ For an entity E at time ``t``, over the chain records up to ``t``::
   no loss).  ``staked`` is the sum of open stakes (at most ``R``) and ``available =
   R − staked``: what E has not yet put at risk.
 
-Matching uses the factor ``R / (R + K)``, ``K = 2`` (0.33 for a newcomer, 0.9 after
-about 17 net validated pieces of work): reputation orders agents of equal skill but
-cannot make up for missing skill.  Deterministic: the same records and ``now`` give the
-same value and history; the history lists ``(at, value, why)`` after each event.
+Matching uses the factor ``1/2 + 1/2 · R / (R + K)``, ``K = 2``: from 0.5 (no
+reputation left) through 0.67 (a newcomer) to 0.95 (``R`` = 18) and never 1.  Reputation
+orders agents of equal skill and can at most halve a score: it cannot make up for
+missing skill, and a ruined one does not hide a skilled agent.
+
+Deterministic: the same records and ``now`` give the same value and history; the
+history lists ``(at, value, why)`` after each event.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ _HALF_LIFE_S = HALF_LIFE_DAYS * 86_400.0
 
 
 def factor(value: float) -> float:
-    """The reputation factor matching multiplies similarity by: ``R / (R + K)``."""
-    return value / (value + K) if value > 0 else 0.0
+    """The reputation factor matching multiplies similarity by: ``1/2 + 1/2 · R/(R + K)``."""
+    return 0.5 + 0.5 * (value / (value + K) if value > 0 else 0.0)
 
 
 @dataclass

@@ -1,0 +1,122 @@
+"""``gt cv`` and ``gt match``: an entity's CV, and who fits a bead, from chain records.
+
+Thin adapters: the records come from the town's ledger through
+:mod:`gastown.chains` (``records``), the figures from the pure functions of
+:mod:`gastown.chains.cv` and :mod:`gastown.chains.match`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._app import Ctx, count
+from .gt_common import add_parser, clean, town_ledger
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _cv_text(cv: dict[str, Any]) -> str:
+    q = cv["quality"]
+    rep = cv["reputation"]
+    counts = ", ".join(f"{k} {n}" for k, n in cv["counts"].items()) or "none"
+    lines = [
+        f"CV of {clean(cv['entity'])} ({cv['records']} records on its chain)",
+        f"  records:     {counts}",
+        f"  judged:      validated {cv['judged']['validated']}, rejected "
+        f"{cv['judged']['rejected']}, reopened {cv['judged']['reopened']}",
+        f"  acceptance:  {_pct(q['acceptance_rate'])} ({q['accepted']} of {q['submitted']} "
+        f"submitted; at least {_pct(q['acceptance_low'])} at 95%)",
+        f"  revisions:   {q['revisions']} over {q['completions']} completions "
+        f"({q['revisions_per_completion'] if q['revisions_per_completion'] is not None else '-'}"
+        " per completion)",
+        f"  on time:     {_pct(q['on_time_rate'])} ({q['on_time']} of {q['with_due']} with a "
+        "due date)",
+        "  reviews:     " + (", ".join(f"{clean(k)} {n}" for k, n in q["review_outcomes"].items())
+                             or "none")
+        + (f" ({q['unreviewed_validations']} without review activity)"
+           if q["unreviewed_validations"] else ""),
+        f"  reputation:  {rep['value']:.2f} (staked {rep['staked']:.2f}, available "
+        f"{rep['available']:.2f}; {rep['formula']})",
+    ]
+    if cv["skills"]:
+        lines.append("  skills:")
+        for s in cv["skills"]:
+            beads = ", ".join(clean(e["bead"]) for e in s["evidence"])
+            lines.append(f"    {clean(s['term']):<28} {s['weight']:7.3f}  from {beads}")
+    if rep["history"]:
+        lines.append("  reputation history:")
+        lines += [f"    {h['at']}  {h['value']:7.3f}  {clean(h['why'])}" for h in rep["history"]]
+    for flag in cv.get("flags", []):
+        lines.append(f"  FLAG {clean(flag.get('flag'))}: "
+                     + clean(flag.get("bead") or ", ".join(flag.get("entities") or [])))
+    return "\n".join(lines)
+
+
+def _cv(ctx: Ctx) -> int:
+    from ..chains import flags, records
+    from ..chains.cv import summarize
+    from ..chains.read import resolve
+
+    led = town_ledger(ctx)
+    with led.store.read() as tx:
+        entity = resolve(tx, ctx.args.entity)
+    recs = records(led)
+    cv = summarize(recs, entity, skills=ctx.args.skills, history=ctx.args.history)
+    mine = [r for r in recs if entity in (r.get("entity"), r.get("subject"))]
+    cv["flags"] = [f for f in flags(mine)
+                   if f.get("subject") == entity or entity in (f.get("entities") or [])]
+    ctx.out(cv, lambda: _cv_text(cv))
+    return 0
+
+
+def _match_text(bead: str, work: dict[str, Any], ranked: list[dict[str, Any]]) -> str:
+    lines = [f"Who fits {clean(bead)} {clean(work.get('title'))!r}:"]
+    for i, r in enumerate(ranked, 1):
+        lines.append(f"{i:3d}. {clean(r['entity'])}  score {r['score']:.3f} (similarity "
+                     f"{r['similarity']:.3f} x reputation factor {r['factor']:.2f})")
+        for e in r["evidence"]:
+            beads = ", ".join(clean(b["bead"]) for b in e["beads"])
+            lines.append(f"       {clean(e['term']):<28} {100 * e['share']:3.0f}%  from {beads}")
+    if not ranked:
+        lines.append("  nobody: no completed work on any chain yet")
+    return "\n".join(lines)
+
+
+def _match(ctx: Ctx) -> int:
+    from ..chains import records
+    from ..chains.hook import work_of
+    from ..chains.match import candidates, rank
+    from ..chains.read import org_in
+
+    led = town_ledger(ctx)
+    with led.store.read() as tx:
+        org_in(tx)  # refused, saying how to turn them on, when the town has no chains
+    bead = led.show(ctx.resolve(ctx.args.bead))
+    work = work_of(bead)
+    pool = candidates(records(led))
+    ranked = rank(work, pool, top=ctx.args.top, bead=str(bead["id"]))
+    ctx.out({"bead": bead["id"], "work": work, "candidates": ranked},
+            lambda: _match_text(str(bead["id"]), work, ranked))
+    return 0
+
+
+def setup(name: str, sub: Any) -> None:
+    """Add the ``cv`` or the ``match`` parser."""
+    from .gt import COMMANDS
+
+    p = add_parser(sub, name, COMMANDS[name][1])
+    if name == "cv":
+        p.add_argument("entity", metavar="ENTITY|ACTOR",
+                       help="an entity URI (entity://…) or a town actor (RIG/ROLE/NAME, a person)")
+        p.add_argument("--skills", type=count, default=10, metavar="N",
+                       help="show the N strongest skills (default 10)")
+        p.add_argument("--history", type=count, default=None, metavar="N",
+                       help="show only the last N entries of the reputation history")
+        p.set_defaults(func=_cv)
+    else:
+        p.add_argument("bead", help="the bead to find the best agents for")
+        p.add_argument("--top", type=count, default=5, metavar="N",
+                       help="show the N best candidates (default 5)")
+        p.set_defaults(func=_match)
