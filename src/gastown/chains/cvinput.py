@@ -140,6 +140,16 @@ def read_work(value: object, where: str = "work") -> Work:
     return _work(value, where)
 
 
+def _needed_work(kind: str, value: object, where: str) -> Work:
+    """The part of ``work`` this side reads: all of it for a completion, the files for
+    a judgment (they join the judged work), nothing otherwise (not read, not checked)."""
+    if kind == "completed":
+        return _work(value, where)
+    if kind in JUDGMENTS and isinstance(value, dict):
+        return Work(files=_texts(value.get("files"), where, "work.files"))
+    return Work()
+
+
 def _one(i: int, raw: object) -> Record:
     if not isinstance(raw, dict):
         raise ValidationError(f"chain record {i + 1}: not an object")
@@ -161,7 +171,7 @@ def _one(i: int, raw: object) -> Record:
     return Record(index=i, entity=entity, seq=seq, kind=kind,
                   bead=_text(_or_empty(raw.get("bead")), where, "bead"),
                   at=parse_time(raw.get("at"), where, "at"), subject=subject,
-                  work=_work(raw.get("work"), where), quality=quality)
+                  work=_needed_work(kind, raw.get("work"), where), quality=quality)
 
 
 def read_records(records: list[dict[str, Any]]) -> list[Record]:

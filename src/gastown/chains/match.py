@@ -19,6 +19,7 @@ result lists the beads used.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -90,8 +91,8 @@ def expand(vec: dict[str, float], pool: Candidates, *, skip: str | None = None,
     for term, weight in vec.items():
         for i, w in pool.index.get(term, ()):
             sims[i] = sims.get(i, 0.0) + weight * w
-    near = sorted(((-s, i) for i, s in sims.items()
-                   if s > 0 and pool.docs[i][0] != skip))[:NEIGHBOURS]
+    near = heapq.nsmallest(NEIGHBOURS, ((-s, i) for i, s in sims.items()
+                                        if s > 0 and pool.docs[i][0] != skip))
     if not near:
         return vec, []
     centroid: dict[str, float] = {}
