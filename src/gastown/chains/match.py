@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from .cvinput import Work, as_utc, link, read_records, read_work
-from .reputation import Reputation, all_reputations, factor
+from .reputation import R0, Reputation, all_reputations, factor
 from .skills import SkillModel, Skills, all_skills, build_model, work_vectors
 
 __all__ = ["EXPANSION", "NEIGHBOURS", "Candidates", "candidates", "expand", "rank"]
@@ -118,6 +118,12 @@ def _evidence(vec: dict[str, float], skills: Skills, per_term: int,
     return out
 
 
+def _value(pool: Candidates, name: str) -> float:
+    """``name``'s reputation (one with no records at all has the base value)."""
+    rep = pool.reputations.get(name)
+    return rep.value if rep is not None else R0
+
+
 def rank(bead_work: dict[str, Any] | Work, pool: Candidates, *, top: int | None = None,
          terms: int = 5, per_term: int = 3, bead: str | None = None) -> list[dict[str, Any]]:
     """The candidates ranked for ``bead_work`` (a record's ``work`` object), best first.
@@ -135,16 +141,16 @@ def rank(bead_work: dict[str, Any] | Work, pool: Candidates, *, top: int | None 
         sim = 0.0
         if skills is not None and norm > 0:
             sim = sum(v * skills.vector.get(t, 0.0) for t, v in vec.items()) / norm
-        score = sim * factor(pool.reputations[name].value)
+        score = sim * factor(_value(pool, name))
         # rounded so that equal scores computed in another order still tie by name
         scored.append((-round(score, 12), name, sim))
     scored.sort()
     out = []
     for neg, name, sim in scored[:top]:
-        rep = pool.reputations[name]
+        value = _value(pool, name)
         skills = pool.skills.get(name)
         out.append({"entity": name, "score": round(-neg, 6), "similarity": round(sim, 6),
-                    "reputation": round(rep.value, 4), "factor": round(factor(rep.value), 4),
+                    "reputation": round(value, 4), "factor": round(factor(value), 4),
                     "evidence": [] if skills is None or sim == 0 or math.isnan(sim)
                     else _evidence(vec, skills, per_term, terms)})
     return out

@@ -55,9 +55,9 @@ def _cv_text(cv: dict[str, Any]) -> str:
 
 
 def _cv(ctx: Ctx) -> int:
-    from ..chains import flags, records
     from ..chains.cv import summarize
-    from ..chains.read import resolve
+    from ..chains.flags import flags
+    from ..chains.read import records, resolve
 
     led = town_ledger(ctx)
     with led.store.read() as tx:
@@ -85,10 +85,9 @@ def _match_text(bead: str, work: dict[str, Any], ranked: list[dict[str, Any]]) -
 
 
 def _match(ctx: Ctx) -> int:
-    from ..chains import records
     from ..chains.hook import work_of
     from ..chains.match import candidates, rank
-    from ..chains.read import org_in
+    from ..chains.read import org_in, records
 
     led = town_ledger(ctx)
     with led.store.read() as tx:
