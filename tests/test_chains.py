@@ -228,3 +228,30 @@ def test_proofs_from_the_ledger_check_offline(chained: tuple[Ledger, Keyring]) -
     cons["old"]["root"] = "00" * 32
     with pytest.raises(ValidationError, match="NOT a prefix"):
         check_proof(cons)
+
+
+def test_merges_digests_and_delegations_become_records(
+        chained: tuple[Ledger, Keyring]) -> None:
+    led, _ = chained
+    author, refinery = Ledger(led.store, actor=AGENT), Ledger(led.store, actor="acme/controller")
+    work = author.create("Feature", labels=["web"])
+    mr = author.create("Merge it", issue_type="merge-request",
+                       metadata={"author": AGENT, "source_bead": work["id"]})
+    refinery.emit("merge.sent_back", mr["id"], {"why": "conflict", "author": AGENT,
+                                                "files": ["a.py"]})
+    refinery.emit("merge.sent_back", mr["id"], {"why": "push-refused", "author": AGENT})
+    refinery.emit("merge.landed", mr["id"], {"checked": False, "files": ["a.py", "b.py"]})
+    own = author.create("Own merge", issue_type="merge-request",
+                        metadata={"author": "acme/controller"})
+    refinery.emit("merge.landed", own["id"], {"checked": True})  # self: not a validation
+    judged = about(led, AGENT)
+    assert [(r["kind"], r["quality"]["verdict"], r["bead"], r["mr"]) for r in judged] == [
+        ("rejected", "conflict", work["id"], mr["id"]),
+        ("validated", "merged", work["id"], mr["id"])]
+    assert judged[1]["work"]["files"] == ["a.py", "b.py"]
+    assert [f["flag"] for f in flags(judged)] == ["rubber-stamp"], "merged without a check"
+    author.emit("mol.squashed", work["id"], {"steps": 3, "closed": 3})
+    led.kv_set("fed.dlgout.dlg-1", json.dumps({"local": work["id"], "to": "gt://b@y/z"}))
+    kinds = [(r["kind"], r.get("to")) for r in records(led)][-2:]
+    assert kinds == [("digest", None), ("delegated", "gt://b@y/z")]
+    assert verify_ledger(led)["ok"]

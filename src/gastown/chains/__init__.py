@@ -2,7 +2,7 @@
 
 Every entity (the town, each person, each agent; ``entity://gt/<org>/<id>``, see
 :mod:`.entity`) has a chain of records -- created, claimed, completed,
-validated, rejected, reopened, delegated, digest (:mod:`.records`) -- written in
+validated, rejected, reopened, delegated, digest (:mod:`.entry`) -- written in
 the same ledger transaction as the change they record (:mod:`.hook`).  Every
 record is also a leaf of the town's append-only Merkle log (RFC 6962,
 :mod:`.merkle`), whose signed checkpoints and proofs (:mod:`.log`) let anyone
@@ -16,7 +16,21 @@ Reading (for CVs, skills and reputation built on top): :func:`records`,
 
 from __future__ import annotations
 
-from .flags import flags
-from .read import about, entities, records
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .patterns import flags
+    from .read import about, entities, records
 
 __all__ = ["records", "about", "entities", "flags"]
+
+
+def __getattr__(name: str) -> object:
+    """The public functions, imported on first use (the ledger's hook imports this
+    package in every agent's ``bd close``, which needs none of them)."""
+    import importlib
+
+    if name == "flags":
+        return importlib.import_module(f"{__name__}.patterns").flags
+    if name in ("records", "about", "entities"):
+        return getattr(importlib.import_module(f"{__name__}.read"), name)
+    raise AttributeError(name)

@@ -22,19 +22,43 @@ true).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-from urllib.parse import quote, unquote
 
 from ..errors import ValidationError
 
 __all__ = ["PLATFORM", "TOWN_ID", "entity_of", "town_entity", "actor_of", "org_of",
            "Keyring", "key_path", "PUBLIC_FILE"]
 
+#: the DER prefix of an Ed25519 private key in PKCS#8 (RFC 8410): 32 seed bytes follow
+_PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
+
 PLATFORM = "gt"
 TOWN_ID = "@town"
 PUBLIC_FILE = "public.json"
 _SAFE = "/@._+-~"
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def quote(text: str, safe: str = "") -> str:
+    """Percent-encode UTF-8 bytes outside letters, digits and ``safe`` (as
+    ``urllib.parse.quote``; written here so an agent's ``bd close`` does not import
+    ``urllib``)."""
+    keep = _PLAIN | set(safe)
+    if all(c in keep for c in text):
+        return text
+    return "".join(c if c in keep else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+                   for c in text)
+
+
+def unquote(text: str) -> str:
+    """Undo :func:`quote`."""
+    if "%" not in text:
+        return text
+    from urllib.parse import unquote as _unquote
+
+    return _unquote(text)
 
 
 def entity_of(actor: str, org: str) -> str:
@@ -89,13 +113,12 @@ class Keyring:
         self.org = org
         self.town = town_entity(org)
         self._keys: dict[str, object] = {}
+        self._own: dict[str, str] = {}
 
     def _load(self, path: str) -> object:
         key = self._keys.get(path)
         if key is None:
-            from ..federation.keys import load_or_create_at
-
-            key = self._keys[path] = load_or_create_at(path)
+            key = self._keys[path] = _load_fast(path)
         return key
 
     def has_key(self, entity: str) -> bool:
@@ -110,8 +133,13 @@ class Keyring:
         """
         if entity == self.town:
             return self._load(self.town_key_path), self.town, False
-        if by_itself and os.path.exists(key_path(self.dir, entity)):
-            return self._load(key_path(self.dir, entity)), entity, False
+        if by_itself:
+            path = self._own.get(entity)
+            if path is None and os.path.exists(key_path(self.dir, entity)):
+                # remembered once found (a key is never taken away while a process runs)
+                path = self._own[entity] = key_path(self.dir, entity)
+            if path is not None:
+                return self._load(path), entity, False
         return self._load(self.town_key_path), self.town, True
 
     def create(self, entity: str) -> str:
@@ -140,6 +168,26 @@ class Keyring:
         out = read_public(self.dir)
         out[self.town] = public_b64(self._load(self.town_key_path))
         return out
+
+
+def _load_fast(path: str) -> object:
+    """The private key at ``path``.  An Ed25519 PKCS#8 PEM -- what the federation's
+    helper writes -- is read directly, which spares a ``bd close`` the import of
+    ``cryptography``'s serialization package (~tens of ms); anything else, or a
+    missing file, goes through :func:`gastown.federation.keys.load_or_create_at`."""
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.read().split()
+        der = base64.b64decode(b"".join(ln for ln in lines if not ln.startswith(b"-----")))
+    except (OSError, ValueError):
+        der = b""
+    if len(der) == 48 and der.startswith(_PKCS8_ED25519):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return Ed25519PrivateKey.from_private_bytes(der[16:])
+    from ..federation.keys import load_or_create_at
+
+    return load_or_create_at(path)
 
 
 def read_public(chains_dir: str) -> dict[str, str]:

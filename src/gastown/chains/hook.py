@@ -12,6 +12,7 @@ event                 kind        entity, subject
 ====================  ==========  ==============================================
 bead.created          created     the creator (not mail, wisps or templates)
 bead.claimed          claimed     the assignee
+sling                 claimed     the agent given the work (``by``: who slung it)
 bead.closed           completed   the assignee (else the closer); not mail or MRs
 bead.reopened         reopened    the one reopening; subject: the assignee
 merge.landed          validated   the refinery; subject: the request's author
@@ -30,18 +31,23 @@ self-validation (author = refinery) is not a validation and is not recorded;
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from ..errors import ValidationError
 from ..ledger import chainlog
-from ..ledger.ops import Txn
 from .entity import Keyring, entity_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing only for type checkers: this runs in every agent's bd close
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Any
+
+    from ..ledger.ops import Txn
+
+    Spec = dict[str, Any]
 
 __all__ = ["record", "context", "Context"]
 
-_SKIP_TYPES = ("message", "event", "agent", "role", "rig")
-Spec = dict[str, Any]
+_SKIP_TYPES = ("message", "event", "agent", "role", "rig", "gate", "convoy")
 
 
 class Context:
@@ -63,11 +69,21 @@ class Context:
 
     def uri(self, bead: Mapping[str, Any] | None, bead_id: str) -> str:
         """The bead's ``gt://`` address (``gt:///_/ID`` style when the town has no owner)."""
-        from ..federation.uris import rig_of
-
-        rig = rig_of(dict(bead)) if bead is not None else "_"
+        rig = _rig_of(bead) if bead is not None else "_"
         base = self.town_uri or f"gt://local/{self.org}"
         return f"{base}/{rig}/{bead_id}"
+
+
+def _rig_of(bead: Mapping[str, Any]) -> str:
+    """The bead's rig as :func:`gastown.federation.uris.rig_of` reads it (repeated here:
+    importing that module costs an agent's ``bd close`` ``dataclasses``)."""
+    meta = bead.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("rig"), str) and meta["rig"]:
+        return str(meta["rig"])
+    for label in bead.get("labels") or ():
+        if isinstance(label, str) and label.startswith("rig:") and len(label) > 4:
+            return label[4:]
+    return "_"
 
 
 _rings: dict[tuple[str, str, str], Keyring] = {}
@@ -113,6 +129,14 @@ def _claimed(t: Txn, bead_id: str, p: Mapping[str, Any], actor: str) -> Iterator
     who = str(p.get("assignee") or actor)
     if _recordable(bead):
         yield {"actor": who, "kind": "claimed", "bead": bead, "by_itself": who == actor}
+
+
+def _slung(t: Txn, bead_id: str, p: Mapping[str, Any], actor: str) -> Iterator[Spec]:
+    who = p.get("actor")
+    bead = t.get(bead_id)
+    if isinstance(who, str) and who and _recordable(bead):
+        yield {"actor": who, "kind": "claimed", "bead": bead, "by_itself": who == actor,
+               "extra": {"by": actor}}
 
 
 def _completed(t: Txn, bead_id: str, p: Mapping[str, Any], actor: str) -> Iterator[Spec]:
@@ -214,7 +238,7 @@ def _kv_set(t: Txn, _id: str | None, p: Mapping[str, Any], actor: str) -> Iterat
 
 
 HANDLERS: dict[str, Callable[[Txn, Any, Mapping[str, Any], str], Iterator[Spec]]] = {
-    "bead.created": _created, "bead.claimed": _claimed, "bead.closed": _completed,
+    "bead.created": _created, "bead.claimed": _claimed, "sling": _slung, "bead.closed": _completed,
     "bead.reopened": _reopened, "merge.landed": _landed, "merge.sent_back": _sent_back,
     "review.verdict": _verdict, "mol.squashed": _squashed, "kv.set": _kv_set,
 }
@@ -223,7 +247,7 @@ HANDLERS: dict[str, Callable[[Txn, Any, Mapping[str, Any], str], Iterator[Spec]]
 def record(txn: Txn, events: list[tuple[str, str | None, Mapping[str, Any] | None, str]]
            ) -> int:
     """Append the chain records ``events`` call for, in ``txn``; how many were written."""
-    from .records import append
+    from .entry import append
 
     ctx: Context | None = None
     written = 0

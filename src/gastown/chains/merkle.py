@@ -14,7 +14,10 @@ hashes: a proof is checkable offline.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["leaf_hash", "node_hash", "Tree", "verify_inclusion", "verify_consistency",
            "EMPTY_ROOT"]

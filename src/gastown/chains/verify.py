@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import ValidationError
 from ..federation.log import canonical
 from ..ledger import chainlog
+from .entry import JUDGED, KINDS, VERSION, digest_of, signed_bytes
 from .merkle import Tree
-from .records import JUDGED, KINDS, VERSION, digest_of, signed_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -56,7 +56,7 @@ def _cv_text(cv: dict[str, Any]) -> str:
 
 def _cv(ctx: Ctx) -> int:
     from ..chains.cv import summarize
-    from ..chains.flags import flags
+    from ..chains.patterns import flags
     from ..chains.read import records, resolve
 
     led = town_ledger(ctx)

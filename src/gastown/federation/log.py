@@ -24,10 +24,13 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from ..errors import ValidationError
 from .keys import Verifier, sign
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing only for type checkers: an agent's bd close imports this module
+    from typing import Any
 
 __all__ = ["canonical", "record_hash", "make_record", "verify_chain", "parse_lines",
            "LogError", "VERSION"]

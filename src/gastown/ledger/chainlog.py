@@ -77,9 +77,9 @@ def ensure(store: Store) -> None:
 
 def next_position(tx: Tx) -> int:
     """Reserve the next position of the town log (locks the log's head row)."""
-    tx.execute("INSERT INTO chain_heads (entity, seq, hash) VALUES ('', 0, '') "
-               "ON CONFLICT (entity) DO NOTHING")
-    tx.execute("UPDATE chain_heads SET seq = seq + 1 WHERE entity = ''")
+    if not tx.execute("UPDATE chain_heads SET seq = seq + 1 WHERE entity = ''"):
+        tx.execute("INSERT INTO chain_heads (entity, seq, hash) VALUES ('', 1, '') "
+                   "ON CONFLICT (entity) DO UPDATE SET seq = chain_heads.seq + 1")
     return int(tx.scalar("SELECT seq FROM chain_heads WHERE entity = ''")) - 1
 
 

@@ -20,14 +20,18 @@ spaces, UTF-8).  Each record is also a leaf of the town's Merkle log
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from ..errors import ValidationError
 from ..federation.log import canonical
 from ..ledger import chainlog
-from ..ledger.store import Tx
-from .entity import Keyring
 from .merkle import leaf_hash
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing only for type checkers: this runs in every agent's bd close
+    from typing import Any
+
+    from ..ledger.store import Tx
+    from .entity import Keyring
 
 __all__ = ["VERSION", "KINDS", "JUDGED", "unsigned", "digest_of", "append", "signed_bytes"]
 

@@ -1,6 +1,6 @@
 """Suspicious validation patterns: rubber-stamping and reciprocal loops.
 
-Pure functions over records (what :func:`gastown.chains.records` returns), so a
+Pure functions over records (what :func:`gastown.chains.entry` returns), so a
 CV built elsewhere can show the same flags.
 
 * ``rubber-stamp``: a ``validated`` record with no review activity
