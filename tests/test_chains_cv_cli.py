@@ -125,3 +125,31 @@ def test_a_town_without_chains_says_so(tmp_path: Path) -> None:
         proc = run(root, *argv, check=False)
         assert proc.returncode == 5 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().endswith("enable them with 'gt chain enable'")
+
+
+def test_an_exported_cv_reads_the_same_in_an_empty_directory(
+        town: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    root, _ = town
+    home = json.loads(run(root, "gt", "cv", TOAST, "--json").stdout)
+    path = tmp_path / "toast.cv.json"
+    run(root, "gt", "chain", "export", TOAST, "-o", str(path))
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    cv = json.loads(run(away, "gt", "cv", "--file", str(path), "--json").stdout)
+    assert cv["verified"]["ok"] and cv["verified"]["judgements"] == 2
+    for key in ("entity", "counts", "judged", "quality", "work"):
+        assert cv[key] == home[key], key
+    assert [h["why"] for h in cv["reputation"]["history"]] == \
+        [h["why"] for h in home["reputation"]["history"]]
+    text = run(away, "gt", "cv", "--file", str(path)).stdout
+    assert "verified: 4 records and 2 judgements" in text
+    # altered: refused before anything is summarized; another entity named: refused
+    path.write_text(path.read_text().replace("Fix modal css", "Fix modal CSS"))
+    proc = run(away, "gt", "cv", "--file", str(path), check=False)
+    assert proc.returncode == 5 and "not in the town's signed log" in proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    run(root, "gt", "chain", "export", TOAST, "-o", str(path))
+    proc = run(away, "gt", "cv", NUX, "--file", str(path), check=False)
+    assert proc.returncode == 5 and "not of 'rig1/polecat/nux'" in proc.stderr
+    proc = run(away, "gt", "cv", check=False)
+    assert proc.returncode == 2 and "name an ENTITY" in proc.stderr

@@ -54,7 +54,47 @@ def _cv_text(cv: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _cv_file(ctx: Ctx, path: str) -> dict[str, Any]:
+    """The CV in an exported file (``gt chain export``), verified before it is read."""
+    import json
+    import os
+
+    from ..chains.cv import summarize
+    from ..chains.export import MAX_FILE, verify_cv
+    from ..errors import ValidationError
+
+    try:
+        if os.path.getsize(path) > MAX_FILE:
+            raise ValidationError(f"{path}: larger than {MAX_FILE // 2**20} MiB; not a CV")
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot read it ({exc.strerror})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"{path}: not JSON ({str(exc)[:200]})") from None
+    # the same document is checked and then read: nothing unverified reaches the CV
+    checked = verify_cv(doc, ctx.args.town_key)
+    entity = str(checked["entity"])
+    if ctx.args.entity and ctx.args.entity != entity:
+        raise ValidationError(f"{path}: the CV of {entity[:120]!r}, not of "
+                              f"{ctx.args.entity[:120]!r}")
+    recs = [item["record"] for item in doc["records"]]
+    cv = summarize(recs, entity, skills=ctx.args.skills, history=ctx.args.history)
+    cv["verified"] = checked
+    return cv
+
+
 def _cv(ctx: Ctx) -> int:
+    if ctx.args.file:
+        cv = _cv_file(ctx, ctx.args.file)
+        ctx.out(cv, lambda: _cv_text(cv) + f"\n  verified: {cv['verified']['records']} records "
+                f"and {cv['verified']['judgements']} judgements against the signed log of "
+                f"{clean(cv['verified']['town'])}")
+        return 0
+    if not ctx.args.entity:
+        from ..errors import UsageError
+
+        raise UsageError("gt cv: name an ENTITY (or an exported CV with --file)")
     from ..chains.cv import summarize
     from ..chains.patterns import flags
     from ..chains.read import records, resolve
@@ -107,8 +147,11 @@ def setup(name: str, sub: Any) -> None:
 
     p = add_parser(sub, name, COMMANDS[name][1])
     if name == "cv":
-        p.add_argument("entity", metavar="ENTITY|ACTOR",
+        p.add_argument("entity", metavar="ENTITY|ACTOR", nargs="?",
                        help="an entity URI (entity://…) or a town actor (RIG/ROLE/NAME, a person)")
+        p.add_argument("--file", help="an exported CV (gt chain export): verified offline, "
+                                      "then summarized; no town needed")
+        p.add_argument("--town-key", help="with --file: pin the issuing town's public key")
         p.add_argument("--skills", type=count, default=10, metavar="N",
                        help="show the N strongest skills (default 10)")
         p.add_argument("--history", type=count, default=None, metavar="N",
