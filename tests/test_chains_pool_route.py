@@ -15,6 +15,7 @@ import pytest
 from agents.controlkit import make_town, session_env  # noqa: F401 - a fixture
 from agents.townkit import gt, sleeper, teardown_town
 from gastown.controller.daemon import Controller
+from gastown.controller.skillroute import REFRESH_S, SkillRouter
 from gastown.errors import ValidationError
 from gastown.town.core import Town
 
@@ -83,8 +84,29 @@ def test_a_skills_pool_gives_work_to_the_slot_that_did_such_work(tmp_path: Path)
         # crew-2, the best fit, is busy: the next free slot takes it
         assert _holder(town, more_sql) in ("crew-1", "crew-3") and _holder(town, more_sql) \
             != _holder(town, docs)
+        _router_reads_again_only_when_due(town, docs)
     finally:
         teardown_town(town)
+
+
+def _router_reads_again_only_when_due(town: Town, bead: str) -> None:
+    """The records are read once per REFRESH_S at most, and again only if the log grew."""
+    with town.ledger("tester") as led:
+        router = SkillRouter(town, led)
+        pool = town.config.pools["crew"]
+        first = router.order(bead, pool)
+        assert first[0] == "crew-3" and sorted(first) == ["crew-1", "crew-2", "crew-3"]
+        seen = router._cached
+        _past_work(town, "crew-1", ["Write a glossary"], "docs")
+        router.order(bead, pool)
+        assert router._cached is seen, "not read again within REFRESH_S"
+        router._read_at -= REFRESH_S
+        router.order(bead, pool)
+        assert router._cached is not seen and router._cached is not None
+        again = router._cached
+        router._read_at -= REFRESH_S
+        router.order(bead, pool)
+        assert router._cached is again, "the log did not grow: nothing to read again"
 
 
 def test_a_plain_pool_takes_the_first_free_slot(tmp_path: Path) -> None:
