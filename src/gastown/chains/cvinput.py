@@ -56,11 +56,6 @@ class Record:
     work: Work
     quality: dict[str, Any]
 
-    @property
-    def where(self) -> str:
-        """``entity#seq``: how messages name the record."""
-        return f"{_short(self.entity)}#{self.seq}"
-
 
 def _short(text: str, limit: int = 80) -> str:
     """``text`` cut to one short printable line (names in messages come from outside)."""
