@@ -153,3 +153,18 @@ def test_an_exported_cv_reads_the_same_in_an_empty_directory(
     assert proc.returncode == 5 and "not of 'rig1/polecat/nux'" in proc.stderr
     proc = run(away, "gt", "cv", check=False)
     assert proc.returncode == 2 and "name an ENTITY" in proc.stderr
+
+
+def test_the_text_form_shows_the_last_twenty_history_entries() -> None:
+    from cv_history import agent, specialised
+    from gastown.chains.cv import summarize
+    from gastown.cli.gt_cv import TEXT_HISTORY, _cv_text
+
+    cv = summarize(specialised(seed=3, per_agent=15).records, agent("sql"))
+    total = len(cv["reputation"]["history"])
+    assert total > TEXT_HISTORY
+    text = _cv_text(cv)
+    assert f"(the last {TEXT_HISTORY}; {total - TEXT_HISTORY} earlier in --json)" in text
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("  reputation history:"))
+    assert len([ln for ln in lines[start + 1:] if ln.startswith("    20")]) == TEXT_HISTORY

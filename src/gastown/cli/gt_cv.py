@@ -12,6 +12,9 @@ from typing import Any
 from ._app import Ctx, count
 from .gt_common import add_parser, clean, town_ledger
 
+#: reputation history lines the text form shows at most (--json has them all)
+TEXT_HISTORY = 20
+
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
@@ -46,8 +49,11 @@ def _cv_text(cv: dict[str, Any]) -> str:
             beads = ", ".join(clean(e["bead"]) for e in s["evidence"])
             lines.append(f"    {clean(s['term']):<28} {s['weight']:7.3f}  from {beads}")
     if rep["history"]:
-        lines.append("  reputation history:")
-        lines += [f"    {h['at']}  {h['value']:7.3f}  {clean(h['why'])}" for h in rep["history"]]
+        shown = rep["history"][-TEXT_HISTORY:]
+        earlier = len(rep["history"]) - len(shown)
+        lines.append("  reputation history:" + (f" (the last {len(shown)}; {earlier} earlier "
+                                                "in --json)" if earlier else ""))
+        lines += [f"    {h['at']}  {h['value']:7.3f}  {clean(h['why'])}" for h in shown]
     for flag in cv.get("flags", []):
         lines.append(f"  FLAG {clean(flag.get('flag'))}: "
                      + clean(flag.get("bead") or ", ".join(flag.get("entities") or [])))
