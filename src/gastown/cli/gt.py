@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                          "last output, handoff notes"),
     "chain": ("gastown.cli.gt_chain", "entity chains of signed work records: verify, prove, "
                                       "export a CV, checkpoint the town log"),
+    "cv": ("gastown.cli.gt_cv", "an entity's CV from its chain: work, quality, skills, "
+                                "reputation"),
+    "match": ("gastown.cli.gt_cv", "rank agents for a bead by demonstrated skills x "
+                                   "reputation, with evidence"),
     "mcp": ("gastown.cli.gt_mcp", "serve the ledger to editor agents over MCP (stdio or "
                                   "--http PORT)"),
     "orders": ("gastown.cli.gt_orders", "formulas the town starts on a schedule or an event: "

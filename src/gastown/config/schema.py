@@ -88,6 +88,10 @@ class AgentConfig:
     node: str | None = None
 
 
+#: the ways a pool may pick a worker for ready work (``[pools.NAME] route``)
+POOL_ROUTES = ("first", "skills")
+
+
 @dataclass
 class PoolConfig:
     """One ``[pools.NAME]`` table: workers started on demand, at most ``max``."""
@@ -102,6 +106,9 @@ class PoolConfig:
     provider: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     node: str | None = None
+    #: how ready work picks a free worker: "first" (the first free slot) or "skills"
+    #: (the free slot whose entity chain best fits the bead: gt match)
+    route: str = "first"
 
     def slot(self, n: int) -> AgentConfig:
         """The agent that fills slot ``n`` (1-based) of this pool."""
@@ -272,7 +279,7 @@ def _workers(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
             env=env(a, where), node=_node(a, where))
         _check_worker(cfg, where, agent.role, agent.preset, agent.rig, agent.command)
         cfg.agents[name] = agent
-    for name, where, p in _named(data, "pools", "pool", path, worker_keys | {"max"}):
+    for name, where, p in _named(data, "pools", "pool", path, worker_keys | {"max", "route"}):
         size = p.get("max", 3)
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 64:
             raise ValidationError(f"{where}.max must be an integer from 1 to 64")
@@ -284,7 +291,11 @@ def _workers(cfg: TownConfig, data: dict[str, Any], path: str) -> None:
             preset=string(p, "preset", where) or "", max=size,
             command=parse_command(p.get("command"), f"{where}.command"),
             args=strlist(p, "args", where), provider=_provider(p, where, None),
-            env=env(p, where), node=_node(p, where))
+            env=env(p, where), node=_node(p, where),
+            route=string(p, "route", where) or "first")
+        if pool.route not in POOL_ROUTES:
+            raise ValidationError(f"{where}.route must be one of {', '.join(POOL_ROUTES)}, "
+                                  f"not {pool.route[:40]!r}")
         _check_worker(cfg, where, pool.role, pool.preset, rig, pool.command)
         cfg.pools[name] = pool
 

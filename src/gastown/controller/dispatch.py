@@ -315,6 +315,7 @@ class PoolFeeder:
         self.dispatcher = dispatcher
         self.log = log
         self._reported: set[str] = set()
+        self._router: Any = None  # a SkillRouter, made when a pool routes by skills
 
     def _default_target(self, convoy_target: str | None) -> str | None:
         if convoy_target:
@@ -359,12 +360,30 @@ class PoolFeeder:
         self._reported.difference_update(slung)
         return {"slung": slung, "waiting": waiting, "reported": fresh}
 
-    def _sling(self, bead_id: str, target: str) -> bool:
-        """Sling to a free worker (starting or waking it); False when none is free."""
+    def _sling_to(self, bead_id: str, target: str) -> Any:
+        """Sling to ``target``; a pool routed by skills tries its slots best fit first."""
         from ..town.slinging import sling
 
+        pool = self.town.config.pools.get(target)
+        if pool is not None and pool.route == "skills":
+            if self._router is None:
+                from .skillroute import SkillRouter
+
+                self._router = SkillRouter(self.town, self.led)
+            order = self._router.order(bead_id, pool)
+            for slot in order:
+                try:
+                    return sling(self.town, bead_id, slot, nudge=False, actor=self.actor)
+                except ConflictError:
+                    continue  # that slot is busy: the next best fit
+            if order:
+                raise ConflictError(f"pool {target} is full")
+        return sling(self.town, bead_id, target, nudge=False, actor=self.actor)
+
+    def _sling(self, bead_id: str, target: str) -> bool:
+        """Sling to a free worker (starting or waking it); False when none is free."""
         try:
-            result = sling(self.town, bead_id, target, nudge=False, actor=self.actor)
+            result = self._sling_to(bead_id, target)
         except ConflictError:
             return False  # pool full or agent busy: it waits for the next free worker
         except GastownError as exc:
