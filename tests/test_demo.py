@@ -41,6 +41,13 @@ def test_gt_demo_lands_two_features_and_a_fix_with_zero_model_sessions(tmp_path:
         assert lat["n"] == s["steps_closed"] and lat["p95"] < 1000, lat
         assert {a: v["merges"] for a, v in s["agents"].items()} == {"ada": 1, "bo": 1, "cy": 1}
         assert sum(v["steps"] for v in s["agents"].values()) == s["steps_closed"]
+        # every agent's chain holds its completed and validated work, and all of it verifies
+        assert s["chains"]["ok"] and s["chains"]["records"] > s["steps_closed"], s["chains"]
+        for name, v in s["agents"].items():
+            assert v["completed"] >= v["steps"] and v["validated"] >= 1, (name, v)
+        check = subprocess.run([str(Path(sys.executable).parent / "gt"), "chain", "verify",
+                                "--town", s["town"], "--json"], capture_output=True, text=True)
+        assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stderr
         sample = Path(s["sample_repo"])
         files = git(sample, "ls-tree", "-r", "--name-only", "main").split()
         assert {"textkit/slugify.py", "textkit/frequencies.py", "tests/test_title_case.py",

@@ -91,6 +91,14 @@ class _Demo:
                             "--nudge-timeout", "20", *self.agent_args]},
                 comment="a scripted stand-in for a model (gastown.demo.agent)")
         town.reload()
+        # every step, claim and landing leaves a signed record on its doer's chain
+        from ..chains.setup import enable_town
+        from ..controller.mergeq import controller_actor
+
+        with town.ledger() as led:
+            enable_town(led, town.root, town.gt_dir, town.config,
+                        [controller_actor(town)] + [town.actor_of(town.agent(n))
+                                                    for n in AGENTS])
         self.town = town
         self.say(f"Sample repository  {self.sample}  (textkit: 1 commit, tests pass, one bug)")
         self.say(f"Town               {self.town_dir}  (sessions: {self.provider})")
@@ -199,6 +207,7 @@ class _Demo:
                               and (e["payload"] or {}).get("agent") == name)}
         models = [e for e in events if e["type"] == "session.started"
                   and (e["payload"] or {}).get("preset") in MODEL_PRESETS]
+        chains = self._chains(agents)
         tests = subprocess.run([sys.executable, "-m", "unittest", "discover", "-s", "tests",
                                 "-t", ".", "-q"], cwd=self.sample, capture_output=True,
                                text=True, check=False)
@@ -217,11 +226,39 @@ class _Demo:
             "sample_tests": "pass" if tests.returncode == 0 else "FAIL",
             "model_sessions": len(models),
             "sessions": sum(1 for e in events if e["type"] == "session.started"),
-            "events": len(events), "agents": agents,
+            "events": len(events), "agents": agents, "chains": chains,
             "sent_back": [{"request": mr, "why": p.get("why"), "detail": p.get("detail"),
                            "branch": p.get("branch"), "files": p.get("files") or []}
                           for mr, p in self.sent_back.items()],
             "seconds": round(time.monotonic() - self.t0, 2)}
+
+    def _chains(self, agents: dict[str, dict[str, int]]) -> dict[str, Any]:
+        """Verify every chain and the town log; each agent's completed and validated work
+        (added to ``agents``) from its records alone."""
+        from ..chains.cv import summarize
+        from ..chains.entity import entity_of
+        from ..chains.read import org_in, records
+        from ..chains.verify import verify_ledger
+        from ..errors import GastownError
+
+        try:
+            with self.town.ledger() as led:
+                checked = verify_ledger(led)
+                recs = records(led)
+                with led.snapshot() as view:
+                    org = org_in(view)
+        except GastownError as exc:
+            return {"ok": False, "problem": str(exc)}
+        for name, row in agents.items():
+            entity = entity_of(self.town.actor_of(self.town.agent(name)), org)
+            try:
+                cv = summarize(recs, entity)
+            except GastownError:
+                cv = {"counts": {}, "judged": {}}
+            row["completed"] = int(cv["counts"].get("completed", 0))
+            row["validated"] = int(cv["judged"].get("validated", 0))
+        return {"ok": bool(checked.get("ok")), "records": int(checked.get("records", 0)),
+                "entities": int(checked.get("entities", 0))}
 
     def diagnose(self) -> None:
         logs = os.path.join(self.town_dir, ".gt", "logs")
@@ -290,7 +327,12 @@ def render_summary(s: dict[str, Any]) -> str:
              f"  convoys landed     {s.get('convoys_landed')}"]
     for name, a in (s.get("agents") or {}).items():
         lines.append(f"  {name:<18} {a['steps']} steps, {a['commits']} commits, "
-                     f"{a['merges']} merged")
+                     f"{a['merges']} merged; chain: {a.get('completed', 0)} completed, "
+                     f"{a.get('validated', 0)} validated")
+    ch = s.get("chains") or {}
+    lines.append(f"  entity chains      {ch.get('records')} signed records over "
+                 f"{ch.get('entities')} entities, verified: "
+                 f"{'yes' if ch.get('ok') else 'NO ' + str(ch.get('problem'))}")
     for back in s.get("sent_back") or []:
         files = ", ".join(back["files"]) or "none named"
         lines.append(f"  sent back          {back['request']} ({back['branch']}): "
