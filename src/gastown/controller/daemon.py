@@ -93,6 +93,10 @@ class Controller:
 
         #: [federation] auto_publish: publishes after the events it follows (issue 13)
         self.fed_publish = Follower(town.root, town.gt_dir)
+        from ..federation.autosync import AutoSync
+
+        #: [federation] sync_every: other towns' records pulled on a timer (the leader's)
+        self.fed_sync = AutoSync(town.gt_dir, self.log)
 
     # ------------------------------------------------------------- logging
     def log(self, message: str) -> None:
@@ -383,7 +387,8 @@ class Controller:
             steps += [("budgets", self.budgets.check), ("pools", self.feeder.feed),
                       ("convoys", lambda: land_ready(self.town, self.led)),
                       ("merge", self._wake_refinery),
-                      ("upkeep", lambda: upkeep(self))]  # orders, housekeeping
+                      ("upkeep", lambda: upkeep(self)),  # orders, housekeeping
+                      ("federation", lambda: self.fed_sync.tick(self.led, self.town.config))]
             if self.node is not None:
                 steps.insert(2, ("placement", self.node.place))
         for name, step in steps:

@@ -13,6 +13,7 @@
     member_of = ["acme.com"]        # employment records the town publishes
     auto_publish = true             # publish after every change (see .autopub)
     remote_url = "git@host:{entity}/{chain}.git"   # where `gt remote add` without --url reads
+    sync_every = "5m"               # the controller syncs every remote this often (see .autosync)
 
 The identity is published as ``.town.json`` in the town's folder.
 """
@@ -33,7 +34,7 @@ __all__ = ["Identity", "load_identity", "write_town_json", "TOWN_JSON", "FED_KEY
 
 TOWN_JSON = ".town.json"
 FED_KEYS = {"owner", "public_name", "publish", "publish_to", "member_of",
-            "on_delegated_done", "auto_publish", "remote_url"}
+            "on_delegated_done", "auto_publish", "remote_url", "sync_every"}
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Identity:
     entity_keys: dict[str, str] = field(default_factory=dict)
     auto_publish: bool = False
     remote_url: str = ""
+    #: seconds between the controller's syncs of every remote (0: only by hand)
+    sync_every: float = 0.0
 
     def remote_url_for(self, entity: str, chain: str) -> str:
         """``remote_url`` with ``{entity}`` and ``{chain}`` filled in ("" when unset)."""
@@ -111,8 +114,16 @@ def load_identity(cfg: TownConfig, gt_dir: str | None = None) -> Identity:
     remote_url = fed.get("remote_url", "")
     if not isinstance(remote_url, str):
         raise ValidationError(f"{where}.remote_url must be a string")
+    sync_every = 0.0
+    if "sync_every" in fed:
+        from ..config.orders import parse_age
+
+        sync_every = parse_age(fed["sync_every"], f"{where}.sync_every")
+        if sync_every < 5:
+            raise ValidationError(f"{where}.sync_every: at least 5 seconds")
     ident = Identity(owner=owner, name=cfg.town.name, public_name=str(public),
                      publish=publish, auto_publish=auto, remote_url=remote_url,
+                     sync_every=sync_every,
                      publish_to=_strings(fed.get("publish_to", []), f"{where}.publish_to"),
                      member_of=_strings(fed.get("member_of", []), f"{where}.member_of"))
     if gt_dir is not None:
