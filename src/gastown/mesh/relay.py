@@ -3,7 +3,8 @@
 It listens on loopback (or the address given) and admits an event only when
 :class:`WritePolicy` says so: a manifest signed by one of the pinned town keys
 (``allow``: the towns of the group), or any event signed by a town key or by a
-sub-key that the latest admitted manifest of its town lists -- "paid writes" is
+sub-key that the latest admitted manifest of its town lists and that has not
+ended (:meth:`.manifest.Manifest.ended`: no backdating) -- "paid writes" is
 the ``extra`` hook (called last; a text refuses).  The policy checks ids and
 signatures with :mod:`.events` itself rather than relying on the library's.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,11 +45,14 @@ class WritePolicy:
     """Which events this relay stores (see the module)."""
 
     def __init__(self, allow: dict[str, str],
-                 extra: Callable[[dict[str, Any]], str | None] | None = None) -> None:
+                 extra: Callable[[dict[str, Any]], str | None] | None = None,
+                 max_skew: int = 300, now: int | None = None) -> None:
         #: town key -> town address
         self.towns = dict(allow)
         self.manifests: dict[str, Manifest] = {}
         self.extra = extra
+        self.max_skew = max_skew
+        self.now = now  # None: this clock (tests pin it)
         self.admitted = 0
         self.refused = 0
 
@@ -69,9 +74,13 @@ class WritePolicy:
             old = self.manifests.get(ev.pubkey)
             if old is None or (ev.created_at, old.event_id) > (old.created_at, ev.id):
                 self.manifests[ev.pubkey] = m
-        elif ev.pubkey not in self.towns and not any(
-                m.authorises(ev.pubkey, ev.created_at) for m in self.manifests.values()):
-            return "author is not in a manifest known to this relay"
+        elif ev.pubkey not in self.towns:
+            mans = [m for m in self.manifests.values() if m.authorises(ev.pubkey, ev.created_at)]
+            if not mans:
+                return "author is not in a manifest known to this relay"
+            now = int(time.time()) if self.now is None else self.now
+            if all(m.ended(ev.pubkey, now, self.max_skew) is not None for m in mans):
+                return "author's key has ended (no backdating into its old window)"
         return self.extra(data) if self.extra else None
 
 
