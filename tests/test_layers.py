@@ -38,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "mesh": {"errors", "ledger", "config", "federation"},
     "town": {"errors", "ledger", "hook", "chemistry", "config"},
     "controller": {"errors", "ledger", "hook", "chemistry", "config", "town",
-                   "federation"},
+                   "federation", "mesh"},
     "demo": ADAPTER_DEPS,
     "dashboard": ADAPTER_DEPS,
     "mcp_server": ADAPTER_DEPS | {"dashboard"},
