@@ -151,6 +151,23 @@ def _follow(ctx: Ctx) -> int:
     return 0
 
 
+def auto_section(led: Any) -> tuple[dict[str, Any] | None, str]:
+    """The controller's last automatic publish/sync round (``gt status``, ``gt mesh status``)."""
+    import time
+
+    from ..mesh.auto import state
+
+    st = state(led)
+    if st is None:
+        return None, ""
+    ago = f"{max(0, int(time.time() - float(st['at'])))}s ago"
+    if st["ok"]:
+        return st, (f"mesh: synced {ago} ({st.get('waiting', 0)} waiting in the outbox, "
+                    f"{st.get('accepted', 0)} new)")
+    errs = "; ".join(f"{u}: {clean(str(e))}" for u, e in sorted(st["errors"].items()))
+    return st, f"mesh: failing {st['failures']} round(s), last {ago}: {errs}"
+
+
 def _status(ctx: Ctx) -> int:
     import json
 
@@ -160,9 +177,10 @@ def _status(ctx: Ctx) -> int:
     out = sync.outbox(led)
     cursors = {k[len(sync.CURSOR):]: json.loads(v) for k, v in led.kv_scan(sync.CURSOR)}
     refused = json.loads(led.kv_get(store.REFUSED) or "{}")
+    auto_data, auto_text = auto_section(led)
     data = {"outbox": len(out), "cursors": cursors, "refused": refused.get("count", 0),
-            "last_refused": refused.get("last", [])}
-    lines = [f"Outbox: {len(out)} event(s) waiting",
+            "last_refused": refused.get("last", []), "auto": auto_data}
+    lines = [*([auto_text] if auto_text else []), f"Outbox: {len(out)} event(s) waiting",
              *(f"Relay {u}: caught up to {c['at']}" for u, c in cursors.items()),
              f"Refused so far: {data['refused']}",
              *(f"  {clean(r)}" for r in data["last_refused"][-5:])]

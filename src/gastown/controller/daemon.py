@@ -93,6 +93,10 @@ class Controller:
 
         #: [federation] auto_publish: publishes after the events it follows (issue 13)
         self.fed_publish = Follower(town.root, town.gt_dir)
+        from ..mesh.auto import AutoSync
+
+        #: [mesh] relays: publish and sync every [mesh] sync_every, leader only (issue 15)
+        self.mesh_sync = AutoSync(self.log)
 
     # ------------------------------------------------------------- logging
     def log(self, message: str) -> None:
@@ -373,7 +377,9 @@ class Controller:
             steps += [("pools", self.feeder.feed),
                       ("convoys", lambda: land_ready(self.town, self.led)),
                       ("merge", self._wake_refinery),
-                      ("upkeep", lambda: upkeep(self))]  # orders, housekeeping
+                      ("upkeep", lambda: upkeep(self)),  # orders, housekeeping
+                      ("mesh", lambda: self.mesh_sync.step(self.led, self.town.config,
+                                                           self.town.gt_dir))]
             if self.node is not None:
                 steps.insert(2, ("placement", self.node.place))
         for name, step in steps:
