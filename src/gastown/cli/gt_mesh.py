@@ -74,7 +74,15 @@ def _relay(ctx: Ctx) -> int:
         print(f"Relay {url} admitting {len(allow)} town(s) and their manifests' keys "
               "(Ctrl-C stops it)", flush=True)
 
-    serve(ctx.args.host, port, WritePolicy(allow), ready)
+    store = None
+    if not ctx.args.memory:  # events survive a restart (gastown.mesh.relaystore)
+        import os
+
+        from ..mesh.relaystore import RelayStore
+
+        store = RelayStore(ctx.args.store or os.path.join(get_town(ctx).gt_dir, "mesh",
+                                                          "relay.jsonl"))
+    serve(ctx.args.host, port, WritePolicy(allow, store=store), ready)
     return 0
 
 
@@ -222,6 +230,10 @@ def setup(name: str, sub: Any) -> None:
     q = add_action(actions, "relay", "run an embedded relay admitting the pinned towns' keys")
     q.add_argument("--port", type=int, default=7447, help="0: a free port (default 7447)")
     q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--store", metavar="PATH",
+                   help="the file of admitted events (default .gt/mesh/relay.jsonl)")
+    q.add_argument("--memory", action="store_true",
+                   help="keep events in memory only (a restart empties the relay)")
     q.set_defaults(func=_relay)
     for act, helptext, fn in (("publish", "publish the manifest and work items; flush the "
                                           "outbox", _publish),
