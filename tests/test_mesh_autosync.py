@@ -105,3 +105,12 @@ def test_controllers_publish_and_sync_and_survive_a_relay_outage(tmp_path: Path)
             c.stop()
             c.led.close()
         relay.stop()
+
+
+def test_a_bad_mesh_table_is_said_once_and_fails_no_tick(tmp_path: Path) -> None:
+    lines: list[str] = []
+    bad = SimpleNamespace(path="town.toml", raw={"mesh": {"relays": "ws://x"}})
+    step = auto.AutoSync(lines.append)
+    for _ in range(3):
+        assert step.step(None, bad, str(tmp_path)) is False  # type: ignore[arg-type]
+    assert len(lines) == 1 and "relays must be a list" in lines[0], lines

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import TownConfig
+from ..errors import GastownError, ValidationError
 from ..ledger.core import Ledger
 
 __all__ = ["AutoSync", "STATE", "state", "run_once"]
@@ -67,6 +68,7 @@ class AutoSync:
         self.failures = 0
         self._last_errors: dict[str, str] = {}
         self._thread: threading.Thread | None = None
+        self._bad_config = ""
 
     def busy(self) -> bool:
         """Is a round running now?"""
@@ -77,7 +79,14 @@ class AutoSync:
         """Start a round when one is due (``wait``: run it here); True when one started."""
         from .identity import settings
 
-        s = settings(cfg)
+        try:
+            s = settings(cfg)
+        except ValidationError as exc:  # said once, not every tick, until it is fixed
+            if self._bad_config != str(exc):
+                self.log(f"mesh: not syncing: {exc}")
+            self._bad_config = str(exc)
+            return False
+        self._bad_config = ""
         if not s.relays or s.sync_every <= 0 or self.busy() or self.clock() < self.next_at:
             return False
         self.next_at = self.clock() + s.sync_every
@@ -96,8 +105,8 @@ class AutoSync:
         except Exception as exc:  # noqa: BLE001 - a round's failure must not reach the tick
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             res = {"errors": {"*": first}}
-            if not isinstance(exc, (OSError, ValueError)) and type(exc).__module__.split(
-                    ".")[0] != "gastown":
+            if self._last_errors.get("*") != first and not isinstance(
+                    exc, (OSError, ValueError, GastownError)):
                 self.log(f"mesh: round crashed:\n{traceback.format_exc()}")
         errors: dict[str, str] = res.get("errors", {})
         self.failures = self.failures + 1 if errors else 0
