@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "chains": {"errors", "ledger", "config", "federation"},
     "town": {"errors", "ledger", "hook", "chemistry", "config"},
     "controller": {"errors", "ledger", "hook", "chemistry", "config", "town",
-                   "federation", "chains"},
+                   "federation", "chains", "mesh"},
     "demo": ADAPTER_DEPS,
     "dashboard": ADAPTER_DEPS,
     "mcp_server": ADAPTER_DEPS | {"dashboard"},

@@ -285,3 +285,45 @@ def test_relay_write_policy_admits_only_manifest_keys_and_has_a_paid_hook() -> N
     # a manifest naming another town than its key's
     wrong = build(a["sk"], TOWN_B, [], [], None, now + 1).as_dict()
     assert "another town" in str(policy.decide(wrong))
+
+
+def test_an_ended_key_cannot_backdate_into_its_window(ledger: Ledger) -> None:
+    # the rule (manifest.py): a sub-key whose validity ended (beyond the skew) signs
+    # nothing received from then on, however it is dated
+    a = _town(SEED_A, TOWN_A)
+    store.add_peer(ledger, "alpha", a["uri"], a["pk"])
+    now = int(time.time())
+    end = now - 1000
+    entries = [replace(e, valid_from=now - 5000, valid_until=end) for e in a["entries"]]
+    ingest(ledger, [build(a["sk"], TOWN_A, entries, [], None, now - 900).as_dict()], "r")
+    in_window = _item(a, "a-1", "dated inside", end - 500)
+    # received while the key was still valid (the clock then): accepted
+    early = ingest(ledger, [in_window.as_dict()], "r", now=end - 400)
+    assert early["accepted"] == 1, early
+    # the same key, another backdated event, received after its end: refused
+    forged = _item(a, "a-2", "backdated", end - 10)
+    res = ingest(ledger, [forged.as_dict()], "r")
+    assert res["refused"] == 1 and "ended at" in res["reasons"][0], res
+    assert store.event(ledger, forged.id) is None
+    # within the skew after the end it still counts as received in time
+    late_ok = _item(a, "a-3", "just in time", end - 5)
+    assert ingest(ledger, [late_ok.as_dict()], "r", now=end + 200,
+                  max_skew=300)["accepted"] == 1
+    # the town key itself never ends: it may still sign for the town
+    town_ev = _item(a, "a-4", "by the town", end - 10, sk=a["sk"])
+    assert ingest(ledger, [town_ev.as_dict()], "r")["accepted"] == 1
+
+
+def test_relay_refuses_an_ended_keys_backdated_events() -> None:
+    from gastown.mesh.relay import WritePolicy
+
+    a = _town(SEED_A, TOWN_A)
+    now = int(time.time())
+    end = now - 1000
+    entries = [replace(e, valid_until=end) for e in a["entries"]]
+    policy = WritePolicy({a["pk"]: TOWN_A}, max_skew=300)
+    assert policy.decide(build(a["sk"], TOWN_A, entries, [], None, now - 900).as_dict()) is None
+    backdated = _item(a, "a-1", "x", end - 10).as_dict()
+    assert "ended" in str(policy.decide(backdated))
+    policy.now = end - 100  # the same event arriving while the key was valid
+    assert policy.decide(backdated) is None

@@ -74,7 +74,15 @@ def _relay(ctx: Ctx) -> int:
         print(f"Relay {url} admitting {len(allow)} town(s) and their manifests' keys "
               "(Ctrl-C stops it)", flush=True)
 
-    serve(ctx.args.host, port, WritePolicy(allow), ready)
+    store = None
+    if not ctx.args.memory:  # events survive a restart (gastown.mesh.relaystore)
+        import os
+
+        from ..mesh.relaystore import RelayStore
+
+        store = RelayStore(ctx.args.store or os.path.join(get_town(ctx).gt_dir, "mesh",
+                                                          "relay.jsonl"))
+    serve(ctx.args.host, port, WritePolicy(allow, store=store), ready)
     return 0
 
 
@@ -151,6 +159,23 @@ def _follow(ctx: Ctx) -> int:
     return 0
 
 
+def auto_section(led: Any) -> tuple[dict[str, Any] | None, str]:
+    """The controller's last automatic publish/sync round (``gt status``, ``gt mesh status``)."""
+    import time
+
+    from ..mesh.auto import state
+
+    st = state(led)
+    if st is None:
+        return None, ""
+    ago = f"{max(0, int(time.time() - float(st['at'])))}s ago"
+    if st["ok"]:
+        return st, (f"mesh: synced {ago} ({st.get('waiting', 0)} waiting in the outbox, "
+                    f"{st.get('accepted', 0)} new)")
+    errs = "; ".join(f"{u}: {clean(str(e))}" for u, e in sorted(st["errors"].items()))
+    return st, f"mesh: failing {st['failures']} round(s), last {ago}: {errs}"
+
+
 def _status(ctx: Ctx) -> int:
     import json
 
@@ -160,9 +185,10 @@ def _status(ctx: Ctx) -> int:
     out = sync.outbox(led)
     cursors = {k[len(sync.CURSOR):]: json.loads(v) for k, v in led.kv_scan(sync.CURSOR)}
     refused = json.loads(led.kv_get(store.REFUSED) or "{}")
+    auto_data, auto_text = auto_section(led)
     data = {"outbox": len(out), "cursors": cursors, "refused": refused.get("count", 0),
-            "last_refused": refused.get("last", [])}
-    lines = [f"Outbox: {len(out)} event(s) waiting",
+            "last_refused": refused.get("last", []), "auto": auto_data}
+    lines = [*([auto_text] if auto_text else []), f"Outbox: {len(out)} event(s) waiting",
              *(f"Relay {u}: caught up to {c['at']}" for u, c in cursors.items()),
              f"Refused so far: {data['refused']}",
              *(f"  {clean(r)}" for r in data["last_refused"][-5:])]
@@ -204,6 +230,10 @@ def setup(name: str, sub: Any) -> None:
     q = add_action(actions, "relay", "run an embedded relay admitting the pinned towns' keys")
     q.add_argument("--port", type=int, default=7447, help="0: a free port (default 7447)")
     q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--store", metavar="PATH",
+                   help="the file of admitted events (default .gt/mesh/relay.jsonl)")
+    q.add_argument("--memory", action="store_true",
+                   help="keep events in memory only (a restart empties the relay)")
     q.set_defaults(func=_relay)
     for act, helptext, fn in (("publish", "publish the manifest and work items; flush the "
                                           "outbox", _publish),

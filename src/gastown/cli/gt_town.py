@@ -118,6 +118,12 @@ def _status(ctx: Ctx) -> int:
     fed, fed_text = status_section(get_town(ctx).root, get_town(ctx).gt_dir, town_ledger(ctx))
     if fed:
         data["federation"] = fed
+    from .gt_mesh import auto_section  # the controller's mesh rounds, when it runs them
+
+    mesh, mesh_text = auto_section(town_ledger(ctx))
+    if mesh:
+        data["mesh"] = mesh
+        fed_text = f"{fed_text}\n{mesh_text}" if fed_text else mesh_text
     ctx.out(data, lambda: render_status(data, painter()) + (f"\n{fed_text}" if fed_text else ""))
     return 0
 

@@ -17,7 +17,7 @@ from ..errors import ValidationError
 from .values import boolean, checked_table, integer, number
 
 __all__ = ["ControllerPolicy", "PatrolPolicy", "MergePolicy", "Policies", "parse_policies",
-           "TABLES"]
+           "TABLES", "MERGE_ORDERS"]
 
 #: the top-level tables of town.toml that hold the controller's policies
 TABLES = ("controller", "patrol", "merge")
@@ -56,6 +56,13 @@ class MergePolicy:
     aging: float = 600.0         # seconds of waiting that raise a request one priority level
     test_timeout: float = 900.0  # seconds a rig's test command may run
     retries: int = 3             # attempts when the target moves under a landing
+    #: "priority": priority, then aging; "trust": also urgency and the trust of the
+    #: request's town (gastown.mesh.priority -- bounded bonuses, aging unbounded)
+    order: str = "priority"
+
+
+#: the values of ``[merge] order``
+MERGE_ORDERS = ("priority", "trust")
 
 
 @dataclass(frozen=True)
@@ -91,9 +98,14 @@ def parse_policies(data: dict[str, Any], path: str = "town.toml") -> Policies:
         window=number(p, "window", where, 3600.0, 1.0, 30 * 86400.0),
         notify=notify)
     where = f"{path}: merge"
-    m = checked_table(data.get("merge", {}), {"aging", "test_timeout", "retries"}, where)
+    m = checked_table(data.get("merge", {}), {"aging", "test_timeout", "retries", "order"},
+                      where)
+    order = m.get("order", "priority")
+    if order not in MERGE_ORDERS:
+        raise ValidationError(f"{where}.order must be one of {', '.join(MERGE_ORDERS)} "
+                              f"(not {order!r})")
     merge = MergePolicy(
         aging=number(m, "aging", where, 600.0, 1.0, 365 * 86400.0),
         test_timeout=number(m, "test_timeout", where, 900.0, 1.0, 86400.0),
-        retries=integer(m, "retries", where, 3, 1, 100))
+        retries=integer(m, "retries", where, 3, 1, 100), order=str(order))
     return Policies(controller, patrol, merge)

@@ -97,6 +97,10 @@ class Controller:
 
         #: [federation] sync_every: other towns' records pulled on a timer (the leader's)
         self.fed_sync = AutoSync(town.gt_dir, self.log)
+        from ..mesh.auto import AutoSync as MeshSync
+
+        #: [mesh] relays: publish and sync every [mesh] sync_every, leader only (issue 15)
+        self.mesh_sync = MeshSync(self.log)
 
     # ------------------------------------------------------------- logging
     def log(self, message: str) -> None:
@@ -388,7 +392,9 @@ class Controller:
                       ("convoys", lambda: land_ready(self.town, self.led)),
                       ("merge", self._wake_refinery),
                       ("upkeep", lambda: upkeep(self)),  # orders, housekeeping
-                      ("federation", lambda: self.fed_sync.tick(self.led, self.town.config))]
+                      ("federation", lambda: self.fed_sync.tick(self.led, self.town.config)),
+                      ("mesh", lambda: self.mesh_sync.step(self.led, self.town.config,
+                                                           self.town.gt_dir))]
             if self.node is not None:
                 steps.insert(2, ("placement", self.node.place))
         for name, step in steps:

@@ -33,7 +33,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError, GastownError, NotFoundError
 from .mergeq import mq_meta, queue, target_of
@@ -118,8 +118,16 @@ class Refinery(LandingRecords):
                                  statuses=("in_progress",)) if b.get("assignee") == self.actor]
         if mine:
             return mine[0]
-        waiting = queue(self.led, self.policy.aging, rig=rig, base=base)
+        waiting = queue(self.led, self.policy.aging, rig=rig, base=base, key=self._order())
         return waiting[0] if waiting else None
+
+    def _order(self) -> Callable[[Bead], Any] | None:
+        """``[merge] order = "trust"``: the mesh's trust-weighted key; else the default."""
+        if getattr(self.policy, "order", "priority") != "trust":
+            return None
+        from ..mesh.priority import merge_key
+
+        return merge_key(self.led, self.town.config, self.town.gt_dir, self.policy.aging)
 
     def run_target(self, rig: str, base: str) -> list[Outcome]:
         """Land every queued request of one target, one at a time, until none is left."""

@@ -8,6 +8,7 @@
     max_skew = 300    # seconds an event may be dated ahead of this clock
     credit_min = 0    # the credit limit of a peer of trust 0 (units) ...
     credit_max = 1000 # ... and of trust 1: min + (max - min) * trust**2
+    sync_every = "30s" # the controller publishes and syncs this often ("0": never)
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .manifest import KeyEntry, build
 
 __all__ = ["MeshSettings", "MeshIdentity", "settings", "load", "SELF"]
 
-MESH_KEYS = {"relays", "acks", "max_skew", "credit_min", "credit_max"}
+MESH_KEYS = {"relays", "acks", "max_skew", "credit_min", "credit_max", "sync_every"}
+_UNITS = {"s": 1, "m": 60, "h": 3600}
 #: the peer name this town pins itself under (its own events pass the same checks)
 SELF = "self"
 
@@ -40,6 +42,21 @@ class MeshSettings:
     max_skew: int = 300
     credit_min: int = 0
     credit_max: int = 1000
+    sync_every: float = 30.0  # seconds; 0: the controller never publishes or syncs
+
+
+def _interval(v: object, where: str) -> float:
+    """``"30s"``, ``"5m"``, ``"1h"`` or a number of seconds; 0 (or ``"0"``): off."""
+    text = str(v).strip() if isinstance(v, (str, int, float)) and not isinstance(v, bool) else ""
+    num, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        secs = float(num) * _UNITS[unit]
+    except ValueError:
+        secs = -1.0
+    if not (secs == 0 or 1 <= secs <= 86400):
+        raise ValidationError(f"{where}.sync_every must be 0 (off) or 1s..24h, like \"30s\" "
+                              f"or \"5m\" (not {v!r})")
+    return secs
 
 
 def settings(cfg: TownConfig) -> MeshSettings:
@@ -57,6 +74,7 @@ def settings(cfg: TownConfig) -> MeshSettings:
             isinstance(r, str) and r.startswith(("ws://", "wss://")) for r in relays):
         raise ValidationError(f"{where}.relays must be a list of ws:// or wss:// URLs")
     s = MeshSettings(relays=list(relays))
+    s.sync_every = _interval(raw.get("sync_every", 30), where)
     for name in ("acks", "max_skew", "credit_min", "credit_max"):
         v = raw.get(name, getattr(s, name))
         if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "acks" else 0):

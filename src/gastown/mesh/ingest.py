@@ -11,6 +11,9 @@ For each event, in this order (the first that fails refuses it, with one line wh
    town key pinned for its ``gt`` tag; anything else must be signed by that key or by a
    key the town's latest manifest lists, valid at the event's time, for the event's rig
    (``gt`` tag ``gt://E/C[/RIG/…]``; a work item's ``d`` is ``CHAIN/RIG/ISSUE``);
+   and a sub-key whose validity ended (more than ``max_skew`` before this clock, per
+   the manifest held now) signs nothing received from then on, however it is dated
+   (no backdating into an old key's window: :meth:`.manifest.Manifest.ended`);
 7. a replaceable or addressable event must be newer than the one held in its slot
    (NIP-01: newest ``created_at``, then the lowest id) -- relays are not trusted to do it;
    a work item's ``d`` belongs to the first key that wrote it (only it updates the slot).
@@ -99,6 +102,11 @@ class Ingest:
             what = f"rig {rig} of {town}" if rig else town
             raise EventError(f"event {ev.id[:16]}…: signer {ev.pubkey[:16]}… is not listed "
                              f"for {what} in its manifest (refused)")
+        ended = m.ended(ev.pubkey, self.now, self.max_skew)
+        if ended is not None:
+            raise EventError(f"event {ev.id[:16]}…: signer {ev.pubkey[:16]}…'s validity "
+                             f"ended at {ended}; events it signed are refused once received "
+                             "after that, whatever their date (refused)")
         return town
 
     # -- replacement ----------------------------------------------------------

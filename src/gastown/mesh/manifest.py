@@ -11,6 +11,14 @@ Signed by the town key (account 0), kind :data:`.kinds.MANIFEST`, tagged
 An event counts as acting for ``gt://E/C[/RIG/…]`` only when its signer is the
 town key or a key of E/C's latest manifest valid at the event's time and
 (for a rig scope) listing that rig.
+
+A key that has ended speaks no more (:meth:`Manifest.ended`): a sub-key whose
+``valid_until`` is more than the allowed clock skew behind the receiver's clock
+cannot sign anything that is *received* from then on, even dated inside its
+window -- otherwise whoever holds a rotated-out or revoked key could keep
+backdating events into its old window.  Its events received in time stay.  So a
+town flushes its outbox before it ends a key; what still has to travel afterwards
+is re-signed by the town key or the key's successor.
 """
 
 from __future__ import annotations
@@ -66,6 +74,14 @@ class Manifest:
         if k is None or at < k.valid_from or (k.valid_until is not None and at > k.valid_until):
             return False
         return rig is None or not k.rigs or rig in k.rigs
+
+    def ended(self, pubkey: str, now: int, skew: int) -> int | None:
+        """``valid_until`` of a sub-key whose validity ended more than ``skew`` seconds
+        before ``now`` (events it signs are refused when received after that), else None."""
+        k = self.keys.get(pubkey)
+        if pubkey == self.town_key or k is None or k.valid_until is None:
+            return None
+        return k.valid_until if now > k.valid_until + skew else None
 
 
 def build(town_secret: bytes, town: str, entries: list[KeyEntry], relays: list[str],

@@ -12,16 +12,25 @@ Lower lands first::
 No starvation: the bonuses are bounded (at most 3 levels) and the age term is not,
 so a request that has waited ``(its priority + 3) * aging`` seconds is ahead of any
 newcomer.  Ties: the older ``created_at``, then the lower id.
+
+The refinery uses it when ``town.toml`` says ``[merge] order = "trust"``
+(:func:`merge_key`): trust is this town's view (:mod:`.trust`, cached) of the
+pinned peer with that address; a town that is not pinned scores 0.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-__all__ = ["effective", "order_key", "town_of_request"]
+from ..config import TownConfig
+from ..errors import GastownError
+from ..ledger.core import Ledger
+
+__all__ = ["effective", "order_key", "town_of_request", "trust_of", "merge_key"]
 
 
 def town_of_request(mr: dict[str, Any]) -> str | None:
@@ -66,3 +75,32 @@ def order_key(trust_of: Callable[[str], float], aging: float, now: float | None 
         return (effective(mr, t, aging, at), str(mr.get("created_at") or ""), str(mr["id"]))
 
     return key
+
+
+def trust_of(ledger: Ledger, cfg: TownConfig, gt_dir: str) -> Callable[[str], float]:
+    """Score a ``gt://E/C`` from this town's point of view (0 when it is not pinned)."""
+    from . import identity, store, trust
+
+    me = store.PEER + identity.SELF
+    if ledger.kv_get(me) is None:
+        try:  # pins this town as "self" (its key, from the town secret)
+            identity.load(cfg, gt_dir, ledger)
+        except GastownError:
+            pass  # no mesh identity: history still counts, social distance does not
+    raw = ledger.kv_get(me)
+    observer = str(json.loads(raw)["key"]) if raw else ""
+    keys = {p["uri"]: p["key"] for p in store.peers(ledger) if p["name"] != identity.SELF}
+
+    def score(town: str) -> float:
+        key = keys.get(town)
+        if key is None:
+            return 0.0
+        return float(trust.score(ledger, observer, key)["trust"])
+
+    return score
+
+
+def merge_key(ledger: Ledger, cfg: TownConfig, gt_dir: str, aging: float,
+              now: float | None = None) -> Callable[[dict[str, Any]], tuple[float, str, str]]:
+    """The merge queue's trust-weighted sort key for this town (``[merge] order = "trust"``)."""
+    return order_key(trust_of(ledger, cfg, gt_dir), aging, now)
