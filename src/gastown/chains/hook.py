@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 
 from ..errors import ValidationError
+from ..federation.rig import NO_RIG, rig_of
 from ..ledger import chainlog
 from .entity import Keyring, entity_of
 
@@ -69,21 +70,9 @@ class Context:
 
     def uri(self, bead: Mapping[str, Any] | None, bead_id: str) -> str:
         """The bead's ``gt://`` address (``gt:///_/ID`` style when the town has no owner)."""
-        rig = _rig_of(bead) if bead is not None else "_"
+        rig = rig_of(bead) if bead is not None else NO_RIG
         base = self.town_uri or f"gt://local/{self.org}"
         return f"{base}/{rig}/{bead_id}"
-
-
-def _rig_of(bead: Mapping[str, Any]) -> str:
-    """The bead's rig as :func:`gastown.federation.uris.rig_of` reads it (repeated here:
-    importing that module costs an agent's ``bd close`` ``dataclasses``)."""
-    meta = bead.get("metadata")
-    if isinstance(meta, dict) and isinstance(meta.get("rig"), str) and meta["rig"]:
-        return str(meta["rig"])
-    for label in bead.get("labels") or ():
-        if isinstance(label, str) and label.startswith("rig:") and len(label) > 4:
-            return label[4:]
-    return "_"
 
 
 _rings: dict[tuple[str, str, str], Keyring] = {}

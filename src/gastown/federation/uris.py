@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import UsageError
+from .rig import NO_RIG, rig_of
 
 __all__ = ["NO_RIG", "SCHEMES", "BeadURI", "parse", "format_uri", "rig_of", "is_uri"]
 
-#: the rig segment of a bead that belongs to no rig
-NO_RIG = "_"
 SCHEMES = ("gt://", "hop://")
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._+-]*")
 _RIG = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._-]*|_)")
@@ -84,14 +82,3 @@ def parse(text: str, *, town: BeadURI | None = None, what: str = "address") -> B
     if not _RIG.fullmatch(rig) or not _SEGMENT.fullmatch(issue):
         raise UsageError(f"{what} {text!r}: bad rig or issue id")
     return BeadURI(entity, chain, rig, issue)
-
-
-def rig_of(bead: dict[str, Any]) -> str:
-    """The rig a bead belongs to: ``metadata.rig``, else a ``rig:NAME`` label, else ``_``."""
-    meta = bead.get("metadata")
-    if isinstance(meta, dict) and isinstance(meta.get("rig"), str) and meta["rig"]:
-        return str(meta["rig"])
-    for label in bead.get("labels") or ():
-        if isinstance(label, str) and label.startswith("rig:") and len(label) > 4:
-            return label[4:]
-    return NO_RIG
