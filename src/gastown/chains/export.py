@@ -31,7 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..ledger.core import Ledger
 
-__all__ = ["FORMAT", "export_cv", "write_cv", "verify_cv", "verify_file", "MAX_FILE"]
+__all__ = ["FORMAT", "export_cv", "write_cv", "verify_cv", "verify_file", "read_file", "MAX_FILE"]
 
 FORMAT = "gastown-cv/1"
 #: a CV file larger than this is refused before it is read (bounded memory)
@@ -126,6 +126,12 @@ def verify_cv(doc: Any, town_key: str | None = None) -> dict[str, Any]:
 
 def verify_file(path: str, town_key: str | None = None) -> dict[str, Any]:
     """:func:`verify_cv` of a file (size-bounded, one clear line on bad JSON)."""
+    return verify_cv(read_file(path), town_key)
+
+
+def read_file(path: str) -> Any:
+    """The JSON document of an exported CV file, unverified (size-bounded; one clear
+    line when it cannot be read or is not JSON)."""
     try:
         if os.path.getsize(path) > MAX_FILE:
             raise ChainError(f"{path}: larger than {MAX_FILE // 2**20} MiB; not a CV")
@@ -134,5 +140,5 @@ def verify_file(path: str, town_key: str | None = None) -> dict[str, Any]:
     except OSError as exc:
         raise ValidationError(f"{path}: cannot read it ({exc.strerror})") from None
     except (ValueError, RecursionError) as exc:
-        raise ChainError(f"{path}: not JSON ({exc})") from None
-    return verify_cv(doc, town_key)
+        raise ChainError(f"{path}: not JSON ({str(exc)[:200]})") from None
+    return doc

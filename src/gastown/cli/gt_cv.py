@@ -62,22 +62,11 @@ def _cv_text(cv: dict[str, Any]) -> str:
 
 def _cv_file(ctx: Ctx, path: str) -> dict[str, Any]:
     """The CV in an exported file (``gt chain export``), verified before it is read."""
-    import json
-    import os
-
     from ..chains.cv import summarize
-    from ..chains.export import MAX_FILE, verify_cv
+    from ..chains.export import read_file, verify_cv
     from ..errors import ValidationError
 
-    try:
-        if os.path.getsize(path) > MAX_FILE:
-            raise ValidationError(f"{path}: larger than {MAX_FILE // 2**20} MiB; not a CV")
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except OSError as exc:
-        raise ValidationError(f"{path}: cannot read it ({exc.strerror})") from None
-    except (ValueError, RecursionError) as exc:
-        raise ValidationError(f"{path}: not JSON ({str(exc)[:200]})") from None
+    doc = read_file(path)
     # the same document is checked and then read: nothing unverified reaches the CV
     checked = verify_cv(doc, ctx.args.town_key)
     entity = str(checked["entity"])
