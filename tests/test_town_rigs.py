@@ -83,3 +83,36 @@ def test_rig_remove_refuses_while_used_and_with_dirty_work(town: Town) -> None:
     gt(town, "rig", "remove", "app", "--force")
     town.reload()
     assert "app" not in town.config.rigs and not Path(town.rig_dir("app")).exists()
+
+
+def test_worktrees_made_while_others_prune_them_all_come_out_whole(town: Town) -> None:
+    """``git worktree prune`` deletes a worktree's metadata that a concurrent ``git
+    worktree add`` has not filled in yet; every add and prune takes the rig's lock."""
+    import subprocess
+    import threading
+
+    from gastown.town.rigs import worktree_lock
+
+    repo = town.repo_dir("app")
+    stop = threading.Event()
+
+    def prune_forever() -> None:  # what housekeeping and the refinery do, under the lock
+        while not stop.is_set():
+            with worktree_lock(repo):
+                subprocess.run(["git", "worktree", "prune"], cwd=repo, check=True,
+                               capture_output=True)
+
+    pruners = [threading.Thread(target=prune_forever) for _ in range(2)]
+    for t in pruners:
+        t.start()
+    try:
+        for n in range(12):
+            agent = AgentConfig(name=f"a{n}", role="r", preset="command", rig="app",
+                                command=["x"])
+            assert ensure_worktree(town, agent, f"a{n}/w-1").created
+    finally:
+        stop.set()
+        for t in pruners:
+            t.join()
+    listed = git(Path(repo), "worktree", "list", "--porcelain")
+    assert all(f"/worktrees/a{n}\n" in listed for n in range(12)), listed

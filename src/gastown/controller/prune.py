@@ -51,7 +51,7 @@ def _git(args: list[str], cwd: str) -> tuple[int, str]:
 
 def prune_rig(town: Town, led: Ledger, rig: str) -> dict[str, list[str]]:
     """Remove a rig's landed branches, idle agents' worktrees and finished scratch trees."""
-    from ..town.rigs import _worktrees, is_clean
+    from ..town.rigs import _worktrees, is_clean, worktree_lock
     from ..town.sessions import Sessions
 
     out: dict[str, list[str]] = {"branches": [], "worktrees": [], "scratch": []}
@@ -80,10 +80,12 @@ def prune_rig(town: Town, led: Ledger, rig: str) -> dict[str, list[str]]:
                 continue
         except Exception:  # noqa: BLE001 - an unknown provider state: leave the tree alone
             continue
-        code, _ = _git(["worktree", "remove", path], repo)
+        with worktree_lock(repo):
+            code, _ = _git(["worktree", "remove", path], repo)
         if code == 0:
             out["worktrees"].append(path)
-    _git(["worktree", "prune"], repo)
+    with worktree_lock(repo):
+        _git(["worktree", "prune"], repo)
     checked_out = {t.get("branch", "").removeprefix("refs/heads/") for t in _worktrees(repo)}
     for branch in sorted(landed - checked_out - {base}):
         code, _ = _git(["merge-base", "--is-ancestor", f"refs/heads/{branch}",
@@ -106,6 +108,8 @@ def _hooked(led: Ledger) -> list[tuple[str, str]]:
 
 def _drop_scratch(town: Town, led: Ledger, rig: str, repo: str) -> list[str]:
     """Scratch worktrees of the refinery whose merge request is no longer being landed."""
+    from ..town.rigs import worktree_lock
+
     folder = os.path.join(town.rig_dir(rig), "refinery")
     if not os.path.isdir(folder):
         return []
@@ -117,11 +121,13 @@ def _drop_scratch(town: Town, led: Ledger, rig: str, repo: str) -> list[str]:
         except Exception:  # noqa: BLE001 - not a bead id, or gone: not ours to judge
             continue
         if status == "closed":
-            _git(["worktree", "remove", "--force", path], repo)
-            shutil.rmtree(path, ignore_errors=True)
+            with worktree_lock(repo):
+                _git(["worktree", "remove", "--force", path], repo)
+                shutil.rmtree(path, ignore_errors=True)
             dropped.append(path)
     if dropped:
-        _git(["worktree", "prune"], repo)
+        with worktree_lock(repo):
+            _git(["worktree", "prune"], repo)
     return dropped
 
 

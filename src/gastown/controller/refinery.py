@@ -106,10 +106,13 @@ class Refinery(LandingRecords):
         return os.path.join(self.town.rig_dir(rig), "refinery", mr_id)
 
     def _drop_scratch(self, repo: str, path: str) -> None:
-        if os.path.exists(path):
-            self._git(["worktree", "remove", "--force", path], repo, check=False)
-            shutil.rmtree(path, ignore_errors=True)
-        self._git(["worktree", "prune"], repo, check=False)
+        from ..town.rigs import worktree_lock
+
+        with worktree_lock(repo):
+            if os.path.exists(path):
+                self._git(["worktree", "remove", "--force", path], repo, check=False)
+                shutil.rmtree(path, ignore_errors=True)
+            self._git(["worktree", "prune"], repo, check=False)
 
     # --------------------------------------------------------------- queue
     def next_request(self, rig: str, base: str) -> Bead | None:
@@ -208,7 +211,10 @@ class Refinery(LandingRecords):
         path = self._scratch_path(rig.name, mr["id"])
         self._drop_scratch(repo, path)  # a leftover from a crash
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._git(["worktree", "add", "--quiet", "--detach", path, commit], repo)
+        from ..town.rigs import worktree_lock
+
+        with worktree_lock(repo):
+            self._git(["worktree", "add", "--quiet", "--detach", path, commit], repo)
         try:
             rebase = self._git(["rebase", "--quiet", old], path, check=False)
             if rebase.returncode != 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,6 +234,26 @@ def _adopt_branch(town: Town, repo: str, branch: str) -> None:
         check=False)
 
 
+@contextmanager
+def worktree_lock(repo: str) -> Iterator[None]:
+    """Hold the rig's worktree lock (``repo.git/gt-worktrees.lock``, ``flock``).
+
+    ``git worktree prune`` deletes the administrative folder of any worktree
+    whose ``gitdir`` file it cannot read -- including one that a concurrent
+    ``git worktree add`` (another process: a sling, the refinery, housekeeping)
+    has created and not yet filled in, which then fails.  Every add, remove and
+    prune of a rig's worktrees takes this lock first.
+    """
+    import fcntl
+
+    fd = os.open(os.path.join(repo, "gt-worktrees.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def ensure_worktree(town: Town, agent: AgentConfig, branch: str,
                     start: str | None = None) -> Workspace:
     """Make sure ``agent`` has its worktree, on ``branch`` when that is safe.
@@ -250,14 +272,15 @@ def ensure_worktree(town: Town, agent: AgentConfig, branch: str,
     path = town.workdir(agent)
     base = start or f"refs/heads/{rig.branch}"
     if not os.path.isdir(path):
-        git(["worktree", "prune"], cwd=repo)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if rig.push and not _branch_exists(repo, branch):
-            _adopt_branch(town, repo, branch)
-        if _branch_exists(repo, branch):
-            git(["worktree", "add", "--quiet", path, branch], cwd=repo)
-        else:
-            git(["worktree", "add", "--quiet", "-b", branch, path, base], cwd=repo)
+        with worktree_lock(repo):
+            git(["worktree", "prune"], cwd=repo)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if rig.push and not _branch_exists(repo, branch):
+                _adopt_branch(town, repo, branch)
+            if _branch_exists(repo, branch):
+                git(["worktree", "add", "--quiet", path, branch], cwd=repo)
+            else:
+                git(["worktree", "add", "--quiet", "-b", branch, path, base], cwd=repo)
         return Workspace(path=path, branch=branch, created=True)
     now = current_branch(path)
     if now == branch:
