@@ -61,7 +61,7 @@ class WritePolicy:
         self.extra = extra
         self.max_skew = max_skew
         self.now = now  # None: this clock (tests pin it)
-        self.store = store
+        self.saved = store
         self.admitted = 0
         self.refused = 0
 
@@ -83,7 +83,7 @@ class WritePolicy:
             old = self.manifests.get(ev.pubkey)
             if old is None or (ev.created_at, old.event_id) > (old.created_at, ev.id):
                 self.manifests[ev.pubkey] = m
-        elif self.store is not None and self.store.has(ev.id):
+        elif self.saved is not None and self.saved.has(ev.id):
             return None  # admitted before this relay restarted
         elif ev.pubkey not in self.towns:
             mans = [m for m in self.manifests.values() if m.authorises(ev.pubkey, ev.created_at)]
@@ -92,14 +92,14 @@ class WritePolicy:
             now = int(time.time()) if self.now is None else self.now
             if all(m.ended(ev.pubkey, now, self.max_skew) is not None for m in mans):
                 return "author's key has ended (no backdating into its old window)"
-        if self.store is not None and self.store.has(ev.id):
+        if self.saved is not None and self.saved.has(ev.id):
             return None
         return self.extra(data) if self.extra else None
 
     def keep(self, data: dict[str, Any]) -> None:
         """An admitted event: into the store, when there is one."""
-        if self.store is not None:
-            self.store.add(data)
+        if self.saved is not None:
+            self.saved.add(data)
 
 
 async def _run(host: str, port: int, policy: WritePolicy, ready: Callable[[str], None],
@@ -108,7 +108,7 @@ async def _run(host: str, port: int, policy: WritePolicy, ready: Callable[[str],
 
     ns.uniffi_set_event_loop(asyncio.get_running_loop())
     # read (and lock) the store before listening: a store in use refuses to start
-    stored = policy.store.load() if policy.store is not None else []
+    stored = policy.saved.load() if policy.saved is not None else []
 
     class _Plugin(ns.WritePolicy):
         async def admit_event(self, event: Any, _addr: str) -> Any:
@@ -133,8 +133,8 @@ async def _run(host: str, port: int, policy: WritePolicy, ready: Callable[[str],
         await stop.wait()
     finally:
         relay.shutdown()
-        if policy.store is not None:
-            policy.store.close()
+        if policy.saved is not None:
+            policy.saved.close()
 
 
 async def _refill(url: str, stored: list[dict[str, Any]]) -> None:

@@ -240,7 +240,7 @@ def worktree_lock(repo: str) -> Iterator[None]:
 
     ``git worktree prune`` deletes the administrative folder of any worktree
     whose ``gitdir`` file it cannot read -- including one that a concurrent
-    ``git worktree add`` (another process: a sling, the refinery, housekeeping)
+    ``git worktree add`` (another process: a sling, the merge queue, housekeeping)
     has created and not yet filled in, which then fails.  Every add, remove and
     prune of a rig's worktrees takes this lock first.
     """
