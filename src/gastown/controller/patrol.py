@@ -33,6 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GastownError
 from ..town.observe import QUARANTINE_KEY
+from ..town.sessions import EARLY_EXIT_S
+
+#: seconds the patrol leaves a session a person started alone: the starting command
+#: reports an early death itself (with its exit status), which a restart would erase
+HANDS_OFF_S = EARLY_EXIT_S + 3.0
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -147,6 +152,9 @@ class Patrol:
                 continue
             if agent.name in self._quarantine and not self._released(agent):
                 continue
+            started = self.memory.started.get(agent.name)
+            if started and started[2] != self.actor and now - started[0] < HANDS_OFF_S:
+                continue  # a person just started it: `gt session start` watches it die
             if self.memory.stopped.get(agent.name, self.actor) != self.actor:
                 continue  # stopped by hand: left alone until someone starts it
             kind = agent.provider or self.town.config.town.provider
