@@ -310,3 +310,21 @@ def test_concurrent_claims_and_closes_keep_one_gapless_log(
     assert res["records"] == 24 + 2 * 24  # created, then a claim and a completion each
     assert sorted(r["kind"] for r in records(led) if r["kind"] != "created") == \
         ["claimed"] * 24 + ["completed"] * 24
+
+
+def test_a_ledger_names_only_gastown_hooks(tmp_path: Path) -> None:
+    """The hook is named by a row of the ledger file: data, which must never make a
+    ``bd`` command import an arbitrary module (importing runs its code)."""
+    import sys
+
+    from gastown import Ledger
+    from gastown.errors import ValidationError
+
+    led = Ledger.init(str(tmp_path), prefix="hk")
+    led.set_config("chains.hook", "this:x")
+    with pytest.raises(ValidationError, match="only a gastown module"):
+        led.create("refused: nothing is imported")
+    assert "this" not in sys.modules
+    assert led.list() == [], "the refused write left nothing"
+    led.set_config("chains.hook", "")
+    assert led.create("fine again")["title"] == "fine again"

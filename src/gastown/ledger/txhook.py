@@ -35,6 +35,12 @@ def load(spec: str) -> Callable[..., Any]:
     fn = _loaded.get(spec)
     if fn is None:
         module, _, name = spec.partition(":")
+        if not module.startswith("gastown."):
+            # a ledger file is data: it may name one of our hooks, never any module
+            # (importing an arbitrary installed module runs its code)
+            raise ValidationError(f"ledger config {HOOK_KEY} = {spec[:200]!r}: only a "
+                                  "gastown module may be named; fix it with "
+                                  f"'bd config set {HOOK_KEY} …' or unset it")
         try:
             fn = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError, ValueError) as exc:
