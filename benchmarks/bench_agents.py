@@ -21,9 +21,10 @@ and waits again.  Each agent holds an engineer-in-box molecule.  Per point:
    step-closed → nudge-written latency of every ``dispatch`` event, the
    controllers' CPU (own + children) and the PostgreSQL server's over the burst,
    and the agents' own receipt times read from their logs;
-4. **relay** (N ≤ ``--relay-max``): the agents close their next step
-   themselves with ``bd close`` as each nudge arrives; dispatch latency of those
-   closes (they come spread out, at the pace the agents' processes allow).
+4. **relay** (N ≤ ``--relay-max``): after the script closes one more step of
+   every molecule, the agents close every later step themselves with ``bd
+   close`` as each nudge arrives; the dispatch latency of their closes (they
+   come spread out, at the pace the agents' own processes allow).
 
 Two nodes: two town folders on one PostgreSQL database, ``gt up --node A`` and
 ``--node B``, half the agents ``node = "A"``, half ``"B"``; each node's sessions
@@ -279,7 +280,9 @@ class Point:
                 flag.touch()
             elif flag.exists():
                 flag.unlink()
-        want = self.n * (2 if relay else 1)
+        # relay: the agents close every later step themselves, and the last close
+        # brings one more nudge ("run gt done"): a nudge per agent per step from here
+        want = self.n * (STEPS - step + 1 if relay else 1)
         with Ledger.open(self.db(), actor="bench") as led:
             mid = led.last_event_seq()
             c0, p0 = [proc_cpu(p) for p in pids], cpu_of(pg_pids(self.server))
@@ -288,8 +291,10 @@ class Point:
                 Ledger(led.store, actor=self.home[name].actor_of(
                     self.home[name].agent(name))).close_bead(f"{self.roots[name]}.{step}")
             closing = time.monotonic() - w0
-            wait_for(lambda: len(led.events(since_seq=mid, types=["dispatch"])) >= want,
-                     60 + self.n * (0.5 if relay else 0.1), f"{want} dispatches")
+            deadline = time.monotonic() + 60 + self.n * (0.5 if relay else 0.1)
+            while len(led.events(since_seq=mid, types=["dispatch"])) < want and \
+                    time.monotonic() < deadline:
+                time.sleep(0.1)
             wall = time.monotonic() - w0
             cpu = [round(proc_cpu(p) - c, 2) for p, c in zip(pids, c0, strict=True)]
             pg = cpu_of(pg_pids(self.server)) - p0
@@ -310,6 +315,7 @@ class Point:
             "read_by_agent_ms": stats(read), "controller_cpu_s": cpu,
             "cpu_ms_per_dispatch": round(sum(cpu) / max(1, len(first) + len(later)) * 1000, 2),
             "pg_cpu_s": round(pg, 2) if self.server else None,
+            "expected": want,
             "delivered": sum(1 for e in first + later if (e["payload"] or {}).get("delivered")),
             "load": round(load, 2)}
         if self.nodes == 2:
@@ -369,7 +375,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2, help="bursts per point (at most 3)")
     ap.add_argument("--relay-max", type=int, default=100,
                     help="largest N whose agents also close steps themselves")
-    ap.add_argument("--out", default="agents.json", help="file name under results/")
+    ap.add_argument("--out", default="agents.json",
+                    help="file name under results/, or an absolute path")
     args = ap.parse_args()
     args.rounds = max(1, min(args.rounds, STEPS - 2))
     for var in LEAKY:
@@ -399,7 +406,7 @@ def main() -> int:
         if pg is not None:
             pg.stop()
             shutil.rmtree(pg.base_dir, ignore_errors=True)
-    out = HERE / "results" / Path(args.out).name
+    out = Path(args.out) if os.path.isabs(args.out) else HERE / "results" / Path(args.out).name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {out}")
