@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -58,7 +59,6 @@ from gastown.controller.dispatch import epoch  # noqa: E402
 from gastown.controller.service import down, up  # noqa: E402
 from gastown.demo.run import latencies  # noqa: E402
 from gastown.town.core import Town, init_town  # noqa: E402
-from gastown.town.providers import SubprocessProvider  # noqa: E402
 from gastown.town.sessions import Sessions  # noqa: E402
 from gastown.town.slinging import sling  # noqa: E402
 
@@ -123,6 +123,14 @@ def session_pids(town: Town) -> list[int]:
             except (OSError, ValueError, IndexError):
                 continue
     return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
 
 
 def pss_kb(pid: int) -> int:
@@ -356,10 +364,12 @@ def run_point(n: int, ledger: str, nodes: int, args: argparse.Namespace,
             print(f"  relay: {out['relay']}", flush=True)
     finally:
         point.stop()
-        for town in point.towns:
-            prov = SubprocessProvider(town.gt_dir)
-            for name in prov.sessions():
-                prov.stop(name, grace=1.0)
+        for town in point.towns:  # every session's process group, at once
+            for pid in {os.getpgid(p) for p in session_pids(town) if _alive(p)}:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         shutil.rmtree(work, ignore_errors=True)
         if url:
             pg.drop_database(url.rsplit("/", 1)[1])
