@@ -376,6 +376,34 @@ def run_point(n: int, ledger: str, nodes: int, args: argparse.Namespace,
     return out
 
 
+def table(results: dict[str, Any]) -> str:
+    """The README's rows (markdown) for a results file."""
+    def ms(st: dict[str, Any], key: str) -> str:
+        v = st.get(key)
+        return "–" if v is None else (f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms")
+
+    rows = []
+    for p in results["points"]:
+        idle, bursts = p["idle"], p.get("bursts") or []
+        cells = [f"{p['agents']}", "SQLite" if p["ledger"] == "sqlite" else "PostgreSQL",
+                 "two (A + B)" if p["nodes"] == 2 else "one",
+                 f"{p['setup']['all_running_s']:.0f} s",
+                 f"{idle['processes']}, {idle['pss_mb'] / 1024:.2f} GB",
+                 " + ".join(f"{c:.2f} %" for c in idle["controller_cpu_pct"])
+                 + (f" (server {idle['pg_cpu_pct']:.2f} %)" if idle["pg_cpu_pct"] is not None
+                    else ""),
+                 " / ".join(f"{b['closing_s']:.1f} s" for b in bursts),
+                 " / ".join(ms(b["dispatch_ms"], "median") for b in bursts),
+                 " / ".join(ms(b["dispatch_ms"], "p95") for b in bursts),
+                 " / ".join(f"{b['cpu_ms_per_dispatch']:.1f}" for b in bursts)
+                 + (" (server " + " / ".join(f"{b['pg_cpu_s'] / max(1, b['delivered']) * 1000:.1f}"
+                                            for b in bursts) + ")"
+                    if bursts and bursts[0]["pg_cpu_s"] is not None else ""),
+                 f"{idle['load']:.1f} / " + " / ".join(f"{b['load']:.1f}" for b in bursts)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100", help="agent counts, e.g. 100,500,1000")
@@ -387,7 +415,11 @@ def main() -> int:
                     help="largest N whose agents also close steps themselves")
     ap.add_argument("--out", default="agents.json",
                     help="file name under results/, or an absolute path")
+    ap.add_argument("--table", metavar="FILE", help="print the README rows of a results file")
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())))
+        return 0
     args.rounds = max(1, min(args.rounds, STEPS - 2))
     for var in LEAKY:
         os.environ.pop(var, None)
