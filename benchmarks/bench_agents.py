@@ -415,11 +415,14 @@ def main() -> int:
                     help="largest N whose agents also close steps themselves")
     ap.add_argument("--out", default="agents.json",
                     help="file name under results/, or an absolute path")
+    ap.add_argument("--quick", action="store_true", help="20 agents, 5 s idle, one burst")
     ap.add_argument("--table", metavar="FILE", help="print the README rows of a results file")
     args = ap.parse_args()
     if args.table:
         print(table(json.loads(Path(args.table).read_text())))
         return 0
+    if args.quick:  # ./run bench --quick passes it to every script
+        args.sizes, args.idle_s, args.rounds = "20", 5.0, 1
     args.rounds = max(1, min(args.rounds, STEPS - 2))
     for var in LEAKY:
         os.environ.pop(var, None)
