@@ -178,6 +178,26 @@ def test_subprocess_session_lifecycle(tmp_path: Path) -> None:
         prov.stop("head", grace=0.5)
 
 
+def test_subprocess_snapshot_answers_as_the_single_questions_do(tmp_path: Path) -> None:
+    """The patrol's per-tick snapshot reads each session once and says what is_alive,
+    pid and last_activity say one at a time: live, exited and reused-pid sessions."""
+    prov = SubprocessProvider(str(tmp_path / ".gt"))
+    reader = "import sys\nfor line in sys.stdin:\n    print(line, flush=True)\n"
+    prov.start(SessionSpec("live", [sys.executable, "-u", "-c", reader], str(tmp_path)))
+    prov.start(SessionSpec("gone", [sys.executable, "-c", "pass"], str(tmp_path)))
+    try:
+        wait_for(lambda: not prov.is_alive("gone"), 10, what="exit")
+        snap = prov.snapshot()
+        assert set(snap) == {"live", "gone"}
+        for name, st in snap.items():
+            assert (st.alive, st.pid, st.last_activity) == (
+                prov.is_alive(name), prov.pid(name), prov.last_activity(name)), name
+        assert snap["live"].alive and snap["live"].pid and not snap["gone"].alive
+    finally:
+        prov.stop("live", grace=0.5)
+    assert not prov.snapshot()["live"].alive
+
+
 def test_subprocess_pid_reuse_is_not_mistaken_for_the_session(tmp_path: Path) -> None:
     prov = SubprocessProvider(str(tmp_path / ".gt"))
     prov.start(SessionSpec("x", [sys.executable, "-c", "pass"], str(tmp_path)))

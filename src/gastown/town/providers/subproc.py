@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import ProviderError
-from .base import NudgeResult, Provider, SessionSpec
+from .base import NudgeResult, Provider, SessionSpec, SessionState
 from .proctree import marker_of, stat_fields, stop_tree
 
 __all__ = ["SubprocessProvider"]
@@ -112,8 +112,10 @@ class SubprocessProvider(Provider):
 
     def _running_pid(self, name: str) -> int | None:
         state = self._state(name)
-        if not state:
-            return None
+        return self._pid_of(name, state) if state else None
+
+    def _pid_of(self, name: str, state: dict[str, Any]) -> int | None:
+        """The running pid of a session whose state file was read as ``state``."""
         pid = int(state["pid"])
         code = self._reap(pid)
         if code is not None:
@@ -236,6 +238,27 @@ class SubprocessProvider(Provider):
         """Follow the session's log (a headless session has no terminal to attach)."""
         state = self._state(name)
         return ["tail", "-n", "50", "-F", state["log"] if state else self._log(name)]
+
+    def snapshot(self) -> dict[str, SessionState]:
+        """Every session at once, each state file and ``/proc`` entry read once (the
+        controller's patrol asks for this every tick: with a thousand live sessions
+        the per-question reads were most of an idle controller's CPU)."""
+        out: dict[str, SessionState] = {}
+        for name in self.sessions():
+            state = self._state(name)
+            if state is None:  # removed since the listing
+                out[name] = SessionState(name, False)
+                continue
+            try:
+                pid = self._pid_of(name, state)
+            except (KeyError, TypeError, ValueError):
+                pid = None
+            try:
+                activity: float | None = os.path.getmtime(state.get("log") or self._log(name))
+            except (OSError, TypeError):
+                activity = None
+            out[name] = SessionState(name, pid is not None, pid, activity)
+        return out
 
     def sessions(self) -> list[str]:
         """Names of recorded sessions."""
