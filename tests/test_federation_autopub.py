@@ -152,7 +152,10 @@ def test_kicks_while_a_publisher_runs_are_not_lost(tmp_path: Path) -> None:
     d = auto_town(tmp_path, "d", target)
     ids = [bead(d, f"burst {i}") for i in range(5)]
     wait_for("every bead of the burst", lambda: set(ids) <= set(published(target / "log.jsonl")))
-    lines = (d / ".gt" / "federation" / "autopublish.log").read_text().splitlines()
+    log = d / ".gt" / "federation" / "autopublish.log"
+    # the publisher writes its line after the target: wait for the round to finish
+    wait_for("the publisher's log line", lambda: log.exists() and "published" in log.read_text())
+    lines = log.read_text().splitlines()
     assert 1 <= len(lines) <= 5 and all("published" in ln for ln in lines)
     assert not os.path.exists(d / ".gt" / "federation" / "autopublish.pending") or \
         wait_for("no mark left", lambda: not autopub.status(str(d / ".gt"))["pending"])
