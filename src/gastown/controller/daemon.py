@@ -460,9 +460,37 @@ def read_state(town: Town) -> dict[str, Any]:
         return {}
 
 
+def serve(name: str, make: Any) -> int:
+    """Run ``make()``'s ``run()`` in this process until it ends or a signal stops it.
+
+    SIGTERM and SIGINT call its ``stop()``; SIGHUP is ignored (a closed terminal
+    is no reason to stop).  A town error -- building it or running it -- is one
+    line on stderr and its exit code.  The controller's and the watchdog's
+    ``python -m`` entry points.
+    """
+    from ..errors import GastownError
+
+    try:
+        runner = make()
+    except GastownError as exc:
+        sys.stderr.write(f"{name}: {exc}\n")
+        return exc.exit_code
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        return int(runner.run())
+    except GastownError as exc:
+        sys.stderr.write(f"{name}: {exc}\n")
+        return exc.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m gastown.controller.daemon --town DIR``: run a controller in this process."""
-    from ..errors import GastownError
     from ..town.core import Town
 
     parser = argparse.ArgumentParser(prog="gastown.controller.daemon")
@@ -470,24 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", default=None)
     parser.add_argument("--capacity", type=int, default=None)
     args = parser.parse_args(argv)
-    try:
-        town = Town.find(args.town)
-        ctl = Controller(town, log_file=sys.stderr, node=args.node, capacity=args.capacity)
-    except GastownError as exc:
-        sys.stderr.write(f"controller: {exc}\n")
-        return exc.exit_code
-
-    def on_signal(_signum: int, _frame: Any) -> None:
-        ctl.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal is no reason to stop
-    try:
-        return ctl.run()
-    except GastownError as exc:
-        sys.stderr.write(f"controller: {exc}\n")
-        return exc.exit_code
+    return serve("controller", lambda: Controller(Town.find(args.town), log_file=sys.stderr,
+                                                  node=args.node, capacity=args.capacity))
 
 
 if __name__ == "__main__":

@@ -238,29 +238,13 @@ def stop_watchdog(town: Town, timeout: float = 30.0) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m gastown.controller.watchdog --town DIR``: supervise in this process."""
-    from ..errors import GastownError
     from ..town.core import Town
+    from .daemon import serve
 
     parser = argparse.ArgumentParser(prog="gastown.controller.watchdog")
     parser.add_argument("--town", required=True)
     args = parser.parse_args(argv)
-    try:
-        dog = Watchdog(Town.find(args.town), log_file=sys.stderr)
-    except GastownError as exc:
-        sys.stderr.write(f"watchdog: {exc}\n")
-        return exc.exit_code
-
-    def on_signal(_signum: int, _frame: Any) -> None:
-        dog.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        return dog.run()
-    except GastownError as exc:
-        sys.stderr.write(f"watchdog: {exc}\n")
-        return exc.exit_code
+    return serve("watchdog", lambda: Watchdog(Town.find(args.town), log_file=sys.stderr))
 
 
 if __name__ == "__main__":
