@@ -17,20 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from agents.townkit import BIN, clean_env
+from agents.townkit import clean_env, run_as
 from gastown.federation.log import canonical
 
 AGENT, PERSON = "rig1/polecat/toast", "alice"
 ENTITY = "entity://gt/alpha/rig1/polecat/toast"
 
 
-def run(cwd: Path, *argv: str, actor: str = "tester", check: bool = True
-        ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=cwd, capture_output=True,
-                          text=True, env=clean_env(BD_ACTOR=actor), timeout=60, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{argv} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+run = run_as
 
 
 @pytest.fixture

@@ -7,25 +7,18 @@ records); people review it with ``gt chain review``; the two commands read it ba
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from agents.townkit import BIN, clean_env
+from agents.townkit import run_as
 
 TOAST, NUX, ALICE = "rig1/polecat/toast", "rig1/polecat/nux", "alice"
 E_TOAST = "entity://gt/alpha/rig1/polecat/toast"
 E_NUX = "entity://gt/alpha/rig1/polecat/nux"
 
 
-def run(cwd: Path, *argv: str, actor: str = "tester", check: bool = True
-        ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=cwd, capture_output=True,
-                          text=True, env=clean_env(BD_ACTOR=actor), timeout=60, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{argv} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+run = run_as
 
 
 def create(root: Path, title: str, label: str) -> str:

@@ -366,6 +366,19 @@ def test_soft_fail_moves_on_after_the_last_attempt(tmp_path: Path) -> None:
     assert mol.ready() == {mol.ids["ship"]}
 
 
+def _gone(town: Town, why: str) -> None:
+    """The process whose pid the check wrote to ``child.pid`` ends within 10 s."""
+    pid = int((Path(town.root) / "child.pid").read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(why)
+
+
 def test_check_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     town = make_town(tmp_path)
     script(town, "check.sh", "sleep 60 &\necho $! > child.pid\nwait\n")
@@ -374,16 +387,7 @@ def test_check_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     result = mol.check("build")
     assert time.monotonic() - started < 15
     assert result["action"] == "retry" and result["result"] == "timed out after 1s"
-    pid = int((Path(town.root) / "child.pid").read_text())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the check's own child outlived the timeout")
+    _gone(town, "the check's own child outlived the timeout")
 
 
 def test_a_passing_checks_background_children_do_not_outlive_it(tmp_path: Path) -> None:
@@ -391,16 +395,7 @@ def test_a_passing_checks_background_children_do_not_outlive_it(tmp_path: Path) 
     script(town, "check.sh", "sleep 60 &\necho $! > child.pid\nexit 0\n")
     mol = Mol(town, ralph())
     assert mol.check("build")["action"] == "passed"
-    pid = int((Path(town.root) / "child.pid").read_text())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the check's background child outlived it")
+    _gone(town, "the check's background child outlived it")
 
 
 def test_check_path_is_an_argument_vector_never_a_shell(tmp_path: Path) -> None:

@@ -73,6 +73,16 @@ def gt(town: Town | Path | str, *args: str, check: bool = True, env: dict[str, s
     return proc
 
 
+def run_as(cwd: Path, *argv: str, actor: str = "tester", check: bool = True
+           ) -> subprocess.CompletedProcess[str]:
+    """Run one of our console scripts (``argv[0]``: ``gt``, ``bd``) in ``cwd`` as ``actor``."""
+    proc = subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=cwd, capture_output=True,
+                          text=True, env=clean_env(BD_ACTOR=actor), timeout=60, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{argv} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
 def gt_json(town: Town | Path | str, *args: str) -> Any:
     """``gt ARGS --json``, parsed."""
     return json.loads(gt(town, *args[:1], "--json", *args[1:]).stdout)
